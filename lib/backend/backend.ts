@@ -1,0 +1,147 @@
+import * as tf from "@tensorflow/tfjs";
+
+/**
+ * Choosing where the maths runs. TensorFlow.js computes the same results on several "backends"; they
+ * differ only in speed:
+ *
+ *   tensorflow  native TensorFlow (npm @tensorflow/tfjs-node or -node-gpu, installed by the user)
+ *   webgpu      the GPU through WebGPU (npm `webgpu` in Node, `navigator.gpu` in a browser)
+ *   wasm        WebAssembly with SIMD on the CPU: the fast default on a laptop without those
+ *   cpu         plain JavaScript: slow, but always there
+ *
+ * `initBackend()` takes the first that works in that order, unless the environment variable GPT_BACKEND
+ * (or its argument) names one.
+ */
+export const backendNames = ["tensorflow", "webgpu", "wasm", "cpu"] as const;
+export type BackendName = (typeof backendNames)[number];
+
+export interface BackendInfo {
+  name: BackendName;
+  /** What runs the maths, in words: e.g. "WebAssembly (SIMD, 1 thread)". */
+  description: string;
+}
+
+/** Tries to set up one backend; returns a description, or why it is unavailable. */
+type Loader = () => Promise<{ ok: true; description: string } | { ok: false; reason: string }>;
+
+// Optional packages are imported only when tried, so one that is not installed fails here, not at start-up.
+// The compiled CommonJS keeps this a real `import()`, which also loads ES-module-only packages (`webgpu`).
+const importModule = (specifier: string): Promise<any> => import(specifier);
+
+const loaders: Record<BackendName, Loader> = {
+  async tensorflow() {
+    for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+      try {
+        await importModule(pkg);
+        if (await tf.setBackend("tensorflow")) return { ok: true, description: `native TensorFlow (${pkg})` };
+      } catch {
+        // not installed, or its native library failed to load: try the next one
+      }
+    }
+    return { ok: false, reason: "install @tensorflow/tfjs-node (or -node-gpu) to use native TensorFlow" };
+  },
+
+  async webgpu() {
+    const g = globalThis as any;
+    if (!g.navigator?.gpu) {
+      if (!(await mayHaveGpu())) return { ok: false, reason: "no GPU device found (/dev/dri, /dev/nvidia*)" };
+      try {
+        const { create, globals } = await importModule("webgpu");
+        Object.assign(g, globals);
+        const gpu = create([]);
+        if (g.navigator) Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
+        else g.navigator = { gpu };
+      } catch {
+        return { ok: false, reason: "no WebGPU in this runtime (npm package `webgpu` not installed or not loadable)" };
+      }
+    }
+    const adapter = await g.navigator.gpu.requestAdapter();
+    if (!adapter) return { ok: false, reason: "WebGPU found no GPU adapter" };
+    const adapterInfo = adapter.info ?? {};
+    const name: string = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(" ");
+    if (adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name)) {
+      return { ok: false, reason: `WebGPU adapter is a software renderer (${name || "fallback"}), slower than wasm` };
+    }
+    await importModule("@tensorflow/tfjs-backend-webgpu");
+    if (!(await tf.setBackend("webgpu"))) return { ok: false, reason: "the tfjs WebGPU backend failed to start" };
+    return { ok: true, description: `WebGPU (${name || "GPU"})` };
+  },
+
+  async wasm() {
+    try {
+      await importModule("@tensorflow/tfjs-backend-wasm");
+    } catch {
+      return { ok: false, reason: "npm package @tensorflow/tfjs-backend-wasm is not installed" };
+    }
+    if (!(await tf.setBackend("wasm"))) return { ok: false, reason: "the WebAssembly backend failed to start" };
+    const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
+    return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"})` };
+  },
+
+  async cpu() {
+    if (!(await tf.setBackend("cpu"))) return { ok: false, reason: "the plain JavaScript backend failed to start" };
+    return { ok: true, description: "plain JavaScript on the CPU (slow)" };
+  },
+};
+
+let active: BackendInfo | undefined;
+
+/**
+ * Selects and initialises the fastest available backend, or the one named by `preferred` or by the
+ * environment variable GPT_BACKEND. Naming an unknown or unavailable backend is an error that lists
+ * what is available here. Calling it again with the same choice is cheap.
+ */
+export async function initBackend(preferred?: string): Promise<BackendInfo> {
+  const requested = preferred ?? readEnvironment("GPT_BACKEND");
+  if (requested !== undefined && !(backendNames as readonly string[]).includes(requested)) {
+    throw new Error(`Unknown backend "${requested}". Choose one of: ${backendNames.join(", ")}.`);
+  }
+  if (active && (requested === undefined || requested === active.name) && tf.getBackend() === active.name) return active;
+  const candidates = requested ? [requested as BackendName] : backendNames;
+  const reasons: string[] = [];
+  for (const name of candidates) {
+    const result = await loaders[name]();
+    if (result.ok) {
+      await tf.ready();
+      active = { name, description: result.description };
+      return active;
+    }
+    reasons.push(`${name}: ${result.reason}`);
+  }
+  const available = await availableBackends();
+  throw new Error(
+    `Backend "${requested}" is not available here (${reasons.join("; ")}). ` +
+      `Available: ${available.join(", ") || "none"}. Unset GPT_BACKEND to pick automatically.`,
+  );
+}
+
+/** The backends that can start on this machine (this tries each one, then restores the current one). */
+export async function availableBackends(): Promise<BackendName[]> {
+  const current = tf.getBackend();
+  const available: BackendName[] = [];
+  for (const name of backendNames) if ((await loaders[name]()).ok) available.push(name);
+  if (current) await tf.setBackend(current);
+  return available;
+}
+
+/**
+ * On Linux a GPU shows up as /dev/nvidia* or /dev/dri/renderD*; without one, starting Dawn only to find a
+ * software renderer costs time and prints driver warnings. Elsewhere (macOS Metal, Windows) just try.
+ */
+async function mayHaveGpu(): Promise<boolean> {
+  if (typeof process === "undefined" || process.platform !== "linux") return true;
+  const { readdirSync } = await import("node:fs");
+  const devices = (folder: string): string[] => {
+    try {
+      return readdirSync(folder);
+    } catch {
+      return [];
+    }
+  };
+  return devices("/dev").some((name) => /^nvidia\d/.test(name)) || devices("/dev/dri").some((name) => name.startsWith("renderD"));
+}
+
+function readEnvironment(name: string): string | undefined {
+  const value = typeof process !== "undefined" ? process.env[name] : undefined;
+  return value === undefined || value === "" ? undefined : value;
+}

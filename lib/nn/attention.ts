@@ -1,0 +1,201 @@
+import * as tf from "@tensorflow/tfjs";
+import type { Random } from "../utils/random.js";
+import { Dropout, Linear } from "./layers.js";
+import { Module } from "./module.js";
+
+/**
+ * Attention: every position builds a query ("what am I looking for?"), and every position it may look at
+ * offers a key ("what do I contain?") and a value ("what do I pass on?"). A query's weights over the keys
+ * are softmax(q·k / √d_k); its output is the weighted average of the values:
+ *
+ *   Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + M) V
+ *
+ * Dividing by √d_k keeps the scores' variance near 1 whatever the head size (a dot product of d_k
+ * independent unit-variance terms has variance d_k), so the softmax does not saturate into a one-hot
+ * vector with vanishing gradients. M is 0 where attending is allowed and a large negative number where it
+ * is not (a future position, a padding token), so those weights come out as 0.
+ */
+
+/** Added to a masked score: exp(−1e9) is exactly 0 in float32, and unlike −∞ a fully masked row stays finite. */
+export const MASKED_SCORE = -1e9;
+
+export interface AttentionMaskOptions {
+  /** Forbid attending to later positions (a decoder's self-attention). */
+  causal?: boolean;
+  /** 1 where attending is allowed, 0 where not; broadcastable to (..., Tq, Tk), e.g. (B, 1, 1, Tk) for padding. */
+  mask?: tf.Tensor;
+}
+
+/**
+ * Lower-triangular (Tq, Tk) matrix of ones: query i may see key j when j ≤ i + (Tk − Tq). The offset matters
+ * when the keys include earlier, cached positions: then the Tq queries are the last Tq of Tk positions.
+ */
+export function causalMask(queryLength: number, keyLength: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const offset = keyLength - queryLength;
+    const queryPositions = tf.range(offset, offset + queryLength, 1, "int32").expandDims(1); // (Tq, 1)
+    const keyPositions = tf.range(0, keyLength, 1, "int32").expandDims(0); // (1, Tk)
+    return tf.lessEqual(keyPositions, queryPositions).toFloat() as tf.Tensor2D;
+  });
+}
+
+/**
+ * softmax(Q Kᵀ / √d_k + M) V for q: (..., Tq, d_k), k: (..., Tk, d_k), v: (..., Tk, d_v).
+ * Returns the output (..., Tq, d_v) and the attention weights (..., Tq, Tk), whose rows sum to 1.
+ */
+export function scaledDotProductAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: AttentionMaskOptions & { dropout?: (weights: tf.Tensor) => tf.Tensor } = {},
+): { output: tf.Tensor; weights: tf.Tensor } {
+  return tf.tidy(() => {
+    const headSize = q.shape[q.rank - 1];
+    const queryLength = q.shape[q.rank - 2];
+    const keyLength = k.shape[k.rank - 2];
+    let scores = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(headSize)); // (..., Tq, Tk)
+    let allowed: tf.Tensor | undefined = options.mask;
+    if (options.causal) {
+      const causal = causalMask(queryLength, keyLength);
+      allowed = allowed ? allowed.mul(causal) : causal;
+    }
+    if (allowed) scores = scores.add(tf.sub(1, allowed).mul(MASKED_SCORE));
+    const weights = tf.softmax(scores, -1);
+    const attended = options.dropout ? options.dropout(weights) : weights;
+    return { output: tf.matMul(attended, v), weights }; // (..., Tq, d_v)
+  });
+}
+
+/** Keys and values of earlier positions, kept between generation steps so they are computed only once. */
+export class KVCache {
+  keys?: tf.Tensor; // (B, nh, Tpast, hs)
+  values?: tf.Tensor; // (B, nh, Tpast, hs)
+
+  /** Number of positions already cached. */
+  get length(): number {
+    return this.keys ? (this.keys.shape[2] as number) : 0;
+  }
+
+  /** Appends this step's keys and values; returns all of them. Safe inside `tf.tidy`: the cache keeps its own. */
+  append(keys: tf.Tensor, values: tf.Tensor): { keys: tf.Tensor; values: tf.Tensor } {
+    const allKeys = this.keys ? tf.concat([this.keys, keys], 2) : keys.clone();
+    const allValues = this.values ? tf.concat([this.values, values], 2) : values.clone();
+    this.dispose();
+    this.keys = tf.keep(allKeys);
+    this.values = tf.keep(allValues);
+    return { keys: allKeys, values: allValues };
+  }
+
+  dispose(): void {
+    this.keys?.dispose();
+    this.values?.dispose();
+    this.keys = undefined;
+    this.values = undefined;
+  }
+}
+
+export interface MultiHeadAttentionConfig {
+  embeddingDim: number; // width C of the residual stream
+  numHeads: number; // nh heads of size hs = C / nh each
+  dropout: number; // on the attention weights and on the output
+  bias: boolean; // biases in the projections (GPT-2: true)
+  causal: boolean; // decoder self-attention: forbid looking ahead
+  crossAttention: boolean; // keys and values come from another sequence (the encoder's output)
+  initStd: number; // std of the normal initialisation of the projections
+  residualInitStd: number; // std for c_proj, which writes into the residual stream (GPT-2: 0.02 / √(2·nLayer))
+}
+
+export interface AttentionCallOptions {
+  /** Cross-attention only: the sequence to attend to, (B, Tk, C). */
+  context?: tf.Tensor;
+  /** 1 = may attend, 0 = masked; broadcastable to (B, nh, Tq, Tk). */
+  mask?: tf.Tensor;
+  /** Self-attention only: earlier positions' keys and values; this call's are appended. */
+  cache?: KVCache;
+  /** When given, the attention weights (B, nh, Tq, Tk) are pushed here, for plots; the caller disposes them. */
+  attentionWeights?: tf.Tensor[];
+}
+
+/**
+ * Multi-head attention: nh heads attend in parallel, each in its own hs-dimensional subspace, and their
+ * outputs are concatenated and mixed by an output projection. Several heads can each track a different
+ * relation (the previous word, the subject of the sentence, a matching bracket...).
+ *
+ * Self-attention computes queries, keys and values from the same sequence with one fused projection
+ * `c_attn` (C → 3C), as GPT-2 does. Cross-attention takes queries from this sequence (`q_attn`, C → C) and
+ * keys and values from another (`c_attn`, C → 2C): the names Hugging Face uses for GPT-2 with cross-attention.
+ */
+export class MultiHeadAttention extends Module {
+  readonly c_attn: Linear;
+  readonly q_attn?: Linear;
+  readonly c_proj: Linear;
+  readonly attn_dropout: Dropout;
+  readonly resid_dropout: Dropout;
+  readonly headSize: number;
+
+  constructor(
+    readonly config: MultiHeadAttentionConfig,
+    random: Random,
+  ) {
+    super();
+    const { embeddingDim: C, numHeads, bias, initStd } = config;
+    if (!Number.isInteger(numHeads) || numHeads < 1) {
+      throw new Error(`MultiHeadAttention: numHeads must be a positive integer, got ${numHeads}.`);
+    }
+    if (C % numHeads !== 0) {
+      throw new Error(
+        `MultiHeadAttention: embeddingDim (${C}) must be divisible by numHeads (${numHeads}) so every head ` +
+          `gets the same size; try numHeads = ${divisorsOf(C).join(", ")}.`,
+      );
+    }
+    this.headSize = C / numHeads;
+    if (config.crossAttention) {
+      this.q_attn = this.addModule("q_attn", new Linear(C, C, { bias, initStd, seed: random.seed() }));
+      this.c_attn = this.addModule("c_attn", new Linear(C, 2 * C, { bias, initStd, seed: random.seed() }));
+    } else {
+      this.c_attn = this.addModule("c_attn", new Linear(C, 3 * C, { bias, initStd, seed: random.seed() }));
+    }
+    this.c_proj = this.addModule(
+      "c_proj",
+      new Linear(C, C, { bias, initStd: config.residualInitStd, seed: random.seed() }),
+    );
+    this.attn_dropout = this.addModule("attn_dropout", new Dropout(config.dropout, random));
+    this.resid_dropout = this.addModule("resid_dropout", new Dropout(config.dropout, random));
+  }
+
+  /** (B, T, C) → (B, nh, T, hs): give each head its own slice of the channels. */
+  private splitHeads(x: tf.Tensor): tf.Tensor {
+    const [B, T] = x.shape as [number, number];
+    return x.reshape([B, T, this.config.numHeads, this.headSize]).transpose([0, 2, 1, 3]);
+  }
+
+  /** x: (B, Tq, C) → (B, Tq, C). */
+  forward(x: tf.Tensor, options: AttentionCallOptions = {}): tf.Tensor {
+    return tf.tidy(() => {
+      const [B, T, C] = x.shape as [number, number, number];
+      let q: tf.Tensor, k: tf.Tensor, v: tf.Tensor;
+      if (this.q_attn) {
+        if (!options.context) throw new Error("MultiHeadAttention: cross-attention needs a `context` sequence.");
+        q = this.splitHeads(this.q_attn.forward(x)); // (B, nh, Tq, hs)
+        [k, v] = tf.split(this.c_attn.forward(options.context), 2, -1).map((t) => this.splitHeads(t)); // (B, nh, Tk, hs)
+      } else {
+        [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => this.splitHeads(t)); // (B, nh, T, hs) each
+        if (options.cache) ({ keys: k, values: v } = options.cache.append(k, v)); // (B, nh, Tpast + T, hs)
+      }
+      const { output, weights } = scaledDotProductAttention(q, k, v, {
+        causal: this.config.causal,
+        mask: options.mask,
+        dropout: (w) => this.attn_dropout.forward(w),
+      });
+      options.attentionWeights?.push(tf.keep(weights)); // kept past this tidy: the caller disposes it
+      const merged = output.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble the heads side by side
+      return this.resid_dropout.forward(this.c_proj.forward(merged));
+    });
+  }
+}
+
+function divisorsOf(n: number): number[] {
+  const divisors: number[] = [];
+  for (let d = 1; d <= n && divisors.length < 6; d++) if (n % d === 0) divisors.push(d);
+  return divisors;
+}
