@@ -13,6 +13,11 @@ export type { BackendInfo, BackendName } from "./backend/backend.js";
 
 // Tokenizers: text ⇄ token ids.
 export type { Tokenizer, TokenizerJSON, EncodeOptions } from "./tokenizers/tokenizer.js";
+export { CharTokenizer } from "./tokenizers/char.js";
+export { BPETokenizer, GPT2_PATTERN } from "./tokenizers/bpe.js";
+export type { MergeStep } from "./tokenizers/bpe.js";
+export { GPT2Tokenizer, END_OF_TEXT, bpeFromGPT2 } from "./tokenizers/gpt2.js";
+export { tokenizerFromJSON, saveTokenizer, loadTokenizer } from "./tokenizers/io.js";
 
 // Neural network building blocks.
 export { Module } from "./nn/module.js";
@@ -41,6 +46,28 @@ export type { TransformerConfig, TransformerCallOptions } from "./models/transfo
 
 // Training.
 export { crossEntropy, IGNORE_INDEX } from "./training/loss.js";
+export { AdamW, clipByGlobalNorm, defaultDecays, defaultAdamWOptions } from "./training/optimizer.js";
+export type { AdamWOptions, AdamWState } from "./training/optimizer.js";
+export { learningRateAt } from "./training/schedule.js";
+export type { LearningRateSchedule } from "./training/schedule.js";
+export { TokenDataset, readTextCorpus } from "./training/data.js";
+export type { Batch, BatchSource, Split, TokenDatasetOptions } from "./training/data.js";
+export { Trainer, defaultTrainerOptions } from "./training/trainer.js";
+export type { TrainerOptions, TrainerState, StepResult, EvalResult, TrainingHistory, TrainOptions } from "./training/trainer.js";
+export { saveCheckpoint, loadCheckpoint, resumeTrainer, loadParameters } from "./training/checkpoint.js";
+export type { Checkpoint } from "./training/checkpoint.js";
+
+// Generation.
+export { generate } from "./generation/generate.js";
+export type { GenerateOptions, GenerateResult } from "./generation/generate.js";
+export { textStream } from "./generation/stream.js";
+export { nextTokenProbabilities, sampleNextToken, argmax } from "./generation/sampling.js";
+export type { SamplingOptions } from "./generation/sampling.js";
+
+// Weights I/O.
+export { openSafetensors, writeSafetensors, SafetensorsFile } from "./weights/safetensors.js";
+export type { TensorToWrite } from "./weights/safetensors.js";
 
 // Utilities.
 export { Random } from "./utils/random.js";
+export { ProgressBar, formatDuration } from "./utils/progress.js";
