@@ -13,10 +13,11 @@ export type { BackendInfo, BackendName } from "./backend/backend.js";
 
 // Tokenizers: text ⇄ token ids.
 export type { Tokenizer, TokenizerJSON, EncodeOptions } from "./tokenizers/tokenizer.js";
+export { BaseTokenizer, decodeBytes } from "./tokenizers/tokenizer.js";
 export { CharTokenizer } from "./tokenizers/char.js";
 export { BPETokenizer, GPT2_PATTERN } from "./tokenizers/bpe.js";
-export type { MergeStep } from "./tokenizers/bpe.js";
-export { GPT2Tokenizer, END_OF_TEXT, bpeFromGPT2 } from "./tokenizers/gpt2.js";
+export type { MergeStep, TrainOptions as BPETrainOptions } from "./tokenizers/bpe.js";
+export { GPT2Tokenizer, END_OF_TEXT, bpeFromGPT2, gpt2TokenBytes } from "./tokenizers/gpt2.js";
 export { tokenizerFromJSON, saveTokenizer, loadTokenizer } from "./tokenizers/io.js";
 
 // Neural network building blocks.
