@@ -1,0 +1,161 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CharTokenizer, GPT, initBackend, loadCheckpoint, resumeTrainer, saveCheckpoint, TokenDataset, tf, Trainer } from "gpt-course";
+
+const folder = fs.mkdtempSync(path.join(os.tmpdir(), "checkpoint-test-"));
+const text = "the quick brown fox jumps over the lazy dog. ".repeat(40);
+const tokenizer = CharTokenizer.fromText(text);
+// Dropout on, so the resumed run must also replay the dropout masks.
+const modelConfig = { preset: "tiny" as const, vocabSize: tokenizer.vocabSize, dropout: 0.1, seed: 7 };
+const trainerOptions = { maxSteps: 8, warmupSteps: 2, evalInterval: 4, evalBatches: 1, learningRate: 3e-3 };
+
+function freshRun() {
+  const model = new GPT(modelConfig);
+  const data = new TokenDataset(tokenizer.encode(text), { contextLength: 16, batchSize: 4, seed: 3 });
+  return { model, trainer: new Trainer(model, data, trainerOptions) };
+}
+
+beforeAll(async () => {
+  await initBackend();
+});
+afterAll(() => fs.rmSync(folder, { recursive: true, force: true }));
+
+describe("checkpoints", () => {
+  it("resume is exact: N steps + save + load + N steps equals 2N steps in one run", async () => {
+    const straight = freshRun();
+    await straight.trainer.train({ progress: false });
+    const straightLosses = straight.trainer.history.steps.map((s) => s.loss);
+
+    const first = freshRun();
+    await first.trainer.train({ steps: 4, progress: false });
+    const directory = path.join(folder, "resume");
+    await saveCheckpoint(directory, { model: first.model, tokenizer, trainer: first.trainer });
+    first.trainer.dispose();
+    first.model.dispose();
+
+    const checkpoint = await loadCheckpoint(directory);
+    expect(checkpoint.tokenizer?.encode("fox")).toEqual(tokenizer.encode("fox"));
+    const data = new TokenDataset(checkpoint.tokenizer!.encode(text), { contextLength: 16, batchSize: 4, seed: 3 });
+    const resumed = new Trainer(checkpoint.model, data, checkpoint.trainerOptions!);
+    resumeTrainer(resumed, checkpoint);
+    expect(resumed.step).toBe(4);
+    await resumed.train({ progress: false });
+    const resumedLosses = resumed.history.steps.map((s) => s.loss);
+
+    expect(resumedLosses).toHaveLength(8);
+    resumedLosses.forEach((loss, i) => expect(loss).toBeCloseTo(straightLosses[i], 5));
+    expect(resumed.history.evals.map((e) => e.validation)).toEqual(straight.trainer.history.evals.map((e) => e.validation));
+    const a = straight.model.h[1].mlp.c_proj.weight.dataSync();
+    const b = checkpoint.model.h[1].mlp.c_proj.weight.dataSync();
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i], 6);
+    for (const t of [straight.trainer, resumed]) t.dispose();
+    for (const m of [straight.model, checkpoint.model]) m.dispose();
+  });
+
+  it("a save that fails half-way leaves the previous checkpoint intact", async () => {
+    const { model, trainer } = freshRun();
+    const directory = path.join(folder, "atomic");
+    await saveCheckpoint(directory, { model, tokenizer, trainer });
+    const before = fs.readFileSync(path.join(directory, "model.safetensors"));
+    await trainer.train({ steps: 2, progress: false });
+    // The disk "fills up" after model.safetensors is written, while the optimizer state is being saved.
+    const failing = Object.create(trainer) as Trainer;
+    failing.getState = () => {
+      throw new Error("ENOSPC: no space left on device");
+    };
+    await expect(saveCheckpoint(directory, { model, tokenizer, trainer: failing })).rejects.toThrow(
+      /ENOSPC.*previous checkpoint there is unchanged/,
+    );
+    expect(fs.readFileSync(path.join(directory, "model.safetensors")).equals(before)).toBe(true);
+    expect(fs.existsSync(`${directory}.incoming`)).toBe(false);
+    const reloaded = await loadCheckpoint(directory);
+    expect(reloaded.trainerState?.step).toBe(0);
+    reloaded.disposeTrainerState();
+    reloaded.model.dispose();
+    trainer.dispose();
+    model.dispose();
+  });
+
+  it("recovers the previous checkpoint when a crash hit between the two renames of a save", async () => {
+    const { model, trainer } = freshRun();
+    const directory = path.join(folder, "crash");
+    await saveCheckpoint(directory, { model, tokenizer, trainer });
+    fs.renameSync(directory, `${directory}.previous`); // the state right after the first rename
+    const recovered = await loadCheckpoint(directory);
+    expect(recovered.model.config).toEqual(model.config);
+    recovered.disposeTrainerState();
+    recovered.model.dispose();
+    trainer.dispose();
+    model.dispose();
+  });
+
+  it("saves the weights under GPT-2's names and loads them bit for bit", async () => {
+    const model = new GPT(modelConfig);
+    const directory = path.join(folder, "weights");
+    await saveCheckpoint(directory, { model });
+    const { model: loaded, trainerState } = await loadCheckpoint(directory);
+    expect(trainerState).toBeUndefined();
+    const original = new Map(model.namedParameters());
+    for (const [name, variable] of loaded.namedParameters()) {
+      expect(Array.from(variable.dataSync())).toEqual(Array.from(original.get(name)!.dataSync()));
+    }
+    model.dispose();
+    loaded.dispose();
+  });
+
+  describe("bad checkpoints give clear errors", () => {
+    const make = async (name: string): Promise<string> => {
+      const model = new GPT(modelConfig);
+      const directory = path.join(folder, name);
+      await saveCheckpoint(directory, { model, tokenizer });
+      model.dispose();
+      return directory;
+    };
+
+    it("missing directory", async () => {
+      await expect(loadCheckpoint(path.join(folder, "nowhere"))).rejects.toThrow(/no checkpoint at .*nowhere/);
+    });
+    it("missing config.json", async () => {
+      const directory = await make("no-config");
+      fs.rmSync(path.join(directory, "config.json"));
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/config\.json is missing/);
+    });
+    it("config.json that is not JSON", async () => {
+      const directory = await make("bad-json");
+      fs.writeFileSync(path.join(directory, "config.json"), "{ not json");
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/not valid JSON/);
+    });
+    it("an invalid model config", async () => {
+      const directory = await make("bad-config");
+      const file = path.join(directory, "config.json");
+      const config = JSON.parse(fs.readFileSync(file, "utf8"));
+      config.model.numHeads = 3;
+      fs.writeFileSync(file, JSON.stringify(config));
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/invalid model config.*divisible by numHeads/);
+    });
+    it("weights that do not match the config", async () => {
+      const directory = await make("mismatch");
+      const file = path.join(directory, "config.json");
+      const config = JSON.parse(fs.readFileSync(file, "utf8"));
+      config.model.embeddingDim = 32;
+      fs.writeFileSync(file, JSON.stringify(config));
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/has shape \[.*\] but the model expects/);
+    });
+    it("truncated weights", async () => {
+      const directory = await make("truncated");
+      const file = path.join(directory, "model.safetensors");
+      const bytes = fs.readFileSync(file);
+      fs.writeFileSync(file, bytes.subarray(0, bytes.length - 1000));
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/truncat|too short|out of bounds|beyond/i);
+    });
+    it("no tensors are leaked by a failed load", async () => {
+      const directory = await make("leak");
+      fs.rmSync(path.join(directory, "model.safetensors"));
+      const before = tf.memory().numTensors;
+      await expect(loadCheckpoint(directory)).rejects.toThrow();
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+});
