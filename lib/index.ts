@@ -66,8 +66,10 @@ export { nextTokenProbabilities, sampleNextToken, argmax } from "./generation/sa
 export type { SamplingOptions } from "./generation/sampling.js";
 
 // Weights I/O.
-export { openSafetensors, writeSafetensors, SafetensorsFile } from "./weights/safetensors.js";
-export type { TensorToWrite } from "./weights/safetensors.js";
+export { openSafetensors, writeSafetensors, SafetensorsFile, SafetensorsError } from "./weights/safetensors.js";
+export type { TensorToWrite, TensorInfo, SafetensorsDtype } from "./weights/safetensors.js";
+export { loadGPT2, saveGPT2, configFromHF, configToHF } from "./weights/gpt2.js";
+export type { HFGPT2Config } from "./weights/gpt2.js";
 
 // Utilities.
 export { Random } from "./utils/random.js";
