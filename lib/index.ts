@@ -73,4 +73,4 @@ export type { HFGPT2Config } from "./weights/gpt2.js";
 
 // Utilities.
 export { Random } from "./utils/random.js";
-export { ProgressBar, formatDuration } from "./utils/progress.js";
+export { ProgressBar, formatDuration, formatBytes } from "./utils/progress.js";

@@ -20,6 +20,8 @@ export class ProgressBar {
     readonly total: number,
     readonly label = "",
     private readonly stream: ProgressStream = process.stderr,
+    /** How counts are shown, e.g. `formatBytes` for downloads. */
+    private readonly formatCount: (count: number) => string = String,
   ) {}
 
   /** Shows `current` of `total` with extra fields, e.g. { loss: "1.734", "tok/s": "1,310" }. */
@@ -51,7 +53,7 @@ export class ProgressBar {
     const elapsed = (now - this.started) / 1000;
     const eta = current > 0 && current < this.total ? formatDuration((elapsed / current) * (this.total - current)) : "";
     const parts = [
-      `${this.label ? this.label + " " : ""}${bar} ${current}/${this.total} ${Math.round(fraction * 100)}%`,
+      `${this.label ? this.label + " " : ""}${bar} ${this.formatCount(current)}/${this.formatCount(this.total)} ${Math.round(fraction * 100)}%`,
       ...Object.entries(fields).map(([name, value]) => `${name} ${value}`),
       eta ? `ETA ${eta}` : `${formatDuration(elapsed)}`,
     ];
@@ -65,4 +67,16 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** 1536 → "1.5 KB", 548105171 → "548.1 MB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
