@@ -71,6 +71,11 @@ export type { TensorToWrite, TensorInfo, SafetensorsDtype } from "./weights/safe
 export { loadGPT2, saveGPT2, configFromHF, configToHF } from "./weights/gpt2.js";
 export type { HFGPT2Config } from "./weights/gpt2.js";
 
+// Visualisation: Plotly figures, shown in notebooks.
+export { lineChart, lossCurves, heatmap, barChart, sideBySide } from "./viz/figures.js";
+export type { Figure } from "./viz/figures.js";
+export { showFigure, liveFigure, figureHtml } from "./viz/notebook.js";
+
 // Utilities.
 export { Random } from "./utils/random.js";
 export { ProgressBar, formatDuration, formatBytes } from "./utils/progress.js";

@@ -1,0 +1,64 @@
+import * as fs from "node:fs";
+import type { Figure } from "./figures.js";
+
+/**
+ * Showing Plotly figures in a Jupyter notebook run by the tslab kernel.
+ *
+ * A figure is an HTML output: a <div> and a script that calls Plotly.newPlot. The plotly.js library
+ * (4.8 MB) is sent once per kernel, as its own output before the first figure, so every later figure is
+ * only a few KB; the same holds in a notebook exported to HTML, where outputs run in order.
+ */
+interface NotebookDisplay {
+  html(html: string): void;
+}
+interface Tslab {
+  display: NotebookDisplay;
+  newDisplay(): NotebookDisplay;
+}
+
+let plotlySent = false;
+let figureCount = 0;
+
+function tslab(): Tslab {
+  try {
+    return require("tslab") as Tslab;
+  } catch {
+    throw new Error("Figures can be shown only inside a Jupyter notebook with the tslab kernel (npm start).");
+  }
+}
+
+function ensurePlotly(display: NotebookDisplay): void {
+  if (plotlySent) return;
+  const library = fs.readFileSync(require.resolve("plotly.js-dist-min/plotly.min.js"), "utf8");
+  display.html(`<script type="text/javascript">${library.replace(/<\/script/gi, "<\\/script")}</script>`);
+  plotlySent = true;
+}
+
+/** The HTML of one figure: a div and the script that draws into it (plotly.js must be on the page). */
+export function figureHtml(figure: Figure, id = `figure-${process.pid}-${++figureCount}`): string {
+  const spec = JSON.stringify({ data: figure.data, layout: figure.layout, config: { responsive: true, displaylogo: false } });
+  return (
+    `<div id="${id}" style="width:100%;min-height:${Number(figure.layout.height ?? 380)}px"></div>` +
+    `<script type="text/javascript">(function(){var s=${spec.replace(/<\//g, "<\\/")};` +
+    `function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,s.config);}else{setTimeout(draw,50);}}draw();})();</script>`
+  );
+}
+
+/** Shows a figure as a new output of the current cell. */
+export function showFigure(figure: Figure): void {
+  const { display } = tslab();
+  ensurePlotly(display);
+  display.html(figureHtml(figure));
+}
+
+/**
+ * A figure that redraws in place: call `update(figure)` as often as you like (e.g. from the Trainer's
+ * onStep callback) and the same output is replaced, giving a live loss curve.
+ */
+export function liveFigure(): { update(figure: Figure): void } {
+  const lib = tslab();
+  ensurePlotly(lib.display);
+  const output = lib.newDisplay();
+  const id = `live-${process.pid}-${++figureCount}`;
+  return { update: (figure) => output.html(figureHtml(figure, id)) };
+}
