@@ -39,7 +39,7 @@ export type { BlockConfig, BlockCallOptions } from "./nn/blocks.js";
 
 // Models.
 export { gptConfig, validateConfig, countParameters, presets } from "./models/config.js";
-export type { GPTConfig, PresetName } from "./models/config.js";
+export type { GPTConfig, GPTConfigInput, PresetName } from "./models/config.js";
 export { GPT } from "./models/gpt.js";
 export type { GPTCallOptions } from "./models/gpt.js";
 export { EncoderDecoderTransformer, sinusoidalPositions, defaultTransformerConfig } from "./models/transformer.js";

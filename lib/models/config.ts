@@ -51,11 +51,14 @@ export const presets = {
 
 export type PresetName = keyof typeof presets;
 
+/** What users pass: any fields to override, optionally on top of a named preset. */
+export type GPTConfigInput = Partial<GPTConfig> & { preset?: PresetName };
+
 /**
  * A complete, validated config: GPT-2's defaults, then the preset (if any), then `overrides`.
  * Throws an error naming the field, its value and what would be valid.
  */
-export function gptConfig(overrides: Partial<GPTConfig> & { preset?: PresetName } = {}): GPTConfig {
+export function gptConfig(overrides: GPTConfigInput = {}): GPTConfig {
   const { preset, ...fields } = overrides;
   if (preset !== undefined && !(preset in presets)) {
     throw new Error(`Unknown GPT preset "${preset}". Available presets: ${Object.keys(presets).join(", ")}.`);

@@ -5,7 +5,7 @@ import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import { matMul } from "../nn/ops.js";
 import { Random } from "../utils/random.js";
-import { type GPTConfig, gptConfig } from "./config.js";
+import { type GPTConfig, type GPTConfigInput, gptConfig } from "./config.js";
 
 export interface GPTCallOptions {
   /** One cache per block, from `model.createCache()`: positions already seen are not recomputed. */
@@ -35,7 +35,7 @@ export class GPT extends Module {
   /** Seeds dropout masks; restored from checkpoints so a resumed run replays the same masks. */
   readonly random: Random;
 
-  constructor(config: Partial<GPTConfig> = {}) {
+  constructor(config: GPTConfigInput = {}) {
     super();
     this.config = gptConfig(config);
     const { vocabSize: V, contextLength, numLayers, embeddingDim: C, initStd } = this.config;
