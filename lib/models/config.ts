@@ -92,13 +92,16 @@ export function validateConfig(config: GPTConfig): void {
         `so that every head gets embeddingDim / numHeads channels.`,
     );
   }
-  if (!(config.dropout >= 0 && config.dropout < 1)) {
+  const isNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
+  if (!isNumber(config.dropout) || !(config.dropout >= 0 && config.dropout < 1)) {
     throw new Error(`GPT config: dropout must be in [0, 1), got ${JSON.stringify(config.dropout)}.`);
   }
-  if (!(config.layerNormEpsilon > 0)) {
+  if (!isNumber(config.layerNormEpsilon) || !(config.layerNormEpsilon > 0)) {
     throw new Error(`GPT config: layerNormEpsilon must be > 0, got ${JSON.stringify(config.layerNormEpsilon)}.`);
   }
-  if (!(config.initStd > 0)) throw new Error(`GPT config: initStd must be > 0, got ${JSON.stringify(config.initStd)}.`);
+  if (!isNumber(config.initStd) || !(config.initStd > 0)) {
+    throw new Error(`GPT config: initStd must be > 0, got ${JSON.stringify(config.initStd)}.`);
+  }
   if (config.activation !== "gelu" && config.activation !== "gelu_tanh") {
     throw new Error(`GPT config: activation must be "gelu" or "gelu_tanh", got ${JSON.stringify(config.activation)}.`);
   }
