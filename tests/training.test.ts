@@ -63,6 +63,16 @@ describe("AdamW", () => {
     model.dispose();
   });
 
+  it("frees everything it allocates when disposed", () => {
+    const weight = tf.variable(tf.ones([3, 4]));
+    const before = tf.memory().numTensors;
+    const optimizer = new AdamW([["w", weight]]);
+    expect(tf.memory().numTensors).toBe(before + 2); // the two moment estimates
+    optimizer.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    weight.dispose();
+  });
+
   it("rejects negative or non-finite options", () => {
     expect(() => new AdamW([], { learningRate: -1 })).toThrow(/learningRate must be a finite number/);
   });

@@ -52,8 +52,8 @@ export function sinusoidalPositions(length: number, dim: number): tf.Tensor2D {
 export interface TransformerCallOptions {
   /** 1 for real source tokens, 0 for padding: (B, Tsrc). Padding is then never attended to. */
   sourceMask?: tf.Tensor;
-  /** When given, attention weights are collected for plots (the caller disposes them). */
-  attention?: { encoder: tf.Tensor[]; decoderSelf: tf.Tensor[]; decoderCross: tf.Tensor[] };
+  /** Attention weights are collected into the arrays given, for plots (the caller disposes them). */
+  attention?: { encoder?: tf.Tensor[]; decoderSelf?: tf.Tensor[]; decoderCross?: tf.Tensor[] };
 }
 
 /**

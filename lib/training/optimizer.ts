@@ -58,12 +58,18 @@ export class AdamW {
     for (const [key, value] of Object.entries(this.options)) {
       if (!Number.isFinite(value) || value < 0) throw new Error(`AdamW: ${key} must be a finite number ≥ 0, got ${value}.`);
     }
+    const zeroVariable = (like: tf.Variable): tf.Variable => {
+      const zeros = tf.zerosLike(like);
+      const variable = tf.variable(zeros, false);
+      zeros.dispose(); // the variable holds its own copy
+      return variable;
+    };
     this.parameters = namedParameters.map(([name, variable]) => ({
       name,
       variable,
       decays: decays(name, variable),
-      m: tf.variable(tf.zerosLike(variable), false),
-      v: tf.variable(tf.zerosLike(variable), false),
+      m: zeroVariable(variable),
+      v: zeroVariable(variable),
     }));
   }
 

@@ -19,12 +19,12 @@ const baseLayout = (title: string, extra: Record<string, unknown> = {}): Record<
 /** One line per series, e.g. { train: [...], validation: [...] } against shared or per-series x values. */
 export function lineChart(
   series: Record<string, { x: number[]; y: number[] }>,
-  options: { title?: string; xTitle?: string; yTitle?: string; logY?: boolean } = {},
+  options: { title?: string; xTitle?: string; yTitle?: string; logX?: boolean; logY?: boolean } = {},
 ): Figure {
   return {
     data: Object.entries(series).map(([name, { x, y }]) => ({ type: "scatter", mode: "lines", name, x, y })),
     layout: baseLayout(options.title ?? "", {
-      xaxis: { title: { text: options.xTitle ?? "" } },
+      xaxis: { title: { text: options.xTitle ?? "" }, type: options.logX ? "log" : "linear" },
       yaxis: { title: { text: options.yTitle ?? "" }, type: options.logY ? "log" : "linear" },
     }),
   };
@@ -45,7 +45,17 @@ export function lossCurves(history: TrainingHistory, title = "Loss"): Figure {
 /** A matrix as a heatmap; rows top to bottom, like the matrix is written. Attention maps use this. */
 export function heatmap(
   matrix: number[][],
-  options: { title?: string; xLabels?: string[]; yLabels?: string[]; xTitle?: string; yTitle?: string; colorscale?: string; zmin?: number; zmax?: number } = {},
+  options: {
+    title?: string;
+    xLabels?: string[];
+    yLabels?: string[];
+    xTitle?: string;
+    yTitle?: string;
+    /** A Plotly scale name or [position, colour] stops; default white (0) to dark blue (max). */
+    colorscale?: string | Array<[number, string]>;
+    zmin?: number;
+    zmax?: number;
+  } = {},
 ): Figure {
   const columns = matrix[0]?.length ?? 0;
   const x = options.xLabels ?? Array.from({ length: columns }, (_, i) => String(i));
@@ -58,7 +68,7 @@ export function heatmap(
         // Plotly merges repeated category labels; a zero-width space per position keeps every token its own column.
         x: uniqueLabels(x),
         y: uniqueLabels(y),
-        colorscale: options.colorscale ?? "Blues",
+        colorscale: options.colorscale ?? [[0, "#ffffff"], [1, "#08306b"]],
         zmin: options.zmin,
         zmax: options.zmax,
       },
@@ -92,9 +102,10 @@ export function sideBySide(figures: Figure[], title = ""): Figure {
   const layout: Record<string, unknown> = baseLayout(title, { grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: false });
   const data = figures.flatMap((figure, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
-    layout[`xaxis${suffix}`] = { ...(figure.layout.xaxis as object), title: (figure.layout.title as object) ?? {} };
+    // Each panel's own title goes under its x axis; only the first heatmap keeps a colour bar.
+    layout[`xaxis${suffix}`] = { ...(figure.layout.xaxis as object), side: "bottom", title: (figure.layout.title as object) ?? {} };
     layout[`yaxis${suffix}`] = figure.layout.yaxis;
-    return figure.data.map((trace) => ({ ...trace, xaxis: `x${suffix}`, yaxis: `y${suffix}` }));
+    return figure.data.map((trace) => ({ ...trace, xaxis: `x${suffix}`, yaxis: `y${suffix}`, ...(i > 0 ? { showscale: false } : {}) }));
   });
   return { data, layout };
 }
