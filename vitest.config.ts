@@ -18,6 +18,9 @@ export default defineConfig({
     // TensorFlow.js keeps global state (backend, tensor registry): one test file per process, one at a time
     // per worker, so memory counts and backends never bleed between files.
     pool: "forks",
+    // Two test files run at once on a 2-core machine: one wasm thread each keeps the cores from being
+    // oversubscribed (threads themselves are tested in tests/kernels.test.ts).
+    env: { GPT_WASM_THREADS: process.env.GPT_WASM_THREADS ?? "1" },
     fileParallelism: true,
     maxWorkers: 2,
   },

@@ -1,4 +1,16 @@
 import * as tf from "@tensorflow/tfjs";
+import { registerWasmKernels } from "../kernels/index.js";
+import { setThreadPoolAddress } from "../kernels/wasm-heap.js";
+import { freeGradientMemoryEarly } from "./gradient-memory.js";
+import {
+  enableWasmThreads,
+  findThreadPoolAddress,
+  unrefWorkers,
+  validatedThreadPoolAddress,
+  wantedThreadCount,
+  wasmThreadsInUse,
+  withCpuCountFor,
+} from "./wasm-threads.js";
 
 /**
  * Choosing where the maths runs. TensorFlow.js computes the same results on several "backends"; they
@@ -11,6 +23,14 @@ import * as tf from "@tensorflow/tfjs";
  *
  * `initBackend()` takes the first that works in that order, unless the environment variable GPT_BACKEND
  * (or its argument) names one.
+ *
+ * Speed-ups it installs (each computes exactly what it replaces; each can be turned off for comparisons):
+ *   - on wasm: custom kernels and fused ops (lib/kernels/, GPT_WASM_KERNELS=0 keeps tfjs's own),
+ *     WebAssembly SIMD loops inside them (GPT_WASM_SIMD_KERNELS=0), and worker threads in Node
+ *     (wasm-threads.ts: by default the CPUs idle at start-up; GPT_WASM_THREADS=0 or =<n>);
+ *   - on every backend: backward-pass memory freed as soon as it is no longer needed
+ *     (gradient-memory.ts, GPT_FREE_GRADIENTS=0).
+ * Measurements: bench/NOTES.md.
  */
 export const backendNames = ["tensorflow", "webgpu", "wasm", "cpu"] as const;
 export type BackendName = (typeof backendNames)[number];
@@ -68,14 +88,31 @@ const loaders: Record<BackendName, Loader> = {
   },
 
   async wasm() {
+    let wasmPackage: { setThreadsCount?: (n: number) => void };
     try {
-      await importModule("@tensorflow/tfjs-backend-wasm");
+      wasmPackage = await importModule("@tensorflow/tfjs-backend-wasm");
     } catch {
       return { ok: false, reason: "npm package @tensorflow/tfjs-backend-wasm is not installed" };
     }
-    if (!(await tf.setBackend("wasm"))) return { ok: false, reason: "the WebAssembly backend failed to start" };
+    // Threads are chosen once, before the wasm module first starts (see wasm-threads.ts; GPT_WASM_THREADS).
+    // (not tf.findBackend: it would start the module, before the flag below is set)
+    const firstStart = !("wasm" in ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry ?? {}));
+    const threadCount = await wantedThreadCount();
+    const threaded = firstStart && (await enableWasmThreads(wasmPackage, threadCount));
+    let started = threaded ? await withCpuCountFor(threadCount, () => tf.setBackend("wasm")) : await tf.setBackend("wasm");
+    if (!started && threaded) {
+      // the threaded build failed to start here: fall back to the single-threaded one
+      tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+      wasmPackage.setThreadsCount?.(1);
+      started = await tf.setBackend("wasm");
+    }
+    if (!started) return { ok: false, reason: "the WebAssembly backend failed to start" };
+    if (readEnvironment("GPT_WASM_KERNELS") !== "0") registerWasmKernels();
+    unrefWorkers();
+    if (threaded) setThreadPoolAddress(validatedThreadPoolAddress(await findThreadPoolAddress()));
     const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-    return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"})` };
+    const threads = wasmThreadsInUse();
+    return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})` };
   },
 
   async cpu() {
@@ -103,6 +140,7 @@ export async function initBackend(preferred?: string): Promise<BackendInfo> {
     const result = await loaders[name]();
     if (result.ok) {
       await tf.ready();
+      freeGradientMemoryEarly(); // see gradient-memory.ts (GPT_FREE_GRADIENTS=0 turns it off)
       active = { name, description: result.description };
       return active;
     }

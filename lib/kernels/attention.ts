@@ -1,0 +1,266 @@
+import * as tf from "@tensorflow/tfjs";
+import { multiply2d } from "./batch-matmul.js";
+import { type KernelArgs, defineKernel } from "./registry.js";
+import { simdKernels } from "./simd.js";
+import { transposeWords, wordsOf } from "./transpose.js";
+import { type WasmBackend, f32, heapOffset, tensorId, withoutThreadPool } from "./wasm-heap.js";
+
+/**
+ * Scaled dot-product attention as one kernel (forward) and one gradient kernel, for the wasm backend:
+ *
+ *   P = softmax(Q Kᵀ · scale + M),  O = P V      with M = −1e9 above the causal diagonal, else 0
+ *
+ * exactly the maths of `scaledDotProductAttention` (lib/nn/attention.ts), which calls it through
+ * `fusedAttention` (lib/nn/ops.ts) when there is no padding mask and no dropout. Composed from tfjs ops,
+ * one attention is ~10 kernels forward and ~20 backward, each a full pass over the (B, nh, Tq, Tk) score
+ * tensor; here the matmuls are XNNPACK 2-D matmuls per (batch, head) on in-place views, the softmax is
+ * XNNPACK's, and scaling, masking and the softmax gradient are single passes (SIMD where possible). The
+ * per-head matmuls are small (~1 MFLOP), so they run without the thread pool (`withoutThreadPool`).
+ *
+ * Inputs q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) with equal leading dimensions; with `causal`,
+ * query i (the last Tq of Tk positions) sees keys j ≤ i + Tk − Tq, as `causalMask` defines.
+ */
+export const FUSED_ATTENTION = "GptFusedAttention";
+export const FUSED_ATTENTION_GRAD = "GptFusedAttentionGrad";
+export const MASKED_SCORE = -1e9; // same constant as lib/nn/attention.ts
+
+interface Dims {
+  batch: number; // product of the leading dimensions (B · nh)
+  Tq: number;
+  Tk: number;
+  hs: number;
+  hv: number;
+}
+
+function dimsOf(q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): Dims {
+  const r = q.shape.length;
+  return {
+    batch: tf.util.sizeFromShape(q.shape.slice(0, -2)),
+    Tq: q.shape[r - 2],
+    Tk: k.shape[r - 2],
+    hs: q.shape[r - 1],
+    hv: v.shape[r - 1],
+  };
+}
+
+/** Forward: outputs [O (..., Tq, hv), P (..., Tq, Tk)]. */
+function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
+  const backend = args.backend as WasmBackend;
+  const { q, k, v } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
+  const causal = Boolean(args.attrs?.causal);
+  const scale = args.attrs?.scale as number;
+  const { batch, Tq, Tk, hs, hv } = dimsOf(q, k, v);
+  const lead = q.shape.slice(0, -2);
+  const weights = backend.makeOutput([...lead, Tq, Tk], "float32");
+  const output = backend.makeOutput([...lead, Tq, hv], "float32");
+  if (batch * Tq * Tk === 0) return [output, weights];
+  if (Tq <= SMALL_QUERY_LENGTH) {
+    smallAttention(backend, q, k, v, output, weights, { batch, Tq, Tk, hs, hv }, scale, causal);
+    return [output, weights];
+  }
+
+  // scores = Q Kᵀ per (batch, head), into a temporary (XNNPACK wants Kᵀ as a row-major (hs, Tk) matrix)
+  const kT = backend.makeOutput([batch, hs, Tk], "float32");
+  const simd = simdKernels(backend);
+  transposeWords(wordsOf(backend, k), wordsOf(backend, kT), [batch, Tk, hs], [0, 2, 1], simd);
+  // the scale goes into Kᵀ (Q (Kᵀ·scale) = (Q Kᵀ)·scale, a 4-times smaller tensor than the scores)
+  const kTValues = f32(backend, kT);
+  for (let i = 0; i < kTValues.length; i++) kTValues[i] *= scale;
+  const scores = backend.makeOutput([batch, Tq, Tk], "float32");
+  const qBase = heapOffset(backend, q);
+  const kTBase = heapOffset(backend, kT);
+  const sBase = heapOffset(backend, scores);
+  withoutThreadPool(backend, () => {
+    for (let b = 0; b < batch; b++) {
+      multiply2d(backend, qBase + b * Tq * hs * 4, Tq, hs, kTBase + b * hs * Tk * 4, Tk, sBase + b * Tq * Tk * 4);
+    }
+  });
+  backend.disposeData(kT.dataId);
+
+  if (causal) mask(f32(backend, scores), batch, Tq, Tk);
+  // row-wise softmax over Tk (XNNPACK), then O = P V
+  backend.wasm._Softmax!(tensorId(backend, scores), tensorId(backend, weights), Tk, batch * Tq);
+  backend.disposeData(scores.dataId);
+  const pBase = heapOffset(backend, weights);
+  const vBase = heapOffset(backend, v);
+  const oBase = heapOffset(backend, output);
+  withoutThreadPool(backend, () => {
+    for (let b = 0; b < batch; b++) {
+      multiply2d(backend, pBase + b * Tq * Tk * 4, Tq, Tk, vBase + b * Tk * hv * 4, hv, oBase + b * Tq * hv * 4);
+    }
+  });
+  return [output, weights];
+}
+
+/** Up to this many queries (generation with a KV cache: 1), plain loops beat setting up XNNPACK calls. */
+const SMALL_QUERY_LENGTH = 4;
+
+/** The forward pass in plain loops (float64 sums), for a few queries against the cached keys. */
+function smallAttention(
+  backend: WasmBackend,
+  q: tf.TensorInfo,
+  k: tf.TensorInfo,
+  v: tf.TensorInfo,
+  output: tf.TensorInfo,
+  weights: tf.TensorInfo,
+  { batch, Tq, Tk, hs, hv }: Dims,
+  scale: number,
+  causal: boolean,
+): void {
+  const [Q, K, V, O, P] = [q, k, v, output, weights].map((t) => f32(backend, t));
+  const offset = Tk - Tq;
+  const row = new Float64Array(Tk);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < Tq; i++) {
+      const qRow = (b * Tq + i) * hs;
+      const visible = causal ? Math.min(Tk, Math.max(0, i + offset + 1)) : Tk;
+      let max = -Infinity;
+      for (let j = 0; j < visible; j++) {
+        const kRow = (b * Tk + j) * hs;
+        let dot = 0;
+        for (let c = 0; c < hs; c++) dot += Q[qRow + c] * K[kRow + c];
+        row[j] = Math.fround(dot) * scale;
+        if (row[j] > max) max = row[j];
+      }
+      let sum = 0;
+      for (let j = 0; j < visible; j++) {
+        row[j] = Math.exp(row[j] - max);
+        sum += row[j];
+      }
+      const pRow = (b * Tq + i) * Tk;
+      const oRow = (b * Tq + i) * hv;
+      const out = new Float64Array(hv);
+      for (let j = 0; j < visible; j++) {
+        const pj = row[j] / sum;
+        P[pRow + j] = pj;
+        const vRow = (b * Tk + j) * hv;
+        for (let c = 0; c < hv; c++) out[c] += pj * V[vRow + c];
+      }
+      for (let j = visible; j < Tk; j++) P[pRow + j] = 0;
+      O.set(out, oRow);
+    }
+  }
+}
+
+/** Scores the causal mask forbids (key j > query i + Tk − Tq) become MASKED_SCORE: softmax gives them 0. */
+function mask(s: Float32Array, batch: number, Tq: number, Tk: number): void {
+  const offset = Tk - Tq;
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < Tq; i++) {
+      const row = (b * Tq + i) * Tk;
+      const visible = Math.min(Tk, Math.max(0, i + offset + 1));
+      if (visible < Tk) s.fill(MASKED_SCORE, row + visible, row + Tk);
+    }
+  }
+}
+
+/**
+ * Backward: inputs dO, dP (the gradient reaching the weights output, zeros unless they were used), q, k, v
+ * and the saved weights P. With dP_total = dO Vᵀ + dP:
+ *   dV = Pᵀ dO,  dS = P ⊙ (dP_total − rowsum(P ⊙ dP_total)) · scale,  dQ = dS K,  dK = dSᵀ Q.
+ */
+function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
+  const backend = args.backend as WasmBackend;
+  const { dO, dP, q, k, v, p } = args.inputs as Record<string, tf.TensorInfo>;
+  const scale = args.attrs?.scale as number;
+  const { batch, Tq, Tk, hs, hv } = dimsOf(q, k, v);
+  const dq = backend.makeOutput([...q.shape], "float32");
+  const dk = backend.makeOutput([...k.shape], "float32");
+  const dv = backend.makeOutput([...v.shape], "float32");
+  if (batch * Tq * Tk === 0) {
+    for (const t of [dq, dk, dv]) f32(backend, t).fill(0);
+    return [dq, dk, dv];
+  }
+  const dOBase = heapOffset(backend, dO);
+
+  // dS starts as dO Vᵀ (XNNPACK wants Vᵀ as a row-major (hv, Tk) matrix)
+  const vT = backend.makeOutput([batch, hv, Tk], "float32");
+  const simd = simdKernels(backend);
+  transposeWords(wordsOf(backend, v), wordsOf(backend, vT), [batch, Tk, hv], [0, 2, 1], simd);
+  const dS = backend.makeOutput([batch, Tq, Tk], "float32");
+  const vTBase = heapOffset(backend, vT);
+  const dSBase = heapOffset(backend, dS);
+  withoutThreadPool(backend, () => {
+    for (let b = 0; b < batch; b++) {
+      multiply2d(backend, dOBase + b * Tq * hv * 4, Tq, hv, vTBase + b * hv * Tk * 4, Tk, dSBase + b * Tq * Tk * 4);
+    }
+  });
+  backend.disposeData(vT.dataId);
+
+  // dV = Pᵀ dO
+  const transposed = backend.makeOutput([batch, Tk, Tq], "float32"); // Pᵀ, later dSᵀ
+  transposeWords(wordsOf(backend, p), wordsOf(backend, transposed), [batch, Tq, Tk], [0, 2, 1], simd);
+  const tBase = heapOffset(backend, transposed);
+  const dvBase = heapOffset(backend, dv);
+  withoutThreadPool(backend, () => {
+    for (let b = 0; b < batch; b++) {
+      multiply2d(backend, tBase + b * Tk * Tq * 4, Tk, Tq, dOBase + b * Tq * hv * 4, hv, dvBase + b * Tk * hv * 4);
+    }
+  });
+
+  if (simd && Tk % 4 === 0) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), batch * Tq, Tk, scale);
+  else softmaxBackward(f32(backend, p), f32(backend, dS), f32(backend, dP), batch * Tq, Tk, scale);
+
+  // dQ = dS K, dK = dSᵀ Q
+  const kBase = heapOffset(backend, k);
+  const dqBase = heapOffset(backend, dq);
+  withoutThreadPool(backend, () => {
+    for (let b = 0; b < batch; b++) {
+      multiply2d(backend, dSBase + b * Tq * Tk * 4, Tq, Tk, kBase + b * Tk * hs * 4, hs, dqBase + b * Tq * hs * 4);
+    }
+  });
+  transposeWords(wordsOf(backend, dS), wordsOf(backend, transposed), [batch, Tq, Tk], [0, 2, 1], simd);
+  const qBase = heapOffset(backend, q);
+  const dkBase = heapOffset(backend, dk);
+  withoutThreadPool(backend, () => {
+    for (let b = 0; b < batch; b++) {
+      multiply2d(backend, tBase + b * Tk * Tq * 4, Tk, Tq, qBase + b * Tq * hs * 4, hs, dkBase + b * Tk * hs * 4);
+    }
+  });
+  backend.disposeData(dS.dataId);
+  backend.disposeData(transposed.dataId);
+  return [dq, dk, dv];
+}
+
+/** In place: g ← p ⊙ ((g + extra) − Σ_row p ⊙ (g + extra)) · scale, row by row (rows of length n). */
+function softmaxBackward(p: Float32Array, g: Float32Array, extra: Float32Array, rows: number, n: number, scale: number): void {
+  const withExtra = extra.length === g.length;
+  for (let r = 0; r < rows; r++) {
+    const start = r * n;
+    const end = start + n;
+    let dot = 0;
+    if (withExtra) {
+      for (let j = start; j < end; j++) {
+        const gj = g[j] + extra[j];
+        g[j] = gj;
+        dot += p[j] * gj;
+      }
+    } else {
+      for (let j = start; j < end; j++) dot += p[j] * g[j];
+    }
+    for (let j = start; j < end; j++) g[j] = p[j] * (g[j] - dot) * scale;
+  }
+}
+
+/** Registers the fused attention kernels on wasm and their gradient (backend-independent). */
+export function registerFusedAttention(): void {
+  defineKernel(FUSED_ATTENTION, "wasm", fusedAttentionWasm as unknown as (a: KernelArgs) => tf.TensorInfo[]);
+  defineKernel(FUSED_ATTENTION_GRAD, "wasm", fusedAttentionGradWasm as unknown as (a: KernelArgs) => tf.TensorInfo[]);
+  if (!tf.getGradient(FUSED_ATTENTION)) {
+    tf.registerGradient({
+      kernelName: FUSED_ATTENTION,
+      inputsToSave: ["q", "k", "v"],
+      outputsToSave: [false, true],
+      gradFunc: (dys, saved, attrs) => {
+        const [dO, dP] = dys as tf.Tensor[];
+        const [q, k, v, p] = saved;
+        const [dq, dk, dv] = tf.engine().runKernel(
+          FUSED_ATTENTION_GRAD,
+          { dO, dP, q, k, v, p } as unknown as tf.NamedTensorMap,
+          attrs as tf.NamedAttrMap,
+        ) as tf.Tensor[];
+        return { q: () => dq, k: () => dk, v: () => dv };
+      },
+    });
+  }
+}

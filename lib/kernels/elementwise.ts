@@ -1,0 +1,119 @@
+import * as tf from "@tensorflow/tfjs";
+import { type KernelArgs, runOriginal } from "./registry.js";
+import { simdKernels } from "./simd.js";
+import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
+
+/**
+ * Element-wise kernels for the wasm backend that are slow there for reasons unrelated to the maths:
+ *
+ *  Identity  tfjs calls it to *save* every tensor a gradient will need (engine.clone), and the wasm
+ *            kernel copies the data; tensors are immutable, so sharing it (as the cpu backend does) is
+ *            exact and saves a copy of every saved activation (time and peak memory).
+ *  Pow       x^3 in GELU (and x^2 in its gradient) went through the C library's pow(), ~20x slower than
+ *            multiplying; small integer exponents are now repeated multiplication.
+ *  Tanh      the C library's tanh() per element; here a rational approximation accurate to float32
+ *            precision (the one Eigen and XNNPACK use), in WebAssembly SIMD (simd.ts).
+ */
+
+export function identityWasm(args: KernelArgs): tf.TensorInfo {
+  const x = args.inputs.x as tf.TensorInfo;
+  if (x.dtype === "string") return runOriginal("Identity", args) as tf.TensorInfo;
+  args.backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
+export function powWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const a = args.inputs.a as tf.TensorInfo;
+  const b = args.inputs.b as tf.TensorInfo;
+  const backend = args.backend as WasmBackend;
+  if (a.dtype !== "float32" || b.dtype !== "float32" || tf.util.sizeFromShape(b.shape) !== 1 || b.shape.length > a.shape.length) {
+    return runOriginal("Pow", args);
+  }
+  const exponent = f32(backend, b)[0];
+  if (!Number.isInteger(exponent) || Math.abs(exponent) > 4) return runOriginal("Pow", args);
+  const outShape = a.shape.length >= b.shape.length ? [...a.shape] : [...b.shape];
+  const out = backend.makeOutput(outShape, "float32");
+  const x = f32(backend, a);
+  const y = f32(backend, out);
+  const n = x.length;
+  switch (exponent) {
+    case 0:
+      y.fill(1);
+      break;
+    case 1:
+      y.set(x);
+      break;
+    case 2:
+      for (let i = 0; i < n; i++) y[i] = x[i] * x[i];
+      break;
+    case 3:
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        y[i] = v * v * v;
+      }
+      break;
+    case 4:
+      for (let i = 0; i < n; i++) {
+        const v = x[i] * x[i];
+        y[i] = v * v;
+      }
+      break;
+    default:
+      // negative integer powers: 1 / x^|n| (x^-n of 0 is Infinity, as pow() gives)
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        let p = v;
+        for (let k = 1; k < -exponent; k++) p *= v;
+        y[i] = 1 / p;
+      }
+  }
+  return out;
+}
+
+// Rational approximation of tanh on [-7.9, 7.9] (beyond it tanh is ±1 in float32): p(x) / q(x) with odd
+// p of degree 13 and even q of degree 6. Coefficients from Eigen's generic_fast_tanh_float.
+const A1 = 4.89352455891786e-3;
+const A3 = 6.37261928875436e-4;
+const A5 = 1.48572235717979e-5;
+const A7 = 5.12229709037114e-8;
+const A9 = -8.60467152213735e-11;
+const A11 = 2.00018790482477e-13;
+const A13 = -2.76076847742355e-16;
+const B0 = 4.89352518554385e-3;
+const B2 = 2.26843463243900e-3;
+const B4 = 1.18534705686654e-4;
+const B6 = 1.19825839466702e-6;
+const CLAMP = 7.90531110763549805;
+
+/**
+ * tanh(v) to float32 precision (NaN stays NaN; near 0, p/q = v · A1/B0 = v to 1e-7 relative). Beyond the
+ * approximation's range (|v| > 7.9, rare) the exact 1 − 2/(e^{2v} + 1), so that saturated values are
+ * as close to ±1 as float32 allows (a GELU gradient multiplies 1 − t² by large x).
+ */
+export function tanhOf(v: number): number {
+  if (v > CLAMP) return 1 - 2 / (Math.exp(2 * v) + 1);
+  if (v < -CLAMP) return 2 / (Math.exp(-2 * v) + 1) - 1;
+  const v2 = v * v;
+  const p = v * (A1 + v2 * (A3 + v2 * (A5 + v2 * (A7 + v2 * (A9 + v2 * (A11 + v2 * A13))))));
+  const q = B0 + v2 * (B2 + v2 * (B4 + v2 * B6));
+  return p / q;
+}
+
+/** tanh of every element of x into y (float32 precision). */
+export function tanhInto(x: Float32Array, y: Float32Array): void {
+  const n = x.length;
+  for (let i = 0; i < n; i++) y[i] = tanhOf(x[i]);
+}
+
+export function tanhWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const x = args.inputs.x as tf.TensorInfo;
+  if (x.dtype !== "float32") return runOriginal("Tanh", args);
+  const backend = args.backend as WasmBackend;
+  const out = backend.makeOutput([...x.shape], "float32");
+  const n = tf.util.sizeFromShape(x.shape);
+  const simd = simdKernels(backend);
+  const done = simd ? n - (n % 4) : 0; // SIMD for whole groups of 4, JavaScript for the rest
+  if (done > 0) simd!.tanh(heapOffset(backend, x), heapOffset(backend, out), done);
+  tanhInto(f32(backend, x).subarray(done), f32(backend, out).subarray(done));
+  return out;
+}

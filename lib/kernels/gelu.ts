@@ -1,0 +1,72 @@
+import * as tf from "@tensorflow/tfjs";
+import { tanhOf } from "./elementwise.js";
+import { type KernelArgs, defineKernel } from "./registry.js";
+import { simdKernels } from "./simd.js";
+import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
+
+/**
+ * GPT-2's tanh-approximated GELU as one kernel and one gradient kernel, for the wasm backend:
+ *
+ *   y = ½ x (1 + tanh(u)),  u = √(2/π) (x + 0.044715 x³)
+ *   dy/dx = ½ (1 + t) + ½ x (1 − t²) · √(2/π) (1 + 3 · 0.044715 x²),  t = tanh(u)
+ *
+ * the maths of `geluTanh` (lib/nn/activations.ts), available as `fusedGeluTanh` (lib/nn/ops.ts). Composed
+ * from tfjs ops it is 8 kernels forward and ~16 backward over the MLP's widest activation (B, T, 4C), and
+ * 6 of those (B, T, 4C) tensors are kept for the backward pass; here it is one pass each way (WebAssembly
+ * SIMD, simd.ts; JavaScript for a tail of < 4), and only x is kept (t is recomputed).
+ */
+export const FUSED_GELU_TANH = "GptFusedGeluTanh";
+export const FUSED_GELU_TANH_GRAD = "GptFusedGeluTanhGrad";
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const CUBIC = 0.044715;
+
+function geluWasm(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as WasmBackend;
+  const x = args.inputs.x as tf.TensorInfo;
+  const out = backend.makeOutput([...x.shape], "float32");
+  const xs = f32(backend, x);
+  const ys = f32(backend, out);
+  const simd = simdKernels(backend);
+  const done = simd ? xs.length - (xs.length % 4) : 0; // SIMD for groups of 4, JavaScript for the rest
+  if (done > 0) simd!.geluFwd(heapOffset(backend, x), heapOffset(backend, out), done);
+  for (let i = done; i < xs.length; i++) {
+    const v = xs[i];
+    ys[i] = 0.5 * v * (1 + tanhOf(SQRT_2_OVER_PI * (v + CUBIC * v * v * v)));
+  }
+  return out;
+}
+
+function geluGradWasm(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as WasmBackend;
+  const { dy, x } = args.inputs as Record<string, tf.TensorInfo>;
+  const out = backend.makeOutput([...x.shape], "float32");
+  const xs = f32(backend, x);
+  const dys = f32(backend, dy);
+  const dx = f32(backend, out);
+  const simd = simdKernels(backend);
+  const done = simd ? xs.length - (xs.length % 4) : 0;
+  if (done > 0) simd!.geluBwd(heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, out), done);
+  for (let i = done; i < xs.length; i++) {
+    const v = xs[i];
+    const v2 = v * v;
+    const t = tanhOf(SQRT_2_OVER_PI * (v + CUBIC * v2 * v));
+    dx[i] = dys[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * CUBIC * v2));
+  }
+  return out;
+}
+
+export function registerFusedGelu(): void {
+  defineKernel(FUSED_GELU_TANH, "wasm", geluWasm);
+  defineKernel(FUSED_GELU_TANH_GRAD, "wasm", geluGradWasm);
+  if (!tf.getGradient(FUSED_GELU_TANH)) {
+    tf.registerGradient({
+      kernelName: FUSED_GELU_TANH,
+      inputsToSave: ["x"],
+      gradFunc: (dy, saved) => {
+        const [x] = saved;
+        return { x: () => tf.engine().runKernel(FUSED_GELU_TANH_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor };
+      },
+    });
+  }
+}

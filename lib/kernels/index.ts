@@ -1,0 +1,75 @@
+import { FUSED_ADAMW, registerFusedAdamW } from "./adamw.js";
+import { FUSED_ATTENTION, FUSED_ATTENTION_GRAD, registerFusedAttention } from "./attention.js";
+import { registerWasmBatchMatMul } from "./batch-matmul.js";
+import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
+import { identityWasm, powWasm, tanhWasm } from "./elementwise.js";
+import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
+import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
+import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
+import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
+import { transposeWasm } from "./transpose.js";
+
+/**
+ * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm
+ * kernels that are slow (BatchMatMul ... GatherV2), one it lacks (UnsortedSegmentSum), and fused kernels
+ * that lib/nn/ops.ts uses when present (attention, LayerNorm, GELU, the AdamW update). Each computes what
+ * tfjs computes (tests/kernels.test.ts checks them against the cpu backend, forward and gradients);
+ * `initBackend()` registers them when it selects wasm. GPT_WASM_KERNELS=0 keeps tfjs's own kernels; the
+ * bench's `--without A,B` drops some of them (names below) for A/B measurements. Results: bench/NOTES.md.
+ */
+export const wasmKernelNames = [
+  "BatchMatMul",
+  "Identity",
+  "Cast",
+  "Transpose",
+  "SplitV",
+  "Concat",
+  "Pow",
+  "Tanh",
+  "Sum",
+  "GatherV2",
+  "UnsortedSegmentSum", // missing in tfjs-backend-wasm
+  "Attention", // fused kernels, used by lib/nn/ops.ts
+  "LayerNorm",
+  "GeluTanh",
+  "AdamW",
+] as const;
+
+const fusedKernels: Record<string, string[]> = {
+  Attention: [FUSED_ATTENTION, FUSED_ATTENTION_GRAD],
+  LayerNorm: [FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD],
+  GeluTanh: [FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD],
+  AdamW: [FUSED_ADAMW],
+  UnsortedSegmentSum: ["UnsortedSegmentSum"],
+};
+
+/** The tfjs kernel names behind one of `wasmKernelNames`. */
+export function kernelsOf(name: string): string[] {
+  return fusedKernels[name] ?? [name];
+}
+
+export function registerWasmKernels(): void {
+  registerWasmBatchMatMul();
+  replaceKernel("Identity", "wasm", identityWasm);
+  replaceKernel("Cast", "wasm", castWasm);
+  replaceKernel("Transpose", "wasm", transposeWasm);
+  replaceKernel("SplitV", "wasm", splitVWasm);
+  replaceKernel("Concat", "wasm", concatWasm);
+  replaceKernel("Pow", "wasm", powWasm);
+  replaceKernel("Tanh", "wasm", tanhWasm);
+  replaceKernel("Sum", "wasm", sumWasm);
+  replaceKernel("GatherV2", "wasm", gatherV2Wasm);
+  defineKernel("UnsortedSegmentSum", "wasm", unsortedSegmentSumWasm);
+  registerFusedAttention();
+  registerFusedLayerNorm();
+  registerFusedGelu();
+  registerFusedAdamW();
+}
+
+/** Puts TensorFlow.js's own wasm kernels back (all, or the named ones; "Attention" = the fused attention). */
+export function unregisterWasmKernels(names: readonly string[] = wasmKernelNames): void {
+  for (const name of names) {
+    if (fusedKernels[name]) unregisterFusedKernels(fusedKernels[name]);
+    else restoreKernel(name, "wasm");
+  }
+}

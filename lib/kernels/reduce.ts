@@ -1,0 +1,74 @@
+import * as tf from "@tensorflow/tfjs";
+import { type KernelArgs, runOriginal } from "./registry.js";
+import { type WasmBackend, f32 } from "./wasm-heap.js";
+
+/**
+ * Sum over the leading axes, e.g. a bias gradient: db = Σ_rows dy for dy of shape (B·T, C).
+ *
+ * The wasm backend reduces only over innermost axes, so for leading axes it first transposes the whole
+ * tensor (a full extra pass with a slow general transpose) and then sums. Adding rows into one
+ * accumulator row does the same sum in a single pass. Other reductions go to the original kernel.
+ */
+export function sumWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const x = args.inputs.x as tf.TensorInfo;
+  const rank = x.shape.length;
+  const axes = tf.util.parseAxisParam(args.attrs!.axis as number | number[], x.shape).sort((a, b) => a - b);
+  const leading = axes.length > 0 && axes.length < rank && axes.every((axis, i) => axis === i);
+  if (x.dtype !== "float32" || !leading) return runOriginal("Sum", args);
+  const backend = args.backend as WasmBackend;
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, axes.length));
+  const width = tf.util.sizeFromShape(x.shape.slice(axes.length));
+  const outShape = args.attrs!.keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length);
+  const out = backend.makeOutput(outShape, "float32");
+  const input = f32(backend, x);
+  const output = f32(backend, out);
+  sumRows(input, rows, width, output);
+  return out;
+}
+
+/** output[j] = Σ_i input[i·width + j], accumulated in float64 blocks of 4 rows. */
+export function sumRows(input: Float32Array, rows: number, width: number, output: Float32Array): void {
+  const acc = new Float64Array(width);
+  let i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const r0 = i * width;
+    const r1 = r0 + width;
+    const r2 = r1 + width;
+    const r3 = r2 + width;
+    for (let j = 0; j < width; j++) acc[j] += input[r0 + j] + input[r1 + j] + input[r2 + j] + input[r3 + j];
+  }
+  for (; i < rows; i++) {
+    const r = i * width;
+    for (let j = 0; j < width; j++) acc[j] += input[r + j];
+  }
+  for (let j = 0; j < width; j++) output[j] = acc[j];
+}
+
+/**
+ * UnsortedSegmentSum, which tfjs-backend-wasm lacks: out[segment] = Σ of the rows of x whose id is that
+ * segment (the gradient of an embedding lookup). With it registered, lib's `embeddingLookup` uses
+ * tf.gather and its standard gradient instead of a one-hot matmul.
+ */
+export function unsortedSegmentSumWasm(args: KernelArgs): tf.TensorInfo {
+  const { x, segmentIds } = args.inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+  if (x.dtype !== "float32" || segmentIds.dtype !== "int32") {
+    throw new Error(`UnsortedSegmentSum (wasm): float32 data and int32 segment ids only, got ${x.dtype} and ${segmentIds.dtype}.`);
+  }
+  const backend = args.backend as WasmBackend;
+  const numSegments = args.attrs!.numSegments as number;
+  const rows = tf.util.sizeFromShape(segmentIds.shape);
+  const width = rows === 0 ? 0 : tf.util.sizeFromShape(x.shape) / rows;
+  const out = backend.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], "float32");
+  const result = f32(backend, out);
+  result.fill(0);
+  const ids = new Int32Array(backend.wasm.HEAPU8.buffer, backend.dataIdMap.get(segmentIds.dataId).memoryOffset, rows);
+  const values = f32(backend, x);
+  for (let r = 0; r < rows; r++) {
+    const id = ids[r];
+    if (id < 0 || id >= numSegments) continue; // as TensorFlow: ids outside [0, numSegments) are dropped
+    const to = id * width;
+    const from = r * width;
+    for (let c = 0; c < width; c++) result[to + c] += values[from + c];
+  }
+  return out;
+}

@@ -1,0 +1,386 @@
+import { Func, instantiate } from "./wasm-asm.js";
+import type { WasmBackend } from "./wasm-heap.js";
+
+/**
+ * Hand-written WebAssembly SIMD versions of the arithmetic-heavy element-wise loops (4 floats per
+ * instruction), running on the TensorFlow.js wasm heap. Pointers are byte offsets into that heap; lengths
+ * are element counts. The callers (gelu.ts, layernorm.ts, attention.ts, elementwise.ts) handle what these
+ * do not: a tail of < 4 elements, rows whose length is not a multiple of 4; and they fall back to their
+ * JavaScript loops if SIMD is unavailable.
+ *
+ * tanh uses the same rational approximation as the JavaScript kernels (Eigen's), here in float32, with
+ * |u| > 7.9 mapped to ±1 exactly (tanh(7.9) is 1 to 3e-7).
+ */
+export interface SimdKernels {
+  /** y = tanh(x) for n (multiple of 4) elements. */
+  tanh(x: number, y: number, n: number): void;
+  /** y = ½ x (1 + tanh(√(2/π)(x + 0.044715 x³))). */
+  geluFwd(x: number, y: number, n: number): void;
+  /** dx = dy · GELU'(x). */
+  geluBwd(x: number, dy: number, dx: number, n: number): void;
+  /** LayerNorm of `rows` rows of C (multiple of 4) floats; writes y and each row's mean and 1/√(var + ε). */
+  layerNormFwd(x: number, gamma: number, beta: number, y: number, mean: number, rstd: number, rows: number, C: number, eps: number): void;
+  /**
+   * dx of LayerNorm, and Σ_rows dy·x̂, Σ_rows dy added into float64 accumulators dgamma64, dbeta64 (C each);
+   * `block` is scratch for C float32 partial sums, flushed to the float64 accumulators every 32 rows.
+   */
+  layerNormBwd(dy: number, x: number, gamma: number, mean: number, rstd: number, dx: number, dgamma64: number, dbeta64: number, blockG: number, blockB: number, rows: number, C: number): void;
+  /** Per row of n (multiple of 4): g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
+  softmaxBwd(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
+  /** dst (cols × rows) = srcᵀ for a rows × cols matrix, both multiples of 4, in 4 × 4 blocks. */
+  transpose(src: number, dst: number, rows: number, cols: number): void;
+  /** AdamW for n (multiple of 4) elements: see adamw.ts. */
+  adamW(w: number, m: number, v: number, g: number, wOut: number, mOut: number, vOut: number, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, decay: number, c1: number, c2: number): void;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const CUBIC = 0.044715;
+const CLAMP = 7.90531110763549805;
+const A = [4.89352455891786e-3, 6.37261928875436e-4, 1.48572235717979e-5, 5.12229709037114e-8, -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16];
+const B = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.19825839466702e-6];
+
+/** Pushes tanh(u) (u: v128 local) with the saturation fix; uses scratch v128 locals. */
+function emitTanh(f: Func, u: number, s: { c: number; u2: number; p: number; q: number }): void {
+  // clamp, u2 = c²
+  f.get(u).f32(-CLAMP).splat().vmax().f32(CLAMP).splat().vmin().set(s.c);
+  f.get(s.c).get(s.c).vmul().set(s.u2);
+  // p = c · (A1 + u2·(A3 + u2·(A5 + u2·(A7 + u2·(A9 + u2·(A11 + u2·A13))))))
+  f.f32(A[6]).splat();
+  for (let k = 5; k >= 0; k--) f.get(s.u2).vmul().f32(A[k]).splat().vadd();
+  f.get(s.c).vmul().set(s.p);
+  // q = B0 + u2·(B2 + u2·(B4 + u2·B6))
+  f.f32(B[3]).splat();
+  for (let k = 2; k >= 0; k--) f.get(s.u2).vmul().f32(B[k]).splat().vadd();
+  f.set(s.q);
+  // t = p / q, or ±1 (1 with u's sign bit) where |u| > CLAMP
+  f.get(u).f32(-0).splat().vand().f32(1).splat().vor();
+  f.get(s.p).get(s.q).vdiv();
+  f.get(u).vabs().f32(CLAMP).splat().vgt();
+  f.vbitselect();
+}
+
+function scratch(f: Func) {
+  return { c: f.local("v128"), u2: f.local("v128"), p: f.local("v128"), q: f.local("v128") };
+}
+
+function tanhFunc(): Func {
+  const f = new Func("tanh", 3);
+  const [x, y, n] = [0, 1, 2];
+  const i = f.local("i32");
+  const u = f.local("v128");
+  const s = scratch(f);
+  f.forRange(i, () => f.i32(0), () => f.get(n).i32(2).shl(), 16, () => {
+    f.get(x).get(i).add().load().set(u);
+    f.get(y).get(i).add();
+    emitTanh(f, u, s);
+    f.store();
+  });
+  return f;
+}
+
+function geluFwdFunc(): Func {
+  const f = new Func("geluFwd", 3);
+  const [x, y, n] = [0, 1, 2];
+  const i = f.local("i32");
+  const v = f.local("v128");
+  const u = f.local("v128");
+  const t = f.local("v128");
+  const s = scratch(f);
+  f.forRange(i, () => f.i32(0), () => f.get(n).i32(2).shl(), 16, () => {
+    f.get(x).get(i).add().load().set(v);
+    // u = √(2/π) (v + 0.044715 v³)
+    f.get(v).get(v).vmul().get(v).vmul().f32(CUBIC).splat().vmul().get(v).vadd().f32(SQRT_2_OVER_PI).splat().vmul().set(u);
+    emitTanh(f, u, s);
+    f.set(t);
+    // y = 0.5 v (1 + t)
+    f.get(y).get(i).add();
+    f.get(t).f32(1).splat().vadd().get(v).vmul().f32(0.5).splat().vmul();
+    f.store();
+  });
+  return f;
+}
+
+function geluBwdFunc(): Func {
+  const f = new Func("geluBwd", 4);
+  const [x, dy, dx, n] = [0, 1, 2, 3];
+  const i = f.local("i32");
+  const v = f.local("v128");
+  const v2 = f.local("v128");
+  const u = f.local("v128");
+  const t = f.local("v128");
+  const s = scratch(f);
+  f.forRange(i, () => f.i32(0), () => f.get(n).i32(2).shl(), 16, () => {
+    f.get(x).get(i).add().load().set(v);
+    f.get(v).get(v).vmul().set(v2);
+    f.get(v2).get(v).vmul().f32(CUBIC).splat().vmul().get(v).vadd().f32(SQRT_2_OVER_PI).splat().vmul().set(u);
+    emitTanh(f, u, s);
+    f.set(t);
+    f.get(dx).get(i).add();
+    // 0.5 (1 + t) + 0.5 v (1 − t²) √(2/π) (1 + 3·0.044715 v²)
+    f.get(t).f32(1).splat().vadd().f32(0.5).splat().vmul();
+    f.f32(1).splat().get(t).get(t).vmul().vsub();
+    f.get(v).vmul();
+    f.get(v2).f32(3 * CUBIC).splat().vmul().f32(1).splat().vadd();
+    f.vmul().f32(0.5 * SQRT_2_OVER_PI).splat().vmul();
+    f.vadd();
+    f.get(dy).get(i).add().load().vmul();
+    f.store();
+  });
+  return f;
+}
+
+function layerNormFwdFunc(): Func {
+  const f = new Func("layerNormFwd", 9, ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "f32"]);
+  const [x, gamma, beta, y, meanPtr, rstdPtr, rows, C, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const r = f.local("i32");
+  const j = f.local("i32");
+  const rowBytes = f.local("i32");
+  const xr = f.local("i32");
+  const yr = f.local("i32");
+  const acc = f.local("v128");
+  const d = f.local("v128");
+  const mean = f.local("f32");
+  const rstd = f.local("f32");
+  const meanV = f.local("v128");
+  const rstdV = f.local("v128");
+  f.get(C).i32(2).shl().set(rowBytes);
+  f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
+    f.get(r).get(rowBytes).mul().tee(xr).get(y).add().set(yr);
+    f.get(xr).get(x).add().set(xr);
+    // mean
+    f.f32(0).splat().set(acc);
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(acc).get(xr).get(j).add().load().vadd().set(acc);
+    });
+    f.horizontalSum(acc).get(C).f64FromI32().f32FromF64().f32Div().tee(mean).splat().set(meanV);
+    // variance (two-pass), rstd
+    f.f32(0).splat().set(acc);
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(xr).get(j).add().load().get(meanV).vsub().tee(d).get(d).vmul().get(acc).vadd().set(acc);
+    });
+    f.f32(1).horizontalSum(acc).get(C).f64FromI32().f32FromF64().f32Div().get(eps).f32Add().f32Sqrt().f32Div().tee(rstd).splat().set(rstdV);
+    // y = (x − mean) · rstd · γ + β
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(yr).get(j).add();
+      f.get(xr).get(j).add().load().get(meanV).vsub().get(rstdV).vmul();
+      f.get(gamma).get(j).add().load().vmul();
+      f.get(beta).get(j).add().load().vadd();
+      f.store();
+    });
+    f.get(meanPtr).get(r).i32(2).shl().add().get(mean).f32Store();
+    f.get(rstdPtr).get(r).i32(2).shl().add().get(rstd).f32Store();
+  });
+  return f;
+}
+
+function layerNormBwdFunc(): Func {
+  const f = new Func("layerNormBwd", 12);
+  const [dy, x, gamma, meanPtr, rstdPtr, dx, dgamma64, dbeta64, blockG, blockB, rows, C] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const r = f.local("i32");
+  const j = f.local("i32");
+  const rowBytes = f.local("i32");
+  const off = f.local("i32");
+  const m = f.local("v128");
+  const s = f.local("v128");
+  const xhat = f.local("v128");
+  const d = f.local("v128");
+  const gc = f.local("v128");
+  const sumG = f.local("v128");
+  const sumGX = f.local("v128");
+  const meanG = f.local("v128");
+  const meanGX = f.local("v128");
+  const invC = f.local("f32");
+  f.get(C).i32(2).shl().set(rowBytes);
+  f.f32(1).get(C).f64FromI32().f32FromF64().f32Div().set(invC);
+  // flush the float32 block sums into the float64 accumulators (and zero them)
+  const flush = () => {
+    f.forRange(j, () => f.i32(0), () => f.get(C), 1, () => {
+      f.get(dgamma64).get(j).i32(3).shl().add().tee(off);
+      f.get(off).f64Load().get(blockG).get(j).i32(2).shl().add().f32Load().f64FromF32().f64Add().f64Store();
+      f.get(dbeta64).get(j).i32(3).shl().add().tee(off);
+      f.get(off).f64Load().get(blockB).get(j).i32(2).shl().add().f32Load().f64FromF32().f64Add().f64Store();
+      f.get(blockG).get(j).i32(2).shl().add().f32(0).f32Store();
+      f.get(blockB).get(j).i32(2).shl().add().f32(0).f32Store();
+    });
+  };
+  f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
+    f.get(meanPtr).get(r).i32(2).shl().add().f32Load().splat().set(m);
+    f.get(rstdPtr).get(r).i32(2).shl().add().f32Load().splat().set(s);
+    f.f32(0).splat().set(sumG);
+    f.f32(0).splat().set(sumGX);
+    // pass 1: Σ g, Σ g·x̂ (g = dy·γ), and the block sums of dy·x̂ and dy
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(r).get(rowBytes).mul().get(j).add().set(off);
+      f.get(x).get(off).add().load().get(m).vsub().get(s).vmul().set(xhat);
+      f.get(dy).get(off).add().load().set(d);
+      f.get(d).get(gamma).get(j).add().load().vmul().set(gc);
+      f.get(sumG).get(gc).vadd().set(sumG);
+      f.get(sumGX).get(gc).get(xhat).vmul().vadd().set(sumGX);
+      f.get(blockG).get(j).add();
+      f.get(blockG).get(j).add().load().get(d).get(xhat).vmul().vadd();
+      f.store();
+      f.get(blockB).get(j).add();
+      f.get(blockB).get(j).add().load().get(d).vadd();
+      f.store();
+    });
+    f.horizontalSum(sumG).get(invC).f32Mul().splat().set(meanG);
+    f.horizontalSum(sumGX).get(invC).f32Mul().splat().set(meanGX);
+    // pass 2: dx = s · (g − mean(g) − x̂ · mean(g·x̂))
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(r).get(rowBytes).mul().get(j).add().set(off);
+      f.get(dx).get(off).add();
+      f.get(dy).get(off).add().load().get(gamma).get(j).add().load().vmul();
+      f.get(meanG).vsub();
+      f.get(x).get(off).add().load().get(m).vsub().get(s).vmul().get(meanGX).vmul().vsub();
+      f.get(s).vmul();
+      f.store();
+    });
+    // every 32 rows (and after the last), move the block sums into float64
+    f.get(r).i32(31).and().i32(31).sub().eqz();
+    f.get(r).i32(1).add().get(rows).sub().eqz();
+    f.or();
+    f.if_(flush);
+  });
+  return f;
+}
+
+function softmaxBwdFunc(): Func {
+  const f = new Func("softmaxBwd", 6, ["i32", "i32", "i32", "i32", "i32", "f32"]);
+  const [p, g, extra, rows, n, scale] = [0, 1, 2, 3, 4, 5];
+  const r = f.local("i32");
+  const j = f.local("i32");
+  const rowBytes = f.local("i32");
+  const off = f.local("i32");
+  const dot = f.local("v128");
+  const gj = f.local("v128");
+  const dotV = f.local("v128");
+  const scaleV = f.local("v128");
+  f.get(n).i32(2).shl().set(rowBytes);
+  f.get(scale).splat().set(scaleV);
+  f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
+    f.f32(0).splat().set(dot);
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(r).get(rowBytes).mul().get(j).add().set(off);
+      f.get(g).get(off).add().load().get(extra).get(off).add().load().vadd().set(gj);
+      f.get(g).get(off).add().get(gj).store();
+      f.get(dot).get(p).get(off).add().load().get(gj).vmul().vadd().set(dot);
+    });
+    f.horizontalSum(dot).splat().set(dotV);
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(r).get(rowBytes).mul().get(j).add().set(off);
+      f.get(g).get(off).add();
+      f.get(g).get(off).add().load().get(dotV).vsub().get(p).get(off).add().load().vmul().get(scaleV).vmul();
+      f.store();
+    });
+  });
+  return f;
+}
+
+function adamWFunc(): Func {
+  const types = [...Array(8).fill("i32"), ...Array(7).fill("f32")] as Array<"i32" | "f32">;
+  const f = new Func("adamW", 15, types);
+  const [w, m, v, g, wOut, mOut, vOut, n, lr, b1, b2, eps, decay, c1, c2] = Array.from({ length: 15 }, (_, i) => i);
+  const i = f.local("i32");
+  const gv = f.local("v128");
+  const mv = f.local("v128");
+  const vv = f.local("v128");
+  const splat = (p: number) => {
+    const local = f.local("v128");
+    f.get(p).splat().set(local);
+    return local;
+  };
+  const [lrV, b1V, b2V, epsV, decayV] = [lr, b1, b2, eps, decay].map(splat);
+  const oneMinusB1 = f.local("v128");
+  const oneMinusB2 = f.local("v128");
+  const invC1 = f.local("v128");
+  const invC2 = f.local("v128");
+  f.f32(1).get(b1).f32Sub().splat().set(oneMinusB1);
+  f.f32(1).get(b2).f32Sub().splat().set(oneMinusB2);
+  f.f32(1).get(c1).f32Div().splat().set(invC1);
+  f.f32(1).get(c2).f32Div().splat().set(invC2);
+  f.forRange(i, () => f.i32(0), () => f.get(n).i32(2).shl(), 16, () => {
+    f.get(g).get(i).add().load().set(gv);
+    // m' = β1 m + (1 − β1) g
+    f.get(m).get(i).add().load().get(b1V).vmul().get(gv).get(oneMinusB1).vmul().vadd().set(mv);
+    // v' = β2 v + (1 − β2) g²
+    f.get(v).get(i).add().load().get(b2V).vmul().get(gv).get(gv).vmul().get(oneMinusB2).vmul().vadd().set(vv);
+    f.get(mOut).get(i).add().get(mv).store();
+    f.get(vOut).get(i).add().get(vv).store();
+    // w' = w · decay − lr · (m' / c1) / (√(v' / c2) + ε)
+    f.get(wOut).get(i).add();
+    f.get(w).get(i).add().load().get(decayV).vmul();
+    f.get(mv).get(invC1).vmul();
+    f.get(vv).get(invC2).vmul().vsqrt().get(epsV).vadd();
+    f.vdiv().get(lrV).vmul().vsub();
+    f.store();
+  });
+  return f;
+}
+
+function transposeFunc(): Func {
+  const f = new Func("transpose", 4);
+  const [src, dst, rows, cols] = [0, 1, 2, 3];
+  const j0 = f.local("i32");
+  const i = f.local("i32");
+  const j = f.local("i32");
+  const jEnd = f.local("i32");
+  const rowBytes = f.local("i32"); // cols · 4: stride of src rows
+  const colBytes = f.local("i32"); // rows · 4: stride of dst rows
+  const from = f.local("i32");
+  const to = f.local("i32");
+  const [r0, r1, r2, r3, t0, t1, t2, t3] = Array.from({ length: 8 }, () => f.local("v128"));
+  f.get(cols).i32(2).shl().set(rowBytes);
+  f.get(rows).i32(2).shl().set(colBytes);
+  // column tiles of 32: the 32 destination rows they fill are written sequentially
+  f.forRange(j0, () => f.i32(0), () => f.get(cols), 32, () => {
+    f.get(j0).i32(32).add().tee(jEnd).get(cols).ltU().eqz();
+    f.if_(() => f.get(cols).set(jEnd));
+    f.forRange(i, () => f.i32(0), () => f.get(rows), 4, () => {
+      f.forRange(j, () => f.get(j0), () => f.get(jEnd), 4, () => {
+        // 4 × 4 block at (i, j): 4 source rows in, 4 destination rows out
+        f.get(src).get(i).get(rowBytes).mul().add().get(j).i32(2).shl().add().set(from);
+        f.get(from).load().set(r0);
+        f.get(from).get(rowBytes).add().tee(from).load().set(r1);
+        f.get(from).get(rowBytes).add().tee(from).load().set(r2);
+        f.get(from).get(rowBytes).add().load().set(r3);
+        f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
+        f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
+        f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
+        f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
+        f.get(dst).get(j).get(colBytes).mul().add().get(i).i32(2).shl().add().set(to);
+        f.get(to).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
+        f.get(to).get(colBytes).add().tee(to).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store();
+        f.get(to).get(colBytes).add().tee(to).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store();
+        f.get(to).get(colBytes).add().get(t1).get(t3).shuffle32([2, 3, 6, 7]).store();
+      });
+    });
+  });
+  return f;
+}
+
+const instances = new WeakMap<object, SimdKernels | null>();
+
+/**
+ * The SIMD kernels over this backend's heap, or null where WebAssembly SIMD or the heap's Memory object is
+ * unavailable (the callers then use their JavaScript loops). GPT_WASM_SIMD_KERNELS=0 turns them off.
+ */
+export function simdKernels(backend: WasmBackend): SimdKernels | null {
+  const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  if (instances.has(module)) return instances.get(module)!;
+  let kernels: SimdKernels | null = null;
+  const off = typeof process !== "undefined" && process.env?.GPT_WASM_SIMD_KERNELS === "0";
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  if (!off && memory instanceof WebAssembly.Memory) {
+    try {
+      const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), transposeFunc()];
+      kernels = instantiate(funcs, memory, shared) as unknown as SimdKernels;
+    } catch (error) {
+      if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn("SIMD kernels unavailable:", error);
+      kernels = null;
+    }
+  }
+  instances.set(module, kernels);
+  return kernels;
+}

@@ -1,0 +1,560 @@
+/**
+ * The custom WebAssembly kernels (lib/kernels/) and fused ops (lib/nn/ops.ts) must compute what
+ * TensorFlow.js computes: every case runs on the cpu backend (tfjs's reference kernels) and on wasm with
+ * the custom kernels, forward and gradients, on random shapes including odd sizes, and the results must
+ * agree within 1e-5 relative to the largest magnitude of the reference (float32 sums in another order
+ * differ by about 1e-7 of that).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { GPT, LayerNorm, Random, crossEntropy, embeddingLookup, geluTanh, initBackend, scaledDotProductAttention, tf } from "gpt-course";
+import { freeGradientMemoryEarly, keepGradientMemoryUntilEnd } from "../lib/backend/gradient-memory.ts";
+import { fusedAdamWUpdate, fusedAttention, fusedGeluTanh, fusedLayerNorm } from "../lib/nn/ops.ts";
+
+const TOLERANCE = 1e-5;
+
+/** Max |a − b| / max |b|, or the absolute difference when b is all zeros. */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  expect(actual.length).toBe(expected.length);
+  let maxDiff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(e) || Number.isNaN(a)) {
+      if (!(Number.isNaN(e) && Number.isNaN(a))) return Infinity;
+      continue;
+    }
+    if (!Number.isFinite(e) || !Number.isFinite(a)) {
+      if (a !== e) return Infinity;
+      continue;
+    }
+    maxDiff = Math.max(maxDiff, Math.abs(a - e));
+    scale = Math.max(scale, Math.abs(e));
+  }
+  return scale > 0 ? maxDiff / scale : maxDiff;
+}
+
+const random = new Random(2024);
+function randomData(size: number, scale = 1): Float32Array {
+  const data = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    // sum of uniforms: roughly normal, deterministic
+    data[i] = (random.next() + random.next() + random.next() - 1.5) * 2 * scale;
+  }
+  return data;
+}
+const randomInt = (lo: number, hi: number) => lo + random.int(hi - lo + 1);
+
+/**
+ * Runs `f` on inputs built from `data` on the cpu backend and on wasm; returns both results (the outputs
+ * and, when `withGrads`, the gradients of sum(outputs · weights) with respect to every float input).
+ */
+async function onBoth(
+  inputs: Array<{ data: Float32Array | Int32Array; shape: number[]; dtype?: "float32" | "int32" }>,
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  withGrads = true,
+): Promise<{ cpu: Float32Array[]; wasm: Float32Array[] }> {
+  const run = async (backend: string): Promise<Float32Array[]> => {
+    await tf.setBackend(backend);
+    return tf.tidy(() => {
+      const xs = inputs.map(({ data, shape, dtype }) => tf.tensor(data, shape, dtype ?? "float32"));
+      const out = f(...xs);
+      const results = [Float32Array.from(out.dataSync())];
+      if (withGrads) {
+        const weights = tf.tensor(randomWeights(out.size), out.shape);
+        const floatIndices = xs.map((x, i) => (x.dtype === "float32" ? i : -1)).filter((i) => i >= 0);
+        const grads = tf.grads((...fx: tf.Tensor[]) => {
+          const all = xs.map((x, i) => (floatIndices.includes(i) ? fx[floatIndices.indexOf(i)] : x));
+          return f(...all).mul(weights).sum();
+        })(floatIndices.map((i) => xs[i]));
+        for (const g of grads) results.push(Float32Array.from(g.dataSync()));
+      }
+      return results;
+    });
+  };
+  weightSeed = random.getState();
+  const cpu = await run("cpu");
+  random.setState(weightSeed);
+  const wasm = await run("wasm");
+  return { cpu, wasm };
+}
+let weightSeed = 0;
+function randomWeights(size: number): Float32Array {
+  return randomData(size);
+}
+
+function expectClose(results: { cpu: Float32Array[]; wasm: Float32Array[] }, label: string): void {
+  results.cpu.forEach((expected, i) => {
+    const error = relativeError(results.wasm[i], expected);
+    expect(error, `${label}: ${i === 0 ? "output" : `gradient ${i}`} relative error ${error}`).toBeLessThanOrEqual(TOLERANCE);
+  });
+}
+
+beforeAll(async () => {
+  await initBackend("wasm"); // registers the custom kernels
+  await tf.setBackend("cpu");
+});
+
+describe("custom wasm kernels match tfjs's cpu kernels", () => {
+  it("are registered on wasm", async () => {
+    const { wasmKernelNames } = await import("../lib/kernels/index.ts");
+    const { kernelsOf } = await import("../lib/kernels/index.ts");
+    const kernels = wasmKernelNames.flatMap((name) => kernelsOf(name));
+    for (const name of kernels) expect(tf.getKernel(name, "wasm"), name).toBeDefined();
+  });
+
+  it("BatchMatMul: 2-D, batched, broadcast batch, every transpose combination, odd sizes", async () => {
+    for (let trial = 0; trial < 24; trial++) {
+      const M = randomInt(1, 37);
+      const K = randomInt(1, 41);
+      const N = randomInt(1, 29);
+      const transposeA = trial % 2 === 1;
+      const transposeB = (trial >> 1) % 2 === 1;
+      const kind = trial % 3; // 0: 2-D, 1: batched (2, 3), 2: a batched, b broadcast (1 batch)
+      const batchA = kind === 0 ? [] : [2, randomInt(1, 3)];
+      const batchB = kind === 0 ? [] : kind === 1 ? batchA : [1, 1];
+      const aShape = [...batchA, ...(transposeA ? [K, M] : [M, K])];
+      const bShape = [...batchB, ...(transposeB ? [N, K] : [K, N])];
+      const results = await onBoth(
+        [
+          { data: randomData(tf.util.sizeFromShape(aShape)), shape: aShape },
+          { data: randomData(tf.util.sizeFromShape(bShape)), shape: bShape },
+        ],
+        (a, b) => tf.matMul(a, b, transposeA, transposeB),
+        kind !== 2, // tfjs's matMul gradient does not support broadcast batch dimensions (on any backend)
+      );
+      expectClose(results, `matMul ${aShape} x ${bShape} tA=${transposeA} tB=${transposeB}`);
+    }
+  });
+
+  it("BatchMatMul: big enough to be computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (weight-gradient shapes)", async () => {
+    for (const [aShape, bShape, transposeA, transposeB] of [
+      [[601, 37], [601, 203], true, false], // dW = xᵀ·dy with dy wider than x
+      [[403, 19], [301, 19], false, true],
+      [[256, 64], [256, 512], true, false],
+    ] as Array<[number[], number[], boolean, boolean]>) {
+      const results = await onBoth(
+        [
+          { data: randomData(tf.util.sizeFromShape(aShape)), shape: aShape },
+          { data: randomData(tf.util.sizeFromShape(bShape)), shape: bShape },
+        ],
+        (a, b) => tf.matMul(a, b, transposeA, transposeB),
+      );
+      expectClose(results, `matMul ${aShape} x ${bShape} tA=${transposeA} tB=${transposeB}`);
+    }
+  });
+
+  it("BatchMatMul: a with batch 1 against batched b", async () => {
+    const results = await onBoth(
+      [
+        { data: randomData(5 * 7), shape: [1, 5, 7] },
+        { data: randomData(3 * 7 * 4), shape: [3, 7, 4] },
+      ],
+      (a, b) => tf.matMul(a, b),
+      false, // forward only: tfjs's matMul gradient does not support broadcast batch dimensions
+    );
+    expectClose(results, "matMul [1,5,7] x [3,7,4]");
+  });
+
+  it("Transpose: all permutations of rank 2-5, odd sizes, float32 and int32", async () => {
+    const permutations = (n: number): number[][] =>
+      n === 1 ? [[0]] : permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]));
+    for (const rank of [2, 3, 4, 5]) {
+      for (const perm of permutations(rank)) {
+        const shape = Array.from({ length: rank }, () => randomInt(1, rank === 5 ? 4 : 7));
+        const size = tf.util.sizeFromShape(shape);
+        const results = await onBoth([{ data: randomData(size), shape }], (x) => tf.transpose(x, perm));
+        expectClose(results, `transpose ${shape} by ${perm}`);
+        const ints = Int32Array.from(randomData(size, 100), Math.round);
+        const intResults = await onBoth([{ data: ints, shape, dtype: "int32" }], (x) => tf.transpose(x, perm).toFloat(), false);
+        expectClose(intResults, `int32 transpose ${shape} by ${perm}`);
+      }
+    }
+    // multiples of 4 (the SIMD 4 × 4 block path), incl. column counts that are not a multiple of its 32-column tiles
+    for (const [shape, perm] of [
+      [[8, 12], [1, 0]],
+      [[36, 44], [1, 0]],
+      [[4, 132], [1, 0]],
+      [[3, 16, 20], [0, 2, 1]],
+      [[2, 128, 32], [0, 2, 1]],
+    ] as Array<[number[], number[]]>) {
+      const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) => tf.transpose(x, perm));
+      expectClose(results, `transpose ${shape} by ${perm}`);
+      expect(Array.from(results.wasm[0])).toEqual(Array.from(results.cpu[0])); // a transpose is exact
+    }
+    // the layouts attention uses
+    const shape = [3, 9, 4, 5];
+    const results = await onBoth([{ data: randomData(3 * 9 * 4 * 5), shape }], (x) => tf.transpose(x, [0, 2, 1, 3]));
+    expectClose(results, "split heads");
+  });
+
+  it("Identity (clone) shares data but behaves like a copy", async () => {
+    const results = await onBoth([{ data: randomData(33), shape: [3, 11] }], (x) => tf.clone(x).mul(2));
+    expectClose(results, "clone");
+    await tf.setBackend("wasm");
+    const x = tf.tensor([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    y.dispose();
+    await tf.setBackend("cpu");
+  });
+
+  it("Pow: integer exponents -3..4 and fallbacks (fractional exponent, tensor exponent)", async () => {
+    for (const exponent of [-3, -1, 0, 1, 2, 3, 4]) {
+      const shape = [randomInt(1, 9), randomInt(1, 13)];
+      const data = randomData(tf.util.sizeFromShape(shape)).map((v) => (exponent < 0 ? v + Math.sign(v || 1) * 0.5 : v));
+      const results = await onBoth([{ data, shape }], (x) => tf.pow(x, exponent));
+      expectClose(results, `pow ${exponent}`);
+    }
+    const positive = randomData(30).map((v) => Math.abs(v) + 0.1);
+    expectClose(await onBoth([{ data: positive, shape: [5, 6] }], (x) => tf.pow(x, 1.5)), "pow 1.5");
+    expectClose(
+      await onBoth(
+        [
+          { data: positive, shape: [5, 6] },
+          { data: randomData(30), shape: [5, 6] },
+        ],
+        (x, e) => tf.pow(x, e),
+      ),
+      "pow tensor",
+    );
+  });
+
+  it("Tanh: across its whole range, incl. saturation, tiny values, ±Infinity and NaN", async () => {
+    const data = new Float32Array(4001);
+    for (let i = 0; i < 4001; i++) data[i] = (i - 2000) / 200; // -10 .. 10
+    const results = await onBoth([{ data, shape: [4001] }], (x) => tf.tanh(x));
+    expectClose(results, "tanh");
+    // per-element relative accuracy, not only relative to the largest value
+    for (let i = 0; i < data.length; i++) {
+      const expected = results.cpu[0][i];
+      if (expected !== 0) expect(Math.abs(results.wasm[0][i] - expected) / Math.abs(expected)).toBeLessThan(TOLERANCE);
+    }
+    const special = Float32Array.from([0, -0, 1e-8, -1e-8, 3e-4, Infinity, -Infinity, NaN, 50, -50]);
+    const specialResults = await onBoth([{ data: special, shape: [special.length] }], (x) => tf.tanh(x), false);
+    expectClose(specialResults, "tanh special values");
+  });
+
+  it("GatherV2: axes 0-2, odd sizes, repeated ids, float32 and int32; out-of-range ids throw", async () => {
+    for (const [shape, axis, count] of [
+      [[65, 128], 0, 300],
+      [[7, 3], 0, 11],
+      [[4, 9, 5], 1, 13],
+      [[3, 4, 6], 2, 5],
+    ] as Array<[number[], number, number]>) {
+      const ids = Int32Array.from({ length: count }, (_, i) => (i * 5 + 3) % shape[axis]);
+      const results = await onBoth(
+        [
+          { data: randomData(tf.util.sizeFromShape(shape)), shape },
+          { data: ids, shape: [count], dtype: "int32" },
+        ],
+        (x, i) => tf.gather(x, i, axis),
+      );
+      expectClose(results, `gather ${shape} axis ${axis}`);
+      const ints = Int32Array.from(randomData(tf.util.sizeFromShape(shape), 50), Math.round);
+      const intResults = await onBoth(
+        [
+          { data: ints, shape, dtype: "int32" },
+          { data: ids, shape: [count], dtype: "int32" },
+        ],
+        (x, i) => tf.gather(x, i, axis).toFloat(),
+        false,
+      );
+      expectClose(intResults, `int32 gather ${shape} axis ${axis}`);
+    }
+    await tf.setBackend("wasm");
+    expect(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([3], "int32"))).toThrow(/not in \[0, 2\]/);
+    await tf.setBackend("cpu");
+  });
+
+  it("UnsortedSegmentSum (missing in tfjs-backend-wasm) and the embedding gradient that uses it", async () => {
+    const segments = Int32Array.from({ length: 37 }, (_, i) => (i * 7) % 9);
+    const direct = await onBoth(
+      [
+        { data: randomData(37 * 5), shape: [37, 5] },
+        { data: segments, shape: [37], dtype: "int32" },
+      ],
+      (x, ids) => tf.unsortedSegmentSum(x, ids as tf.Tensor1D, 11),
+      false,
+    );
+    expectClose(direct, "unsortedSegmentSum");
+    const ids = Int32Array.from({ length: 2 * 17 }, (_, i) => (i * 3) % 13);
+    const lookup = await onBoth(
+      [
+        { data: randomData(13 * 6), shape: [13, 6] },
+        { data: ids, shape: [2, 17], dtype: "int32" },
+      ],
+      (table, i) => embeddingLookup(table as tf.Tensor2D, i),
+    );
+    expectClose(lookup, "embeddingLookup (forward and table gradient)");
+  });
+
+  it("Sum: leading axes (bias gradients), keepDims, and other axes (fallback)", async () => {
+    const cases: Array<[number[], number | number[], boolean]> = [
+      [[37, 13], 0, false],
+      [[5, 7, 11], [0, 1], false],
+      [[5, 7, 11], [0, 1], true],
+      [[5, 7, 11], 2, false],
+      [[5, 7, 11], [0, 2], false],
+      [[9, 3], -1, true],
+    ];
+    for (const [shape, axis, keepDims] of cases) {
+      const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) => tf.sum(x, axis, keepDims));
+      expectClose(results, `sum ${shape} axis ${axis} keepDims ${keepDims}`);
+    }
+  });
+});
+
+describe("fused ops match the composed maths on the cpu backend", () => {
+  it("fusedAttention is used on wasm and not on cpu", async () => {
+    await tf.setBackend("wasm");
+    const q = tf.randomNormal([1, 2, 4, 8]);
+    expect(fusedAttention(q, q, q, { causal: true })).toBeDefined();
+    expect(fusedAttention(q, q, q, { causal: true, mask: tf.ones([1, 1, 1, 4]) })).toBeUndefined();
+    expect(fusedAttention(q, q, q, { causal: true, dropout: (w: tf.Tensor) => w })).toBeUndefined();
+    await tf.setBackend("cpu");
+    expect(fusedAttention(q, q, q, { causal: true })).toBeUndefined();
+    q.dispose();
+  });
+
+  it("scaledDotProductAttention: causal and not, Tq < Tk (KV cache), odd sizes, output, weights and gradients", async () => {
+    const cases: Array<{ lead: number[]; Tq: number; Tk: number; hs: number; hv: number; causal: boolean }> = [
+      { lead: [2, 3], Tq: 7, Tk: 7, hs: 5, hv: 5, causal: true },
+      { lead: [3, 2], Tq: 13, Tk: 13, hs: 8, hv: 8, causal: false },
+      { lead: [2, 2], Tq: 1, Tk: 9, hs: 4, hv: 4, causal: true },
+      { lead: [1, 4], Tq: 3, Tk: 11, hs: 6, hv: 7, causal: true },
+      { lead: [5], Tq: 17, Tk: 17, hs: 3, hv: 9, causal: true },
+      { lead: [2, 4], Tq: 32, Tk: 32, hs: 16, hv: 16, causal: true },
+    ];
+    for (const { lead, Tq, Tk, hs, hv, causal } of cases) {
+      const shapes = [
+        [...lead, Tq, hs],
+        [...lead, Tk, hs],
+        [...lead, Tk, hv],
+      ];
+      const inputs = shapes.map((shape) => ({ data: randomData(tf.util.sizeFromShape(shape), 2), shape }));
+      const label = `attention ${lead} Tq=${Tq} Tk=${Tk} hs=${hs} hv=${hv} causal=${causal}`;
+      const output = await onBoth(inputs, (q, k, v) => scaledDotProductAttention(q, k, v, { causal }).output);
+      expectClose(output, `${label} (output)`);
+      // the weights too, and a loss that uses both outputs (the weights' gradient flows into the fused one)
+      const weights = await onBoth(inputs, (q, k, v) => scaledDotProductAttention(q, k, v, { causal }).weights, false);
+      expectClose(weights, `${label} (weights)`);
+      const both = await onBoth(inputs, (q, k, v) => {
+        const { output: o, weights: w } = scaledDotProductAttention(q, k, v, { causal });
+        return tf.concat([o.reshape([-1]), w.reshape([-1])]);
+      });
+      expectClose(both, `${label} (output and weights)`);
+    }
+  });
+});
+
+describe("fused LayerNorm and GELU match the composed maths on the cpu backend", () => {
+  /** LayerNorm.forward's step-by-step maths (what the cpu backend runs). */
+  const composedLayerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b);
+  };
+
+  it("fused kernels are used on wasm only", async () => {
+    await tf.setBackend("wasm");
+    const x = tf.randomNormal([3, 4]);
+    expect(fusedLayerNorm(x, tf.ones([4]), tf.zeros([4]), 1e-5)).toBeDefined();
+    expect(fusedGeluTanh(x)).toBeDefined();
+    await tf.setBackend("cpu");
+    expect(fusedLayerNorm(x, tf.ones([4]), tf.zeros([4]), 1e-5)).toBeUndefined();
+    expect(fusedGeluTanh(x)).toBeUndefined();
+  });
+
+  it("LayerNorm: forward and gradients (x, γ, β), odd widths, 2-D to 4-D, large offsets", async () => {
+    const cases: Array<[number[], number, number]> = [
+      [[7, 5], 1e-5, 0],
+      [[2, 3, 13], 1e-5, 0],
+      [[2, 2, 3, 64], 1e-5, 3],
+      [[70, 128], 1e-5, 0], // > 32 rows: the SIMD kernel's blocked float64 sums of dγ, dβ
+      [[3, 33, 16], 1e-5, 1],
+      [[5, 1], 1e-5, 0], // one feature: x̂ = 0
+      [[4, 9], 0.1, 10], // mean large next to the spread (more and float32 reference maths itself loses digits)
+    ];
+    for (const [shape, eps, offset] of cases) {
+      const C = shape[shape.length - 1];
+      const results = await onBoth(
+        [
+          { data: randomData(tf.util.sizeFromShape(shape)).map((v) => v + offset), shape },
+          { data: randomData(C).map((v) => 1 + v / 2), shape: [C] },
+          { data: randomData(C), shape: [C] },
+        ],
+        (x, g, b) => fusedLayerNorm(x, g, b, eps) ?? composedLayerNorm(x, g, b, eps),
+      );
+      expectClose(results, `layerNorm ${shape} eps ${eps} offset ${offset}`);
+    }
+  });
+
+  it("LayerNorm module gives the same output on both backends", async () => {
+    const data = randomData(2 * 3 * 8, 3);
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const ln = new LayerNorm(8);
+      const y = ln.forward(tf.tensor(data, [2, 3, 8]));
+      const out = Float32Array.from(y.dataSync());
+      ln.dispose();
+      return out;
+    };
+    const cpu = await run("cpu");
+    const wasm = await run("wasm");
+    expect(relativeError(wasm, cpu)).toBeLessThanOrEqual(TOLERANCE);
+    await tf.setBackend("cpu");
+  });
+
+  it("GELU (tanh): forward and gradient over [-12, 12], odd sizes", async () => {
+    const data = new Float32Array(2401);
+    for (let i = 0; i < data.length; i++) data[i] = (i - 1200) / 100;
+    const results = await onBoth([{ data, shape: [7, 343] }], (x) => fusedGeluTanh(x) ?? geluTanh(x));
+    expectClose(results, "geluTanh");
+    const random3d = await onBoth([{ data: randomData(3 * 5 * 11, 3), shape: [3, 5, 11] }], (x) => fusedGeluTanh(x) ?? geluTanh(x));
+    expectClose(random3d, "geluTanh 3-D");
+  });
+});
+
+describe("fused AdamW update matches the composed maths on the cpu backend", () => {
+  it("one step, with and without weight decay, odd sizes, late steps (small bias corrections)", async () => {
+    for (const [size, weightDecay, step] of [
+      [1, 0.1, 1],
+      [7, 0.1, 3],
+      [130, 0, 1],
+      [1027, 0.1, 500],
+    ] as const) {
+      const options = {
+        learningRate: 1e-3,
+        beta1: 0.9,
+        beta2: 0.99,
+        epsilon: 1e-8,
+        weightDecay,
+        correction1: 1 - 0.9 ** step,
+        correction2: 1 - 0.99 ** step,
+      };
+      const results = await onBoth(
+        [
+          { data: randomData(size), shape: [size] },
+          { data: randomData(size, 0.01), shape: [size] },
+          { data: randomData(size, 0.01).map((x) => x * x), shape: [size] },
+          { data: randomData(size, 0.1), shape: [size] },
+        ],
+        (w, m, v, g) => {
+          const fused = fusedAdamWUpdate(w, m, v, g, options);
+          if (fused) return tf.concat([fused.w, fused.m, fused.v]);
+          // lib/training/optimizer.ts's maths
+          const { learningRate: lr, beta1, beta2, epsilon, correction1, correction2 } = options;
+          const mNew = m.mul(beta1).add(g.mul(1 - beta1));
+          const vNew = v.mul(beta2).add(g.square().mul(1 - beta2));
+          const update = mNew.div(correction1).div(vNew.div(correction2).sqrt().add(epsilon));
+          const wNew = w.mul(1 - lr * weightDecay).sub(update.mul(lr));
+          return tf.concat([wNew, mNew, vNew]);
+        },
+        false,
+      );
+      expectClose(results, `adamW size ${size} weightDecay ${weightDecay} step ${step}`);
+    }
+  });
+});
+
+describe("freeing backward-pass memory early (lib/backend/gradient-memory.ts)", () => {
+  /** Gradients of a tiny GPT's loss, as arrays, and the peak tensor memory of computing them. */
+  async function gptGradients(): Promise<{ grads: Float32Array[]; peakBytes: number }> {
+    const model = new GPT({ vocabSize: 11, contextLength: 8, numLayers: 2, numHeads: 2, embeddingDim: 8, seed: 5 });
+    const ids = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i * 7) % 11), [2, 8], "int32");
+    const targets = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i * 3) % 11), [2, 8], "int32");
+    let grads: Float32Array[] = [];
+    const info = await tf.profile(() => {
+      const { value, grads: g } = tf.variableGrads(() => crossEntropy(model.forward(ids), targets), model.parameters());
+      grads = Object.values(g).map((t) => Float32Array.from(t.dataSync()));
+      tf.dispose([value, g]);
+    });
+    tf.dispose([ids, targets]);
+    model.dispose();
+    return { grads, peakBytes: info.peakBytes };
+  }
+
+  for (const backend of ["cpu", "wasm"]) {
+    it(`gives the same gradients of a GPT with less peak memory (${backend})`, async () => {
+      await tf.setBackend(backend);
+      keepGradientMemoryUntilEnd();
+      const before = tf.memory().numTensors;
+      const reference = await gptGradients();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(freeGradientMemoryEarly()).toBe(true);
+      const early = await gptGradients();
+      expect(tf.memory().numTensors).toBe(before); // nothing leaked, nothing disposed twice
+      expect(early.grads.length).toBe(reference.grads.length);
+      early.grads.forEach((g, i) => expect(Array.from(g)).toEqual(Array.from(reference.grads[i])));
+      expect(early.peakBytes).toBeLessThan(reference.peakBytes * 0.8);
+      await tf.setBackend("cpu");
+    });
+  }
+
+  it("leaves a caller's dy, pass-through gradients and higher-order gradients intact", async () => {
+    await tf.setBackend("wasm");
+    expect(freeGradientMemoryEarly()).toBe(true);
+    // caller-supplied dy is still usable afterwards
+    const x = tf.tensor([1, 2, 3]);
+    const dy = tf.tensor([1, 10, 100]);
+    const g = tf.grad((t: tf.Tensor) => t.square().reshape([3]).toFloat().mul(2))(x, dy);
+    expect(Array.from(g.dataSync())).toEqual([4, 80, 1200]);
+    expect(Array.from(dy.dataSync())).toEqual([1, 10, 100]);
+    // a custom gradient that hands its incoming dy to both inputs, unchanged
+    const passThrough = tf.customGrad((a, b, save) => {
+      (save as tf.GradSaveFunc)([a as tf.Tensor]);
+      return { value: (a as tf.Tensor).add(b as tf.Tensor), gradFunc: (d: tf.Tensor | tf.Tensor[]) => [d as tf.Tensor, d as tf.Tensor] };
+    });
+    const x2 = tf.tensor([4, 5, 6]);
+    const [ga, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor) => (passThrough(a.mul(3), b.mul(5)) as tf.Tensor).mul(2).sum())([x, x2]);
+    expect(Array.from(ga.dataSync())).toEqual([6, 6, 6]);
+    expect(Array.from(gb.dataSync())).toEqual([10, 10, 10]);
+    // second derivative of x³ is 6x
+    const second = tf.grad((t: tf.Tensor) => tf.grad((u: tf.Tensor) => u.pow(3).sum())(t).sum())(x);
+    expect(Array.from(second.dataSync())).toEqual([6, 12, 18]);
+    tf.dispose([x, x2, dy, g, ga, gb, second]);
+    await tf.setBackend("cpu");
+  });
+});
+
+describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
+  /** Runs a script in a fresh Node process (threads are chosen once per process); returns its output. */
+  function runScript(source: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+    const dir = mkdtempSync(join(tmpdir(), "gpt-threads-"));
+    const file = join(dir, "script.mts"); // ES module: top-level await
+    writeFileSync(file, source.replace("LIB", JSON.stringify(resolve(__dirname, "../lib/index.ts"))));
+    const tsx = resolve(__dirname, "../node_modules/.bin/tsx");
+    const run = spawnSync(tsx, ["--conditions=source", file], { encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env } });
+    rmSync(dir, { recursive: true, force: true });
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  }
+
+  const script = `
+    import { initBackend, tf } from LIB;
+    const backend = await initBackend("wasm");
+    const a = tf.tensor2d(Array.from({ length: 300 * 200 }, (_, i) => Math.sin(i)), [300, 200]);
+    const b = tf.tensor2d(Array.from({ length: 200 * 100 }, (_, i) => Math.cos(i)), [200, 100]);
+    const c = tf.matMul(a, b).dataSync();
+    let sum = 0;
+    for (const x of c) sum += x;
+    console.log(JSON.stringify({ description: backend.description, sum }));
+    // no process.exit(): the process must end by itself
+  `;
+
+  it("start 2 threads with GPT_WASM_THREADS=2, compute the same, and let the process exit by itself", () => {
+    const threaded = runScript(script, { GPT_WASM_THREADS: "2" });
+    expect(threaded.status, threaded.stderr).toBe(0); // a hang would hit the timeout (status null)
+    const single = runScript(script, { GPT_WASM_THREADS: "0" });
+    expect(single.status, single.stderr).toBe(0);
+    const t = JSON.parse(threaded.stdout.trim().split("\n").pop()!);
+    const s = JSON.parse(single.stdout.trim().split("\n").pop()!);
+    expect(t.description).toContain("2 threads");
+    expect(s.description).toContain("1 thread");
+    expect(Math.abs(t.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
+  });
+});
