@@ -65,6 +65,19 @@ export { textStream } from "./generation/stream.js";
 export { nextTokenProbabilities, sampleNextToken, argmax } from "./generation/sampling.js";
 export type { SamplingOptions } from "./generation/sampling.js";
 
+// Fine-tuning into a chat model.
+export { ROLES, CHAT_TOKENS, addChatTokens, chatTokenIds, renderConversation, renderPrompt } from "./finetuning/chat-template.js";
+export type { Role, ChatMessage, ChatTokenIds, RenderedConversation } from "./finetuning/chat-template.js";
+export { ConversationDataset } from "./finetuning/sft-data.js";
+export type { ConversationDatasetOptions } from "./finetuning/sft-data.js";
+export { chat, fitToContext } from "./finetuning/chat.js";
+export type { ChatOptions, ChatReply } from "./finetuning/chat.js";
+export { evaluateExactMatch, accuracyTable } from "./finetuning/evaluate.js";
+export type { EvaluationExample, GradedAnswer, TaskAccuracy, EvaluationResult, EvaluationOptions } from "./finetuning/evaluate.js";
+export { extendVocabulary } from "./finetuning/extend-vocabulary.js";
+export { LoRAAdapter, LoRAGPT, defaultLoRAOptions } from "./finetuning/lora.js";
+export type { LoRAOptions, LoRATarget } from "./finetuning/lora.js";
+
 // Weights I/O.
 export { openSafetensors, writeSafetensors, SafetensorsFile, SafetensorsError } from "./weights/safetensors.js";
 export type { TensorToWrite, TensorInfo, SafetensorsDtype } from "./weights/safetensors.js";

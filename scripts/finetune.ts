@@ -1,0 +1,140 @@
+/**
+ * Supervised fine-tuning (SFT): turns a pretrained base model into a chat model.
+ *
+ *   npm run finetune -- --checkpoint base_dir --out dir [--steps N] [--data dir] [--lora RANK]
+ *
+ * Adds the chat template's special tokens to the tokenizer and the model, renders the conversations of
+ * data/instructions/train.jsonl (`npm run data:instructions` writes it), and trains with the same Trainer
+ * as pretraining, the loss counting assistant tokens only. Ctrl-C saves a checkpoint and stops;
+ * `--resume dir` continues exactly (with the same --data and batch options).
+ */
+import * as path from "node:path";
+import { type Conversation, readConversations } from "course-data";
+import {
+  addChatTokens,
+  ConversationDataset,
+  extendVocabulary,
+  formatDuration,
+  type GPT,
+  loadCheckpoint,
+  type RenderedConversation,
+  renderConversation,
+  resumeTrainer,
+  saveCheckpoint,
+  type Tokenizer,
+  Trainer,
+  type TrainerOptions,
+} from "gpt-course";
+import { fail, integerFlag, numberFlag, parseCommandLine, run, startBackend } from "./cli.js";
+
+const usage = `usage: npm run finetune -- --checkpoint DIR --out DIR [options]
+  --checkpoint DIR      the pretrained base model to start from
+  --out DIR             where to save the chat model (default: checkpoints/chat)
+  --resume DIR          continue an interrupted fine-tuning run instead (its options are used)
+  --data DIR            folder with train.jsonl (default data/instructions)
+  --steps N             optimizer steps (default ${sftDefaults().maxSteps})
+  --learning-rate LR    peak learning rate (default ${sftDefaults().learningRate})
+  --batch-size B        conversations per batch (default 16)
+  --save-every N        save a checkpoint every N steps (default 0: only at the end)`;
+
+/**
+ * Fine-tuning defaults for the course's CPU model. Compared with pretraining: fewer steps, a short
+ * warm-up, and a higher learning rate (the tasks are new; the base model only supplies the letters and
+ * words). Weight decay stays as in pretraining.
+ */
+function sftDefaults(): Partial<TrainerOptions> & { maxSteps: number } {
+  return { maxSteps: 400, learningRate: 2e-3, minLearningRate: 2e-4, warmupSteps: 20, evalInterval: 100, evalBatches: 4 };
+}
+
+/** Conversations at the end of train.jsonl kept out of training to measure a validation loss. */
+const VALIDATION_FRACTION = 0.02;
+
+run(async () => {
+  const flags = parseCommandLine(usage, {
+    checkpoint: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "string" },
+    data: { type: "string" },
+    steps: { type: "string" },
+    "learning-rate": { type: "string" },
+    "batch-size": { type: "string" },
+    "save-every": { type: "string" },
+  });
+  if (!flags.checkpoint && !flags.resume) fail(`give the base model with --checkpoint (or --resume a fine-tuning run).\n\n${usage}`);
+  if (flags.checkpoint && flags.resume) fail("give either --checkpoint (start) or --resume (continue), not both.");
+  const out = flags.out ?? flags.resume ?? "checkpoints/chat";
+  const saveEvery = integerFlag("save-every", flags["save-every"], 0);
+  await startBackend();
+
+  const checkpoint = await loadCheckpoint((flags.checkpoint ?? flags.resume) as string);
+  if (!checkpoint.tokenizer) fail("the checkpoint has no tokenizer saved with it, so conversations cannot be encoded.");
+  const tokenizer: Tokenizer = checkpoint.tokenizer;
+  // A base model has never seen the chat tokens: give them ids, and the model an embedding row for each.
+  addChatTokens(tokenizer);
+  const model: GPT = extendVocabulary(checkpoint.model, tokenizer.vocabSize);
+
+  let trainerOptions: Partial<TrainerOptions> & { maxSteps: number };
+  if (flags.resume) {
+    if (!checkpoint.trainerOptions) fail(`${flags.resume} was saved without a trainer, so there is nothing to resume.`);
+    trainerOptions = checkpoint.trainerOptions;
+  } else {
+    const defaults = sftDefaults();
+    trainerOptions = {
+      ...defaults,
+      maxSteps: integerFlag("steps", flags.steps, defaults.maxSteps),
+      learningRate: numberFlag("learning-rate", flags["learning-rate"], defaults.learningRate as number),
+    };
+    trainerOptions.minLearningRate = (trainerOptions.learningRate as number) / 10;
+  }
+
+  const dataFolder = flags.data ?? path.join("data", "instructions");
+  const conversations = readConversations(path.join(dataFolder, "train.jsonl"));
+  const validationCount = Math.max(1, Math.round(conversations.length * VALIDATION_FRACTION));
+  const dataset = new ConversationDataset(
+    {
+      train: renderAll(tokenizer, conversations.slice(0, -validationCount)),
+      validation: renderAll(tokenizer, conversations.slice(-validationCount)),
+    },
+    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], 16), seed: 1337 },
+  );
+  const trainer = new Trainer(model, dataset, trainerOptions);
+  if (flags.resume) {
+    resumeTrainer(trainer, checkpoint);
+    console.error(`resumed ${flags.resume} at step ${trainer.step}`);
+  }
+  console.error(
+    `fine-tuning ${model.numParameters().toLocaleString("en-US")} parameters on ${conversations.length - validationCount} ` +
+      `conversations (${validationCount} kept for validation), ${trainer.options.maxSteps} steps of ` +
+      `${dataset.options.batchSize} conversations`,
+  );
+
+  const stop = new AbortController();
+  process.once("SIGINT", () => {
+    console.error("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
+    stop.abort();
+    process.once("SIGINT", () => process.exit(130));
+  });
+  const started = performance.now();
+  const stepsNow = integerFlag("steps", flags.resume ? flags.steps : undefined, trainer.options.maxSteps - trainer.step);
+  const last = Math.min(trainer.options.maxSteps, trainer.step + stepsNow);
+  while (trainer.step < last && !stop.signal.aborted) {
+    await trainer.train({
+      steps: Math.min(saveEvery || last, last - trainer.step),
+      signal: stop.signal,
+      onEval: (result) => console.error(`\nstep ${result.step}: train loss ${result.train.toFixed(4)}, validation loss ${result.validation.toFixed(4)}`),
+    });
+    await saveCheckpoint(out, { model, tokenizer, trainer });
+  }
+  console.error(`saved ${out} at step ${trainer.step}; fine-tuning took ${formatDuration((performance.now() - started) / 1000)}`);
+});
+
+/** Renders every conversation, naming the one that fails (e.g. a character the tokenizer does not know). */
+function renderAll(tokenizer: Tokenizer, conversations: readonly Conversation[]): RenderedConversation[] {
+  return conversations.map((conversation) => {
+    try {
+      return renderConversation(tokenizer, conversation.messages);
+    } catch (error) {
+      throw new Error(`conversation ${conversation.id}: ${(error as Error).message}`);
+    }
+  });
+}
