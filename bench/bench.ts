@@ -21,7 +21,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AdamW, GPT, KVCache, Random, crossEntropy, initBackend, tf } from "gpt-course";
+import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, Random, tf } from "gpt-course";
 
 // ---------------------------------------------------------------------------------------------- options
 const argv = process.argv.slice(2);
@@ -255,34 +255,50 @@ async function main(): Promise<void> {
   }
 
   // --------------------------------------------------------------------------------------- generation
-  // GENERATION: lib's generate() (lib/generation/generate.ts), 256 new tokens after a 16-token prompt,
-  // batch 1, seeded sampling (temperature 1), with and without the KV cache; the same tokens either way.
-  // Falls back to a plain greedy loop over model.forward if lib has no generate().
-  let generation: { withCache: number; withoutCache: number; tokens: number; implementation: string } | undefined;
+  // lib's generate(): 256 new tokens after a 16-token prompt, batch 1, seeded sampling (temperature 1),
+  // with and without the KV cache (the same tokens either way: tests/generation.test.ts). The model has
+  // the reference shape but a context long enough for prompt + new tokens: once a sequence outgrows the
+  // context, every position shifts at each step and nothing cached can be reused.
+  let generation: { withCache: number; withoutCache: number; tokens: number } | undefined;
   if (!flag("no-generation")) {
-    model.eval();
     const prompt = Array.from(batches[0].subarray(0, 16));
-    const lib: any = await import("gpt-course");
-    const generateWith = async (useCache: boolean): Promise<number> => {
+    const generator = new GPT({ ...config, contextLength: Math.max(T, prompt.length + genTokens) });
+    const tokensPerSecondWith = async (useCache: boolean): Promise<number> => {
       const start = performance.now();
-      if (typeof lib.generate === "function") {
-        await lib.generate(model, prompt, { maxNewTokens: genTokens, useCache, seed: 7 });
-      } else {
-        greedyLoop(model, prompt, genTokens, useCache);
-      }
+      await generate(generator, prompt, { maxNewTokens: genTokens, useCache, seed: 7 });
       return (genTokens * 1000) / (performance.now() - start);
     };
-    await generateWith(true); // warm-up
-    generation = {
-      withCache: await generateWith(true),
-      withoutCache: await generateWith(false),
-      tokens: genTokens,
-      implementation: typeof lib.generate === "function" ? "lib generate()" : "bench greedy loop",
-    };
+    await tokensPerSecondWith(true); // warm-up
+    generation = { withCache: await tokensPerSecondWith(true), withoutCache: await tokensPerSecondWith(false), tokens: genTokens };
+    generator.dispose();
     console.log(
-      `generation (${genTokens} new tokens, batch 1, ${generation.implementation}): ${generation.withCache.toFixed(1)} tokens/s ` +
-        `with KV cache, ${generation.withoutCache.toFixed(1)} without`,
+      `generation (${genTokens} new tokens, batch 1): ${generation.withCache.toFixed(1)} tokens/s with KV cache, ` +
+        `${generation.withoutCache.toFixed(1)} without (${(generation.withCache / generation.withoutCache).toFixed(1)}x)`,
     );
+  }
+
+  // ----------------------------------------------------------------------------------------- GPT-2 124M
+  // With Hugging Face's GPT-2 in models/gpt2 (`npm run download:gpt2 -- gpt2`): load time, peak memory
+  // after loading (the weights are 498 MB in float32) and generation speed. Skipped otherwise.
+  let gpt2: { loadSeconds: number; peakRssBytes: number; tokensPerSecond: number } | undefined;
+  const gpt2Directory = path.join(repo, "models", "gpt2");
+  if (!fs.existsSync(path.join(gpt2Directory, "model.safetensors"))) {
+    console.log("GPT-2 124M: skipped (no models/gpt2; `npm run download:gpt2 -- gpt2` fetches it, needs internet)");
+  } else {
+    const loadStart = performance.now();
+    const pretrained = await loadGPT2(gpt2Directory);
+    const loadSeconds = (performance.now() - loadStart) / 1000;
+    const loadedPeak = peakRssBytes();
+    const prompt = new GPT2Tokenizer().encode("Hello, my dog is cute and");
+    const newTokens = 50;
+    const generationStart = performance.now();
+    await generate(pretrained, prompt, { maxNewTokens: newTokens, temperature: 0 });
+    gpt2 = { loadSeconds, peakRssBytes: loadedPeak, tokensPerSecond: (newTokens * 1000) / (performance.now() - generationStart) };
+    console.log(
+      `GPT-2 124M: loaded in ${loadSeconds.toFixed(1)} s, peak RSS ${mb(loadedPeak)} (weights 475 MB), ` +
+        `greedy generation ${gpt2.tokensPerSecond.toFixed(1)} tokens/s with KV cache`,
+    );
+    pretrained.dispose();
   }
   const peakRss = peakRssBytes();
 
@@ -319,6 +335,7 @@ async function main(): Promise<void> {
     optimizer: optimizer.name,
     training: { tokensPerSecond, msPerStep, stepMs, cpuMsPerStep: median(cpuMs), losses, peakRssBytes: trainPeakRss, wasmHeapBytes },
     generation,
+    gpt2,
     peakRssBytes: peakRss,
     profileTop: profile?.slice(0, 15),
     pytorch,
@@ -372,28 +389,6 @@ async function main(): Promise<void> {
     fs.appendFileSync(resultsMd, `| ${cells.join(" | ")} |\n`);
     console.log(`wrote ${path.relative(repo, file)} and a line in bench/RESULTS.md`);
   }
-}
-
-/** Greedy decoding straight over model.forward (used only if lib has no generate()). */
-function greedyLoop(model: GPT, prompt: number[], newTokens: number, useCache: boolean): void {
-  const T = model.config.contextLength;
-  const context = [...prompt];
-  let cache: KVCache[] | undefined;
-  for (let i = 0; i < newTokens; i++) {
-    let input: number[];
-    if (useCache && cache && cache[0].length < T && cache[0].length === context.length - 1) input = context.slice(-1);
-    else {
-      cache?.forEach((c) => c.dispose());
-      cache = useCache ? model.createCache() : undefined;
-      input = context.slice(-T);
-    }
-    const id = tf.tidy(() => {
-      const logits = model.forward(tf.tensor2d(input, [1, input.length], "int32"), { cache });
-      return logits.slice([0, input.length - 1, 0], [1, 1, model.config.vocabSize]).argMax(-1).dataSync()[0];
-    });
-    context.push(id);
-  }
-  cache?.forEach((c) => c.dispose());
 }
 
 function wasmThreadCount(): number | undefined {
