@@ -558,3 +558,19 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     expect(Math.abs(t.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
   });
 });
+
+describe("fused layers called outside tf.tidy", () => {
+  it("LayerNorm.forward leaves only its output behind, and gradients still flow", async () => {
+    const { LayerNorm, initBackend: init, tf: tfjs } = await import("gpt-course");
+    await init("wasm");
+    const norm = new LayerNorm(8);
+    const x = tfjs.randomNormal([2, 3, 8], 0, 1, "float32", 1);
+    const before = tfjs.memory().numTensors;
+    const y = norm.forward(x);
+    expect(tfjs.memory().numTensors).toBe(before + 1);
+    const grad = tfjs.grad((input: import("gpt-course").tf.Tensor) => norm.forward(input).square().sum())(x);
+    expect(Number.isFinite(grad.sum().dataSync()[0])).toBe(true);
+    tfjs.dispose([x, y, grad]);
+    norm.dispose();
+  });
+});

@@ -117,8 +117,8 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
   if (!hasKernel(FUSED_LAYER_NORM) || x.dtype !== "float32" || x.rank < 1) return undefined;
   const C = x.shape[x.rank - 1];
   if (gamma.shape.join() !== `${C}` || beta.shape.join() !== `${C}`) return undefined;
-  const [y] = tf.engine().runKernel(FUSED_LAYER_NORM, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
-  return y;
+  // The kernel also outputs the mean and 1/σ for its gradient; tidy frees them here (the tape keeps its own copies).
+  return tf.tidy(() => (tf.engine().runKernel(FUSED_LAYER_NORM, { x, gamma, beta }, { epsilon }) as tf.Tensor[])[0]);
 }
 
 /**
