@@ -63,12 +63,20 @@ const loaders: Record<BackendName, Loader> = {
 
   async webgpu() {
     const g = globalThis as any;
+    // GPT_WEBGPU_DAWN passes toggles to Dawn (e.g. "backend=opengl") and accepts a software adapter: a way to
+    // check the WebGPU path on a machine without a GPU (scripts/check-webgpu.ts), never the fast choice.
+    const dawnToggles = readEnvironment("GPT_WEBGPU_DAWN");
     if (!g.navigator?.gpu) {
-      if (!(await mayHaveGpu())) return { ok: false, reason: "no GPU device found (/dev/dri, /dev/nvidia*)" };
+      if (!dawnToggles && !(await mayHaveGpu())) return { ok: false, reason: "no GPU device found (/dev/dri, /dev/nvidia*)" };
       try {
         const { create, globals } = await importModule("webgpu");
         Object.assign(g, globals);
-        const gpu = create([]);
+        const gpu = create(dawnToggles ? dawnToggles.split(",") : []);
+        if (dawnToggles) {
+          // Dawn's OpenGL backend offers only the "compatibility" feature level; ask for it on every request.
+          const requestAdapter = gpu.requestAdapter.bind(gpu);
+          gpu.requestAdapter = (options: object = {}) => requestAdapter({ featureLevel: "compatibility", ...options });
+        }
         if (g.navigator) Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
         else g.navigator = { gpu };
       } catch {
@@ -79,7 +87,7 @@ const loaders: Record<BackendName, Loader> = {
     if (!adapter) return { ok: false, reason: "WebGPU found no GPU adapter" };
     const adapterInfo = adapter.info ?? {};
     const name: string = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(" ");
-    if (adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name)) {
+    if (!dawnToggles && (adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name))) {
       return { ok: false, reason: `WebGPU adapter is a software renderer (${name || "fallback"}), slower than wasm` };
     }
     await importModule("@tensorflow/tfjs-backend-webgpu");
