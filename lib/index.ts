@@ -56,6 +56,7 @@ export type { Batch, BatchSource, Split, TokenDatasetOptions } from "./training/
 export { Trainer, defaultTrainerOptions } from "./training/trainer.js";
 export type { TrainerOptions, TrainerState, StepResult, EvalResult, TrainingHistory, TrainOptions } from "./training/trainer.js";
 export { saveCheckpoint, loadCheckpoint, resumeTrainer, loadParameters } from "./training/checkpoint.js";
+export { coursePretraining } from "./training/recipe.js";
 export type { Checkpoint } from "./training/checkpoint.js";
 
 // Generation.

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import { loadStateOfTheUnion } from "course-data";
 import {
   CharTokenizer,
+  coursePretraining,
   GPT,
   type GPTConfig,
   loadCheckpoint,
@@ -38,12 +39,6 @@ interface RunConfig {
   data?: { batchSize?: number; validationFraction?: number; seed?: number };
 }
 
-const courseDefaults: Required<RunConfig> = {
-  model: { preset: "course", dropout: 0 },
-  trainer: { maxSteps: 3000, learningRate: 1e-3, minLearningRate: 1e-4, warmupSteps: 100, evalInterval: 250, evalBatches: 20 },
-  data: { batchSize: 16, validationFraction: 0.1, seed: 1337 },
-};
-
 run(async () => {
   const flags = parseCommandLine(usage, {
     config: { type: "string" },
@@ -70,11 +65,11 @@ run(async () => {
     trainerOptions = checkpoint.trainerOptions;
   } else {
     tokenizer = CharTokenizer.fromText(text);
-    const modelConfig = { ...courseDefaults.model, ...userConfig.model, vocabSize: tokenizer.vocabSize };
+    const modelConfig = { ...coursePretraining.model, ...userConfig.model, vocabSize: tokenizer.vocabSize };
     model = new GPT(modelConfig);
-    trainerOptions = { ...courseDefaults.trainer, ...userConfig.trainer } as TrainerOptions;
+    trainerOptions = { ...coursePretraining.trainer, ...userConfig.trainer } as TrainerOptions;
   }
-  const dataOptions = { ...courseDefaults.data, ...userConfig.data };
+  const dataOptions = { ...coursePretraining.data, ...userConfig.data };
   const dataset = new TokenDataset(tokenizer.encode(text), { ...dataOptions, contextLength: model.config.contextLength });
   const trainer = new Trainer(model, dataset, trainerOptions);
   if (checkpoint) {

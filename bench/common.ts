@@ -1,0 +1,71 @@
+/** Helpers shared by the benchmarks (bench.ts, parity.ts). */
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Random, tf } from "gpt-course";
+
+export const repo = path.resolve(__dirname, "..");
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The short commit hash, with "-dirty" when tracked files have uncommitted changes. */
+export function gitCommit(): string {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: repo, encoding: "utf8" }).trim();
+    return dirty ? `${commit}-dirty` : commit;
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * A Python that can `import torch` (Debian's /usr/bin/python3 with python3-torch), or undefined with the
+ * reason printed: the PyTorch references are optional.
+ */
+export function torchPython(): string | undefined {
+  const python = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  if (spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status !== 0) {
+    console.log("PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)");
+    return undefined;
+  }
+  return python;
+}
+
+/** Writes windows of B × (T + 1) token ids, one after the other, as raw int32 for NumPy's `fromfile`. */
+export function writeWindows(file: string, windows: readonly Int32Array[]): void {
+  const all = new Int32Array(windows.reduce((n, w) => n + w.length, 0));
+  let offset = 0;
+  for (const w of windows) {
+    all.set(w, offset);
+    offset += w.length;
+  }
+  fs.writeFileSync(file, Buffer.from(all.buffer));
+}
+
+/** Seeded random windows: inputs = ids[o .. o+T), targets = ids[o+1 .. o+T+1). One Int32Array (B, T+1) per step. */
+export function sampleBatches(ids: ArrayLike<number>, steps: number, B: number, T: number, seed: number): Int32Array[] {
+  const random = new Random(seed);
+  return Array.from({ length: steps }, () => {
+    const windows = new Int32Array(B * (T + 1));
+    for (let b = 0; b < B; b++) {
+      const start = random.int(ids.length - T - 1);
+      for (let t = 0; t <= T; t++) windows[b * (T + 1) + t] = ids[start + t];
+    }
+    return windows;
+  });
+}
+
+export function toTensors(windows: Int32Array, B: number, T: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  const x = new Int32Array(B * T);
+  const y = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    x.set(windows.subarray(b * (T + 1), b * (T + 1) + T), b * T);
+    y.set(windows.subarray(b * (T + 1) + 1, (b + 1) * (T + 1)), b * T);
+  }
+  return { x: tf.tensor2d(x, [B, T], "int32"), y: tf.tensor2d(y, [B, T], "int32") };
+}
