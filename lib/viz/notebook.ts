@@ -62,3 +62,24 @@ export function liveFigure(): { update(figure: Figure): void } {
   const id = `live-${process.pid}-${++figureCount}`;
   return { update: (figure) => output.html(figureHtml(figure, id)) };
 }
+
+/** Text made safe to put inside HTML. */
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** An HTML table: numbers right-aligned with thousands separators, text in monospace with its line breaks kept. */
+export function tableHtml(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const cell = (value: string | number) =>
+    typeof value === "number"
+      ? `<td style="text-align:right">${value.toLocaleString("en-US")}</td>`
+      : `<td style="text-align:left;white-space:pre-wrap;font-family:monospace">${escapeHtml(value)}</td>`;
+  const head = headers.map((header) => `<th style="text-align:left">${escapeHtml(header)}</th>`).join("");
+  const body = rows.map((row) => `<tr>${row.map(cell).join("")}</tr>`).join("");
+  return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+/** Shows rows as a table output of the current cell. */
+export function showTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): void {
+  tslab().display.html(tableHtml(headers, rows));
+}
