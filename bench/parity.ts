@@ -132,7 +132,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const bar = new ProgressBar(steps, "ours");
   while (trainer.step < steps) {
-    const { loss } = trainer.trainStep();
+    const { loss } = await trainer.trainStep();
     if (trainer.step % evalInterval === 0 || trainer.step === steps) ours.push({ step: trainer.step, validation: validationLoss() });
     bar.update(trainer.step, { loss: loss.toFixed(3), val: ours[ours.length - 1].validation.toFixed(3) });
   }

@@ -24,11 +24,15 @@ async function compute(backend: string): Promise<Result> {
   const stream = Array.from({ length: 600 }, (_, i) => (i * 7 + (i >> 3)) % 65);
   const data = new TokenDataset(stream, { contextLength: 16, batchSize: 4, seed: 1 });
   const { inputs, targets } = data.nextBatch("train");
-  const logits = tf.tidy(() => model.forward(inputs).dataSync() as Float32Array);
-  const loss = tf.tidy(() => crossEntropy(model.forward(inputs), targets).dataSync()[0]);
+  // Asynchronous reads only: tfjs's WebGPU backend cannot read synchronously in Node.
+  const logitsTensor = tf.tidy(() => model.forward(inputs));
+  const lossTensor = tf.tidy(() => crossEntropy(model.forward(inputs), targets));
+  const logits = (await logitsTensor.data()) as Float32Array;
+  const loss = (await lossTensor.data())[0];
+  tf.dispose([logitsTensor, lossTensor]);
   const trainer = new Trainer(model, data, { maxSteps: 2, warmupSteps: 1 });
-  trainer.trainStep();
-  const weight = model.h[0].attn.c_attn.weight.dataSync() as Float32Array;
+  await trainer.trainStep();
+  const weight = (await model.h[0].attn.c_attn.weight.data()) as Float32Array;
   tf.dispose([inputs, targets]);
   trainer.dispose();
   model.dispose();

@@ -95,12 +95,13 @@ describe("gradient clipping", () => {
   it("scales all gradients by one factor so the global norm is the maximum", () => {
     const grads = { a: tf.tensor1d([3, 0]), b: tf.tensor1d([0, 4]) }; // global norm 5
     const { clipped, norm } = clipByGlobalNorm(grads, 1);
-    expect(norm).toBeCloseTo(5, 5);
+    expect(norm.dataSync()[0]).toBeCloseTo(5, 5);
     expect(Array.from(clipped.a.dataSync())[0]).toBeCloseTo(0.6, 5);
     expect(Array.from(clipped.b.dataSync())[1]).toBeCloseTo(0.8, 5);
     const small = clipByGlobalNorm(grads, 10);
-    expect(small.clipped).toBe(grads); // under the limit: untouched
-    tf.dispose([...Object.values(grads), ...Object.values(clipped)]);
+    expect(Array.from(small.clipped.a.dataSync())).toEqual([3, 0]); // under the limit: unchanged
+    expect(Array.from(small.clipped.b.dataSync())).toEqual([0, 4]);
+    tf.dispose([norm, small.norm, ...Object.values(grads), ...Object.values(clipped), ...Object.values(small.clipped)]);
   });
 });
 
@@ -115,7 +116,7 @@ describe("Trainer", () => {
     const model = new GPT({ preset: "tiny", vocabSize: 8 });
     const data = new TokenDataset(text, { contextLength: 16, batchSize: 8, seed: 1 });
     const trainer = new Trainer(model, data, { maxSteps: 60, warmupSteps: 5, learningRate: 1e-2, evalInterval: 30, evalBatches: 2 });
-    trainer.trainStep(); // the first step allocates the optimizer's state; count tensors after it
+    await trainer.trainStep(); // the first step allocates the optimizer's state; count tensors after it
     const before = tf.memory().numTensors;
     const history = await trainer.train({ progress: false });
     expect(tf.memory().numTensors).toBe(before);
@@ -126,9 +127,9 @@ describe("Trainer", () => {
     model.dispose();
   });
 
-  it("accumulating two half batches equals one step on the full batch", () => {
+  it("accumulating two half batches equals one step on the full batch", async () => {
     const stream = tokens(400, 65);
-    const run = (batchSize: number, accumulation: number) => {
+    const run = async (batchSize: number, accumulation: number) => {
       const model = new GPT({ preset: "tiny" });
       const data = new TokenDataset(stream, { contextLength: 16, batchSize: 8, seed: 5 });
       // Draw the same 8 windows either as one batch or as two batches of 4.
@@ -144,15 +145,15 @@ describe("Trainer", () => {
         setState: () => undefined,
       };
       const trainer = new Trainer(model, source, { maxSteps: 1, warmupSteps: 1, gradientAccumulationSteps: accumulation, gradientClip: 0 });
-      const result = trainer.trainStep();
+      const result = await trainer.trainStep();
       const weights = model.h[0].attn.c_attn.weight.dataSync().slice();
       tf.dispose([windows.inputs, windows.targets]);
       trainer.dispose();
       model.dispose();
       return { loss: result.loss, weights };
     };
-    const whole = run(8, 1);
-    const accumulated = run(4, 2);
+    const whole = await run(8, 1);
+    const accumulated = await run(4, 2);
     expect(accumulated.loss).toBeCloseTo(whole.loss, 5);
     for (let i = 0; i < whole.weights.length; i += 37) expect(accumulated.weights[i]).toBeCloseTo(whole.weights[i], 6);
   });

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { canReadSynchronously } from "../backend/sync-reads.js";
 import { KVCache } from "../nn/attention.js";
 import { DecoderBlock } from "../nn/blocks.js";
 import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.js";
@@ -94,6 +95,7 @@ export class GPT extends Module {
           `the context length ${contextLength}. Crop the input to its last ${contextLength} tokens.`,
       );
     }
+    if (!canReadSynchronously()) return; // on a GPU, reading the ids back would stall every forward pass
     const [min, max] = tf.tidy(() => [ids.min().dataSync()[0], ids.max().dataSync()[0]]);
     if (min < 0 || max >= vocabSize) {
       throw new Error(

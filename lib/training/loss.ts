@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { canReadSynchronously } from "../backend/sync-reads.js";
 
 /** Targets equal to this are skipped by the loss (PyTorch's convention): prompts, padding. */
 export const IGNORE_INDEX = -100;
@@ -23,17 +24,7 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, ignoreIndex 
     );
   }
   if (targets.dtype !== "int32") throw new Error(`crossEntropy: targets must be int32 token ids, got ${targets.dtype}.`);
-  const outOfRange = tf.tidy(() => {
-    const bad = targets.less(0).logicalOr(targets.greaterEqual(vocabSize)).logicalAnd(targets.notEqual(ignoreIndex));
-    return bad.any().dataSync()[0] ? targets.where(bad, tf.zerosLike(targets)).flatten().arraySync() : [];
-  });
-  const badTarget = (outOfRange as number[]).find((id) => id !== 0) ?? 0;
-  if (outOfRange.length > 0) {
-    throw new Error(
-      `crossEntropy: target id ${badTarget} is out of range; targets must be in [0, ${vocabSize - 1}] or equal ` +
-        `the ignore index ${ignoreIndex}.`,
-    );
-  }
+  checkTargets(targets, vocabSize, ignoreIndex);
   const loss = tf.customGrad((logitsInput, targetsInput, save) => {
     const rows = (logitsInput as tf.Tensor).reshape([-1, vocabSize]) as tf.Tensor2D; // (N, V)
     const flatTargets = (targetsInput as tf.Tensor).reshape([-1]) as tf.Tensor1D; // (N)
@@ -57,4 +48,20 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, ignoreIndex 
     };
   });
   return loss(logits, targets) as tf.Scalar;
+}
+
+/** Throws on a target id outside [0, V) other than the ignore index (only where reading it back is cheap). */
+function checkTargets(targets: tf.Tensor, vocabSize: number, ignoreIndex: number): void {
+  if (!canReadSynchronously()) return;
+  const outOfRange = tf.tidy(() => {
+    const bad = targets.less(0).logicalOr(targets.greaterEqual(vocabSize)).logicalAnd(targets.notEqual(ignoreIndex));
+    return bad.any().dataSync()[0] ? targets.where(bad, tf.zerosLike(targets)).flatten().arraySync() : [];
+  });
+  const badTarget = (outOfRange as number[]).find((id) => id !== 0) ?? 0;
+  if (outOfRange.length > 0) {
+    throw new Error(
+      `crossEntropy: target id ${badTarget} is out of range; targets must be in [0, ${vocabSize - 1}] or equal ` +
+        `the ignore index ${ignoreIndex}.`,
+    );
+  }
 }

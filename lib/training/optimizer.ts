@@ -157,17 +157,27 @@ export class AdamW {
 }
 
 /**
- * Scales all gradients together so their global L2 norm is at most `maxNorm`; returns the norm before
- * clipping. One unusually steep batch then cannot throw the weights far from where training was going.
+ * Scales all gradients together so their global L2 norm is at most `maxNorm`, and returns the norm before
+ * clipping (a scalar tensor: read it with `await norm.data()`). One unusually steep batch then cannot throw
+ * the weights far from where training was going.
+ *
+ *   ‖g‖ = sqrt(Σ_θ ‖g_θ‖²),   g ← g · min(1, maxNorm / (‖g‖ + 1e-6))
+ *
+ * The scale is computed on the device, as PyTorch's clip_grad_norm_ does, so nothing waits for a value to be
+ * read back (on a GPU that would stall every step).
  */
-export function clipByGlobalNorm(gradients: Record<string, tf.Tensor>, maxNorm: number): { clipped: Record<string, tf.Tensor>; norm: number } {
-  const norm = tf.tidy(() => {
-    const squares = Object.values(gradients).map((g) => g.square().sum());
-    return Math.sqrt(tf.addN(squares).dataSync()[0]);
-  });
-  if (!(norm > maxNorm)) return { clipped: gradients, norm };
-  const scale = maxNorm / (norm + 1e-6);
+export function clipByGlobalNorm(gradients: Record<string, tf.Tensor>, maxNorm: number): { clipped: Record<string, tf.Tensor>; norm: tf.Scalar } {
+  // Summed one by one rather than with tf.addN: WebGPU's addN binds every input at once, and a GPU may
+  // accept as few as 8 buffers per shader (WebGPU's default limit), fewer than a GPT has parameters.
+  const norm = tf.tidy(() => sumAll(Object.values(gradients).map((g) => g.square().sum())).sqrt() as tf.Scalar);
+  const scale = tf.tidy(() => tf.minimum(1, tf.div(maxNorm, norm.add(1e-6))));
   const clipped: Record<string, tf.Tensor> = {};
   for (const [name, g] of Object.entries(gradients)) clipped[name] = g.mul(scale);
+  scale.dispose();
   return { clipped, norm };
+}
+
+/** The sum of same-shaped tensors, added pairwise (see clipByGlobalNorm for why not tf.addN). */
+export function sumAll(tensors: readonly tf.Tensor[]): tf.Tensor {
+  return tf.tidy(() => tensors.slice(1).reduce((total, tensor) => total.add(tensor), tensors[0]));
 }

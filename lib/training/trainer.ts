@@ -3,7 +3,7 @@ import type { GPT } from "../models/gpt.js";
 import { ProgressBar } from "../utils/progress.js";
 import type { BatchSource, Split } from "./data.js";
 import { crossEntropy } from "./loss.js";
-import { AdamW, type AdamWState, clipByGlobalNorm } from "./optimizer.js";
+import { AdamW, type AdamWState, clipByGlobalNorm, sumAll } from "./optimizer.js";
 import { learningRateAt } from "./schedule.js";
 
 export interface TrainerOptions {
@@ -121,34 +121,41 @@ export class Trainer {
     return learningRateAt(step, { maxLearningRate: learningRate, minLearningRate, warmupSteps, totalSteps: maxSteps });
   }
 
-  /** One optimizer step (forward, backward, update); returns its figures. */
-  trainStep(): StepResult {
+  /**
+   * One optimizer step (forward, backward, update); returns its figures. Asynchronous because the loss and
+   * the gradient norm are read back from the device once the step is queued: on a GPU, reading earlier
+   * would make it wait in the middle of the step.
+   */
+  async trainStep(): Promise<StepResult> {
     const started = performance.now();
     const { gradientAccumulationSteps: accumulation, gradientClip } = this.options;
     this.model.train();
     let summed: Record<string, tf.Tensor> = {};
-    let lossSum = 0;
+    const losses: tf.Scalar[] = [];
     let tokens = 0;
     for (let micro = 0; micro < accumulation; micro++) {
       const { inputs, targets } = this.data.nextBatch("train");
       tokens += inputs.size;
       const { value, grads } = tf.variableGrads(() => crossEntropy(this.model.forward(inputs), targets));
-      lossSum += value.dataSync()[0];
+      losses.push(value);
       summed = this.accumulate(summed, grads);
-      tf.dispose([value, inputs, targets]);
+      tf.dispose([inputs, targets]);
     }
     const gradients = accumulation > 1 ? this.scale(summed, 1 / accumulation) : summed;
-    const { clipped, norm } = gradientClip > 0 ? clipByGlobalNorm(gradients, gradientClip) : { clipped: gradients, norm: NaN };
+    const { clipped, norm } = gradientClip > 0 ? clipByGlobalNorm(gradients, gradientClip) : { clipped: gradients, norm: undefined };
     const learningRate = this.learningRate(this.stepCount);
     this.optimizer.setLearningRate(learningRate);
     this.optimizer.applyGradients(clipped);
     disposeAll(gradients, clipped);
+    const meanLoss = tf.tidy(() => sumAll(losses).div(accumulation));
+    const [loss, gradientNorm] = await Promise.all([meanLoss.data(), norm?.data()]);
+    tf.dispose([meanLoss, ...losses, ...(norm ? [norm] : [])]);
     this.stepCount++;
     const result: StepResult = {
       step: this.stepCount,
-      loss: lossSum / accumulation,
+      loss: loss[0],
       learningRate,
-      gradientNorm: norm,
+      gradientNorm: gradientNorm ? gradientNorm[0] : NaN,
       tokensPerSecond: tokens / ((performance.now() - started) / 1000),
     };
     this.history.steps.push(result);
@@ -156,19 +163,20 @@ export class Trainer {
   }
 
   /** Mean loss over `evalBatches` batches of each split, with dropout off. */
-  evaluate(): EvalResult {
+  async evaluate(): Promise<EvalResult> {
     const wasTraining = this.model.training;
     this.model.eval();
-    const meanLoss = (split: Split): number => {
+    const meanLoss = async (split: Split): Promise<number> => {
       let total = 0;
       for (let i = 0; i < this.options.evalBatches; i++) {
         const { inputs, targets } = this.data.nextBatch(split);
-        total += tf.tidy(() => crossEntropy(this.model.forward(inputs), targets).dataSync()[0]);
-        tf.dispose([inputs, targets]);
+        const loss = tf.tidy(() => crossEntropy(this.model.forward(inputs), targets));
+        total += (await loss.data())[0];
+        tf.dispose([loss, inputs, targets]);
       }
       return total / this.options.evalBatches;
     };
-    const result: EvalResult = { step: this.stepCount, train: meanLoss("train"), validation: meanLoss("validation") };
+    const result: EvalResult = { step: this.stepCount, train: await meanLoss("train"), validation: await meanLoss("validation") };
     this.model.train(wasTraining);
     this.history.evals.push(result);
     return result;
@@ -184,10 +192,10 @@ export class Trainer {
     const bar = options.progress === false ? undefined : new ProgressBar(last, "train");
     let lastEval: EvalResult | undefined;
     while (this.stepCount < last && !options.signal?.aborted) {
-      const result = this.trainStep();
+      const result = await this.trainStep();
       await options.onStep?.(result);
       if ((evalInterval > 0 && this.stepCount % evalInterval === 0) || this.stepCount === last) {
-        lastEval = this.evaluate();
+        lastEval = await this.evaluate();
         await options.onEval?.(lastEval);
       }
       bar?.update(this.stepCount, {
