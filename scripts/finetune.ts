@@ -1,18 +1,20 @@
 /**
  * Supervised fine-tuning (SFT): turns a pretrained base model into a chat model.
  *
- *   npm run finetune -- --checkpoint base_dir --out dir [--steps N] [--data dir] [--lora RANK]
+ *   npm run finetune -- --checkpoint base_dir --out dir [--steps N] [--data dir]
  *
  * Adds the chat template's special tokens to the tokenizer and the model, renders the conversations of
  * data/instructions/train.jsonl (`npm run data:instructions` writes it), and trains with the same Trainer
- * as pretraining, the loss counting assistant tokens only. Ctrl-C saves a checkpoint and stops;
- * `--resume dir` continues exactly (with the same --data and batch options).
+ * as pretraining, the loss counting assistant tokens only, with the course's fine-tuning recipe
+ * (`courseFineTuning`, lib/finetuning/recipe.ts). Ctrl-C saves a checkpoint and stops; `--resume dir`
+ * continues exactly (with the same --data and batch options).
  */
 import * as path from "node:path";
 import { type Conversation, readConversations } from "course-data";
 import {
   addChatTokens,
   ConversationDataset,
+  courseFineTuning,
   extendVocabulary,
   formatDuration,
   type GPT,
@@ -32,22 +34,10 @@ const usage = `usage: npm run finetune -- --checkpoint DIR --out DIR [options]
   --out DIR             where to save the chat model (default: checkpoints/chat)
   --resume DIR          continue an interrupted fine-tuning run instead (its options are used)
   --data DIR            folder with train.jsonl (default data/instructions)
-  --steps N             optimizer steps (default ${sftDefaults().maxSteps})
-  --learning-rate LR    peak learning rate (default ${sftDefaults().learningRate})
-  --batch-size B        conversations per batch (default 16)
+  --steps N             optimizer steps (default ${courseFineTuning.trainer.maxSteps})
+  --learning-rate LR    peak learning rate (default ${courseFineTuning.trainer.learningRate})
+  --batch-size B        conversations per batch (default ${courseFineTuning.data.batchSize})
   --save-every N        save a checkpoint every N steps (default 0: only at the end)`;
-
-/**
- * Fine-tuning defaults for the course's CPU model. Compared with pretraining: fewer steps, a short
- * warm-up, and a higher learning rate (the tasks are new; the base model only supplies the letters and
- * words). Weight decay stays as in pretraining.
- */
-function sftDefaults(): Partial<TrainerOptions> & { maxSteps: number } {
-  return { maxSteps: 400, learningRate: 2e-3, minLearningRate: 2e-4, warmupSteps: 20, evalInterval: 100, evalBatches: 4 };
-}
-
-/** Conversations at the end of train.jsonl kept out of training to measure a validation loss. */
-const VALIDATION_FRACTION = 0.02;
 
 run(async () => {
   const flags = parseCommandLine(usage, {
@@ -78,24 +68,25 @@ run(async () => {
     if (!checkpoint.trainerOptions) fail(`${flags.resume} was saved without a trainer, so there is nothing to resume.`);
     trainerOptions = checkpoint.trainerOptions;
   } else {
-    const defaults = sftDefaults();
+    const recipe = courseFineTuning.trainer;
     trainerOptions = {
-      ...defaults,
-      maxSteps: integerFlag("steps", flags.steps, defaults.maxSteps),
-      learningRate: numberFlag("learning-rate", flags["learning-rate"], defaults.learningRate as number),
+      ...recipe,
+      maxSteps: integerFlag("steps", flags.steps, recipe.maxSteps),
+      learningRate: numberFlag("learning-rate", flags["learning-rate"], recipe.learningRate),
     };
     trainerOptions.minLearningRate = (trainerOptions.learningRate as number) / 10;
   }
 
   const dataFolder = flags.data ?? path.join("data", "instructions");
   const conversations = readConversations(path.join(dataFolder, "train.jsonl"));
-  const validationCount = Math.max(1, Math.round(conversations.length * VALIDATION_FRACTION));
+  const { batchSize, validationFraction, seed } = courseFineTuning.data;
+  const validationCount = Math.max(1, Math.round(conversations.length * validationFraction));
   const dataset = new ConversationDataset(
     {
       train: renderAll(tokenizer, conversations.slice(0, -validationCount)),
       validation: renderAll(tokenizer, conversations.slice(-validationCount)),
     },
-    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], 16), seed: 1337 },
+    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], batchSize), seed },
   );
   const trainer = new Trainer(model, dataset, trainerOptions);
   if (flags.resume) {
