@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { type BackendInfo, initBackend } from "gpt-course";
+import { type BackendInfo, initBackend, type Trainer } from "gpt-course";
 
 /**
  * Shared by the command-line scripts: argument parsing that turns mistakes into one clear line (not a
@@ -51,4 +51,26 @@ export function run(main: () => Promise<void>): void {
     () => process.exit(0),
     (error: Error) => fail(process.env.DEBUG ? String(error.stack) : error.message),
   );
+}
+
+/**
+ * Trains until step `last`, saving with `save()` every `saveEvery` steps (0: only at the end) and once more
+ * when stopped. The first Ctrl-C finishes the current step and saves; a second one quits without saving.
+ * Shared by `npm run pretrain` and `npm run finetune`.
+ */
+export async function trainWithCheckpoints(trainer: Trainer, last: number, saveEvery: number, save: () => Promise<void>): Promise<void> {
+  const stop = new AbortController();
+  process.once("SIGINT", () => {
+    console.error("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
+    stop.abort();
+    process.once("SIGINT", () => process.exit(130));
+  });
+  while (trainer.step < last && !stop.signal.aborted) {
+    await trainer.train({
+      steps: Math.min(saveEvery || last, last - trainer.step),
+      signal: stop.signal,
+      onEval: (result) => console.error(`\nstep ${result.step}: train loss ${result.train.toFixed(4)}, validation loss ${result.validation.toFixed(4)}`),
+    });
+    await save();
+  }
 }

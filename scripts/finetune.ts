@@ -27,7 +27,7 @@ import {
   Trainer,
   type TrainerOptions,
 } from "gpt-course";
-import { fail, integerFlag, numberFlag, parseCommandLine, run, startBackend } from "./cli.js";
+import { fail, integerFlag, numberFlag, parseCommandLine, run, startBackend, trainWithCheckpoints } from "./cli.js";
 
 const usage = `usage: npm run finetune -- --checkpoint DIR --out DIR [options]
   --checkpoint DIR      the pretrained base model to start from
@@ -99,23 +99,10 @@ run(async () => {
       `${dataset.options.batchSize} conversations`,
   );
 
-  const stop = new AbortController();
-  process.once("SIGINT", () => {
-    console.error("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
-    stop.abort();
-    process.once("SIGINT", () => process.exit(130));
-  });
   const started = performance.now();
   const stepsNow = integerFlag("steps", flags.resume ? flags.steps : undefined, trainer.options.maxSteps - trainer.step);
   const last = Math.min(trainer.options.maxSteps, trainer.step + stepsNow);
-  while (trainer.step < last && !stop.signal.aborted) {
-    await trainer.train({
-      steps: Math.min(saveEvery || last, last - trainer.step),
-      signal: stop.signal,
-      onEval: (result) => console.error(`\nstep ${result.step}: train loss ${result.train.toFixed(4)}, validation loss ${result.validation.toFixed(4)}`),
-    });
-    await saveCheckpoint(out, { model, tokenizer, trainer });
-  }
+  await trainWithCheckpoints(trainer, last, saveEvery, () => saveCheckpoint(out, { model, tokenizer, trainer }));
   console.error(`saved ${out} at step ${trainer.step}; fine-tuning took ${formatDuration((performance.now() - started) / 1000)}`);
 });
 

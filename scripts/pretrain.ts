@@ -22,7 +22,7 @@ import {
   Trainer,
   type TrainerOptions,
 } from "gpt-course";
-import { fail, integerFlag, parseCommandLine, run, startBackend } from "./cli.js";
+import { fail, integerFlag, parseCommandLine, run, startBackend, trainWithCheckpoints } from "./cli.js";
 
 const usage = `usage: npm run pretrain -- [options]
   --config FILE     JSON with optional "model" (GPT config fields or "preset"), "trainer" (Trainer options)
@@ -82,22 +82,9 @@ run(async () => {
       `tokenizer: ${tokenizer.kind} (${tokenizer.vocabSize} tokens); data: ${dataset.train.length.toLocaleString("en-US")} training tokens`,
   );
 
-  const stop = new AbortController();
-  process.once("SIGINT", () => {
-    console.error("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
-    stop.abort();
-    process.once("SIGINT", () => process.exit(130));
-  });
   const stepsNow = integerFlag("steps", flags.steps, trainer.options.maxSteps - trainer.step);
   const last = Math.min(trainer.options.maxSteps, trainer.step + stepsNow);
-  while (trainer.step < last && !stop.signal.aborted) {
-    await trainer.train({
-      steps: Math.min(saveEvery || last, last - trainer.step),
-      signal: stop.signal,
-      onEval: (result) => console.error(`\nstep ${result.step}: train loss ${result.train.toFixed(4)}, validation loss ${result.validation.toFixed(4)}`),
-    });
-    await saveCheckpoint(out, { model, tokenizer, trainer });
-  }
+  await trainWithCheckpoints(trainer, last, saveEvery, () => saveCheckpoint(out, { model, tokenizer, trainer }));
   console.error(`saved ${out} at step ${trainer.step}`);
 });
 
