@@ -4,7 +4,7 @@ import type { ChatMessage, Role } from "gpt-course";
 /**
  * The file format of the instruction data: JSON Lines, one conversation per line.
  *
- *   {"id":"addition-17","task":"addition","messages":[{"role":"user","content":"What is 47 + 38?"},{"role":"assistant","content":"85"}]}
+ *   {"id":"addition-17","task":"addition","messages":[{"role":"user","content":"What is 47 + 38?"},{"role":"assistant","content":"47 + 38 is 85"}]}
  *
  * Schema of a conversation:
  *   id        non-empty string, unique in the file

@@ -11,7 +11,7 @@ import { loadStateOfTheUnion, toPlainAscii } from "./sotu.js";
  * No chat data set ships offline, and a tiny model on a CPU can only learn tasks that are small and
  * exact. So every task here has one right answer that a few minutes of training can teach:
  *
- *   addition, subtraction   "What is 47 + 38?" → "85"                       (two-digit numbers)
+ *   addition, subtraction   "What is 47 + 38?" → "47 + 38 is 85"            (two-digit numbers)
  *   capital                 "What is the capital of France?" → "Paris"      (npm countries-list)
  *   continent, currency     "Which continent is Peru in?" → "South America"
  *   uppercase, reverse      "Spell motion backwards." → "noitom"            (words from the SOTU corpus)
@@ -147,8 +147,8 @@ function buildTasks(random: Random): Record<TaskName, Task> {
   const capitalPhrasings = heldOutPhrasings(random, facts, CAPITAL_TEMPLATES.length);
   const words = splitItems(random, commonWords(600), 0.2);
   const single = {
-    addition: numberPairTask(random, additionPairs(), 0.1, ["What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}."], (a, b) => a + b, true),
-    subtraction: numberPairTask(random, subtractionPairs(), 0.1, ["What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}."], (a, b) => a - b, false),
+    addition: numberPairTask(random, additionPairs(), 0.1, ["What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}."], "+"),
+    subtraction: numberPairTask(random, subtractionPairs(), 0.1, ["What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}."], "-"),
     capital: factTask(random, facts, CAPITAL_TEMPLATES, (country) => country.capital, capitalPhrasings),
     continent: factTask(random, facts, ["Which continent is {country} in?", "On which continent is {country}?", "{country} is on which continent?"], (c) => c.continent),
     currency: factTask(random, facts.filter((c) => c.currency !== undefined), ["What currency does {country} use?", "What is the currency of {country}?", "Which currency is used in {country}?"], (c) => c.currency as string),
@@ -179,18 +179,21 @@ function subtractionPairs(): Array<[number, number]> {
   return pairs;
 }
 
-function numberPairTask(
-  random: Random,
-  pairs: Array<[number, number]>,
-  testFraction: number,
-  templates: string[],
-  answer: (a: number, b: number) => number,
-  commutative: boolean,
-): Task {
+/**
+ * The answer restates the sum before solving it: "What is 47 + 38?" → "47 + 38 is 85". Writing the
+ * operands first is what makes arithmetic learnable in minutes. To answer "85" at once, the model must
+ * find the four digits wherever the question's wording put them; once it has written "47 + 38 is ", every
+ * digit it needs sits at a fixed distance behind the one it writes next (the tens 11 and 6 places back,
+ * the units 10 and 5), and adding digits it can always find is a small lookup table. Measured with the
+ * course model's shape trained on additions alone (data/README.md): 24% of held-out sums right after 1,500
+ * steps when answering "85", 90% after 1,000 steps when answering "47 + 38 is 85".
+ */
+function numberPairTask(random: Random, pairs: Array<[number, number]>, testFraction: number, templates: string[], operator: "+" | "-"): Task {
   const split = splitItems(random, pairs, testFraction);
   const conversation = (pair: [number, number]): ChatMessage[] => {
-    const [a, b] = commutative && random.next() < 0.5 ? [pair[1], pair[0]] : pair;
-    return exchange(fill(pick(random, templates), { a, b }), String(answer(a, b)));
+    const [a, b] = operator === "+" && random.next() < 0.5 ? [pair[1], pair[0]] : pair; // a + b = b + a: both orders
+    const result = operator === "+" ? a + b : a - b;
+    return exchange(fill(pick(random, templates), { a, b }), `${a} ${operator} ${b} is ${result}`);
   };
   return { train: () => conversation(pick(random, split.train)), test: split.test.map(conversation) };
 }

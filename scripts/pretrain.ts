@@ -4,12 +4,18 @@
  *   npm run pretrain -- [--config file.json] [--steps N] [--out dir] [--resume dir] [--corpus path]
  *
  * Default: the course's CPU model (4 layers, 4 heads, 128 wide, context 128) with a character tokenizer on
- * the State of the Union addresses. Ctrl-C saves a checkpoint and stops; `--resume` continues exactly.
+ * the State of the Union addresses. A config's "tokenizer" section can ask for byte-pair encoding instead,
+ * trained here on the corpus (and on extra files, e.g. the chat data the model will later be fine-tuned on).
+ * Ctrl-C saves a checkpoint and stops; `--resume` continues exactly.
  */
 import * as fs from "node:fs";
-import { loadStateOfTheUnion } from "course-data";
+import { loadStateOfTheUnion, readConversations } from "course-data";
 import {
+  BPETokenizer,
   CharTokenizer,
+  DIGITS_PATTERN,
+  formatDuration,
+  GPT2_PATTERN,
   coursePretraining,
   GPT,
   type GPTConfig,
@@ -25,15 +31,28 @@ import {
 import { fail, integerFlag, parseCommandLine, run, startBackend, trainWithCheckpoints } from "./cli.js";
 
 const usage = `usage: npm run pretrain -- [options]
-  --config FILE     JSON with optional "model" (GPT config fields or "preset"), "trainer" (Trainer options)
-                    and "data" ({ "batchSize": 16, "validationFraction": 0.1, "seed": 1337 }) sections
+  --config FILE     JSON with optional "model" (GPT config fields or "preset"), "trainer" (Trainer options),
+                    "data" ({ "batchSize": 16, "validationFraction": 0.1, "seed": 1337 }) and "tokenizer"
+                    ({ "kind": "char" }, the default, or { "kind": "bpe", "vocabSize": 1536, "splitDigits": true,
+                    "alsoTrainOn": ["data/instructions/train.jsonl"] }) sections
   --steps N         optimizer steps to run now (default: the trainer's maxSteps)
   --out DIR         where to save checkpoints (default: checkpoints/pretrain)
   --resume DIR      continue training from a checkpoint (its config is used)
   --corpus PATH     a text file or a folder of .txt files instead of the State of the Union addresses
   --save-every N    save a checkpoint every N steps (default 500)`;
 
+/** Which tokenizer to build for a new model: characters, or BPE trained on the corpus (plus extra files). */
+type TokenizerSpec =
+  | { kind: "char" }
+  | {
+      kind: "bpe";
+      vocabSize: number; // 256 byte tokens + merges
+      splitDigits?: boolean; // every digit its own token (DIGITS_PATTERN), as arithmetic needs
+      alsoTrainOn?: string[]; // text files, or .jsonl conversations, the tokenizer should also encode compactly
+    };
+
 interface RunConfig {
+  tokenizer?: TokenizerSpec;
   model?: Partial<GPTConfig> & { preset?: "tiny" | "course" };
   trainer?: Partial<TrainerOptions>;
   data?: { batchSize?: number; validationFraction?: number; seed?: number };
@@ -64,7 +83,7 @@ run(async () => {
     ({ model, tokenizer } = checkpoint as { model: GPT; tokenizer: Tokenizer });
     trainerOptions = checkpoint.trainerOptions;
   } else {
-    tokenizer = CharTokenizer.fromText(text);
+    tokenizer = buildTokenizer(userConfig.tokenizer ?? { kind: "char" }, text);
     const modelConfig = { ...coursePretraining.model, ...userConfig.model, vocabSize: tokenizer.vocabSize };
     model = new GPT(modelConfig);
     trainerOptions = { ...coursePretraining.trainer, ...userConfig.trainer } as TrainerOptions;
@@ -96,8 +115,25 @@ function readRunConfig(file: string): RunConfig {
   } catch (error) {
     fail(`--config: ${file} is not valid JSON (${(error as Error).message}).`);
   }
-  const known = ["model", "trainer", "data"];
+  const known = ["tokenizer", "model", "trainer", "data"];
   const unknown = Object.keys(parsed as object).filter((key) => !known.includes(key));
   if (unknown.length > 0) fail(`--config: unknown section(s) ${unknown.join(", ")} in ${file}; expected ${known.join(", ")}.`);
   return parsed as RunConfig;
+}
+
+function buildTokenizer(spec: TokenizerSpec, corpus: string): Tokenizer {
+  if (spec.kind === "char") return CharTokenizer.fromText(corpus);
+  if (spec.kind !== "bpe") fail(`--config: tokenizer kind must be "char" or "bpe", got ${JSON.stringify((spec as { kind: unknown }).kind)}.`);
+  if (!Number.isInteger(spec.vocabSize) || spec.vocabSize <= 256) {
+    fail(`--config: a BPE tokenizer's vocabSize must be an integer above 256 (the byte tokens), got ${JSON.stringify(spec.vocabSize)}.`);
+  }
+  const extra = (spec.alsoTrainOn ?? []).map((file) => {
+    if (!fs.existsSync(file)) fail(`--config: tokenizer.alsoTrainOn: ${file} does not exist.`);
+    if (!file.endsWith(".jsonl")) return readTextCorpus(file);
+    return readConversations(file).flatMap((conversation) => conversation.messages.map((message) => message.content)).join("\n");
+  });
+  const started = performance.now();
+  const tokenizer = BPETokenizer.train([corpus, ...extra].join("\n"), spec.vocabSize, { pattern: spec.splitDigits ? DIGITS_PATTERN : GPT2_PATTERN });
+  console.error(`trained a BPE tokenizer of ${tokenizer.vocabSize} tokens in ${formatDuration((performance.now() - started) / 1000)}`);
+  return tokenizer;
 }

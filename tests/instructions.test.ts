@@ -47,9 +47,10 @@ describe("instruction data generator", () => {
   it("gives correct answers", () => {
     for (const { task, messages } of data.train.slice(0, 2000)) {
       const [question, answer] = messages.filter((m) => m.role !== "system").map((m) => m.content);
-      if (task === "addition") {
+      if (task === "addition" || task === "subtraction") {
         const [a, b] = question.match(/\d+/g)!.map(Number);
-        expect(Number(answer)).toBe(a + b);
+        const [first, second] = task === "subtraction" && question.startsWith("Subtract") ? [b, a] : [a, b]; // "Subtract 56 from 60."
+        expect(answer).toBe(task === "addition" ? `${first} + ${second} is ${first + second}` : `${first} - ${second} is ${first - second}`);
       }
       if (task === "reverse") expect(question).toContain([...answer].reverse().join(""));
       if (task === "uppercase") expect(question).toContain(answer.toLowerCase());

@@ -6,7 +6,7 @@ import { encode as gptTokenizerEncode } from "gpt-tokenizer/encoding/r50k_base";
 import { Tiktoken } from "js-tiktoken/lite";
 import r50kTiktoken from "js-tiktoken/ranks/r50k_base";
 import { beforeAll, describe, expect, it } from "vitest";
-import { BPETokenizer, type MergeStep } from "../lib/tokenizers/bpe.js";
+import { BPETokenizer, DIGITS_PATTERN, type MergeStep } from "../lib/tokenizers/bpe.js";
 import { CharTokenizer } from "../lib/tokenizers/char.js";
 import { GPT2Tokenizer, bpeFromGPT2 } from "../lib/tokenizers/gpt2.js";
 import { loadTokenizer, saveTokenizer, tokenizerFromJSON } from "../lib/tokenizers/io.js";
@@ -130,6 +130,19 @@ describe("BPETokenizer", () => {
       [1, 257, 2, "ab"],
       [2, 258, 2, "aaab"],
     ]);
+  });
+
+  it("keeps every digit a token of its own with DIGITS_PATTERN, however often numbers repeat", () => {
+    const numbers = "In 1861 the debt was 1861 dollars; 47 + 38 is 85. ".repeat(50);
+    const split = BPETokenizer.train(corpus.slice(0, 20_000) + numbers, 400, { pattern: DIGITS_PATTERN });
+    const pieces = (text: string) => split.encode(text).map((id) => split.decode([id]));
+    expect(pieces("1861")).toEqual(["1", "8", "6", "1"]);
+    expect(pieces("47 + 38 is 85")).toEqual(["4", "7", " +", " ", "3", "8", " is", " ", "8", "5"]);
+    expect(split.decode(split.encode(numbers))).toBe(numbers);
+    // GPT-2's pattern lets the same text merge numbers into multi-digit tokens.
+    const glued = BPETokenizer.train(corpus.slice(0, 20_000) + numbers, 400);
+    expect(glued.encode(" 1861").length).toBeLessThan(4);
+    expect(split.encode(" 1861").length).toBe(5); // " ", 1, 8, 6, 1
   });
 
   it("trains the asked vocabulary size, deterministically", () => {

@@ -6,7 +6,7 @@ import type { Tokenizer } from "../tokenizers/tokenizer.js";
  * A base model only continues text. A chat model continues a *conversation*, so it has to see who is
  * speaking. Each message becomes `<|role|>content<|end|>`:
  *
- *   <|system|>You are a helpful assistant.<|end|><|user|>What is 47 + 38?<|end|><|assistant|>85<|end|>
+ *   <|system|>You are a helpful assistant.<|end|><|user|>What is 47 + 38?<|end|><|assistant|>47 + 38 is 85<|end|>
  *
  * The four markers are special tokens: ids of their own, added after the tokenizer's vocabulary, that
  * ordinary text can never produce (a user who types "<|end|>" gets the characters, not the token).

@@ -25,6 +25,13 @@ import { BaseTokenizer, decodeBytes, type TokenizerJSON } from "./tokenizer.js";
  */
 export const GPT2_PATTERN = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
 
+/**
+ * GPT-2's pattern, except that every digit is a chunk of its own (`\p{N}` instead of ` ?\p{N}+`), as in
+ * Llama's tokenizer: no merge can glue digits together, so "47 + 38" is 4, 7, " +", " ", 3, 8. Arithmetic then
+ * works on digits, the same ten tokens in every number, instead of on "47" and "38" as unrelated tokens.
+ */
+export const DIGITS_PATTERN = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
+
 /** What `onMerge` is told after each training step. */
 export interface MergeStep {
   /** 0 for the first merge. */
