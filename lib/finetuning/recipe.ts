@@ -22,7 +22,6 @@ export const courseFineTuning = {
   } satisfies Partial<TrainerOptions>,
   data: {
     batchSize: 32, // conversations per step
-    pack: true, // laid end to end in rows: every batch a mix of tasks, hardly any padding
     validationFraction: 0.02, // the last 2% of train.jsonl measures a validation loss
     seed: 1337,
   } satisfies Partial<ConversationDatasetOptions> & { validationFraction: number },

@@ -5,33 +5,28 @@ import { Random } from "../utils/random.js";
 import type { RenderedConversation } from "./chat-template.js";
 
 export interface ConversationDatasetOptions {
-  batchSize: number; // conversations per batch: one per row, or (packed) as many per row as fit
+  batchSize: number; // B: conversations per batch, one per row
   maxLength: number; // longest conversation accepted, in tokens: the model's contextLength + 1
-  bucketBatches: number; // unpacked: batches drawn at once and grouped by length, so that rows need little padding
-  pack: boolean; // fill each row of maxLength - 1 tokens with whole conversations, one after another
+  bucketBatches: number; // batches drawn at once and grouped by length, so that rows need little padding
   seed: number; // seeds the order in which conversations are visited
 }
 
 /**
  * Batches of rendered conversations for supervised fine-tuning (SFT), for the same Trainer that
- * pretrains. Two ways to lay conversations out in a batch:
+ * pretrains.
  *
- * - One conversation per row (the default), starting at position 0 as it will when the model chats, padded
- *   to the longest conversation of its batch. To keep padding small, `bucketBatches` batches' worth of
- *   conversations are drawn at a time, sorted by length and cut into batches. The catch: length follows the
- *   task (additions are short, two-question conversations long), so each batch holds mostly one task.
- * - Packed (`pack: true`): the batch's conversations are laid end to end in rows of maxLength - 1 tokens,
- *   in the shuffled order; one that does not fit starts the next row. Little padding, and
- *   every batch is a fair mix of tasks. A conversation further along a row can look back at the ones before
- *   it, as GPT pretraining looks back across document boundaries; its role tokens say where it starts.
- *   Measured (data/README.md): with length-sorted batches additions stayed at 7-9% while random mixes of
- *   the same data reached 50% in fewer steps; packing gets the mix without paying for padding.
+ * One conversation per row, starting at position 0 as it will when the model chats, padded to the
+ * longest conversation of its batch. (Packing several conversations into a row would waste no padding,
+ * but the model would then learn to answer at every position offset and could look back into another
+ * conversation; with learned position embeddings and a few minutes of training, answering at the
+ * positions it will be asked at is what counts.) To keep padding small, `bucketBatches` batches' worth of
+ * conversations are drawn at a time, sorted by length and cut into batches: each batch holds conversations
+ * of about the same length.
  *
- * Targets, the loss mask: as in pretraining, a token's target is the token after it, target[t] =
- * token[t + 1], but only where token[t + 1] is an assistant token of the same conversation. Everywhere else
- * (system and user text, role markers, padding, the last token of a conversation) the target is
- * IGNORE_INDEX, which the cross-entropy skips: the model is graded only on what it will have to write, not
- * on predicting the user's question.
+ * Targets, the loss mask: as in pretraining, a row's targets are its tokens shifted by one,
+ * target[t] = token[t + 1], but only where token[t + 1] is an assistant token. Everywhere else (system
+ * and user text, role markers, padding) the target is IGNORE_INDEX, which the cross-entropy skips: the
+ * model is graded only on what it will have to write, not on predicting the user's question.
  *
  * Order: each split walks through its conversations in a seeded shuffled order, reshuffled after every
  * pass (epoch). The state (where the current group of batches started, and how many of its batches were
@@ -39,33 +34,28 @@ export interface ConversationDatasetOptions {
  */
 export class ConversationDataset implements BatchSource {
   readonly options: ConversationDatasetOptions;
-  private readonly splits: Record<Split, BatchQueue | PackedRows>;
+  private readonly splits: Record<Split, BatchQueue>;
 
   constructor(
     conversations: Record<Split, readonly RenderedConversation[]>,
     options: Partial<ConversationDatasetOptions> & { maxLength: number },
   ) {
-    this.options = { batchSize: 16, bucketBatches: 8, pack: false, seed: 1337, ...options };
-    const { maxLength, batchSize, bucketBatches, pack, seed } = this.options;
+    this.options = { batchSize: 16, bucketBatches: 8, seed: 1337, ...options };
+    const { maxLength, batchSize, bucketBatches, seed } = this.options;
     for (const [name, value] of Object.entries({ maxLength, batchSize, bucketBatches })) {
       if (!Number.isInteger(value) || value < (name === "maxLength" ? 2 : 1)) {
         throw new Error(`ConversationDataset: ${name} must be an integer ≥ ${name === "maxLength" ? 2 : 1}, got ${value}.`);
       }
     }
-    // Packed, every token of a conversation is an input (its last one too), so a row holds maxLength - 1.
-    for (const split of ["train", "validation"] as const) checkConversations(conversations[split], split, pack ? maxLength - 1 : maxLength);
-    const queue = (stream: ConversationStream) =>
-      pack ? new PackedRows(stream, batchSize, maxLength - 1) : new BatchQueue(stream, batchSize, bucketBatches);
+    for (const split of ["train", "validation"] as const) checkConversations(conversations[split], split, maxLength);
     this.splits = {
-      train: queue(new ConversationStream(conversations.train, seed)),
-      validation: queue(new ConversationStream(conversations.validation, seed + 1)),
+      train: new BatchQueue(new ConversationStream(conversations.train, seed), batchSize, bucketBatches),
+      validation: new BatchQueue(new ConversationStream(conversations.validation, seed + 1), batchSize, bucketBatches),
     };
   }
 
   nextBatch(split: Split): Batch {
-    const queue = this.splits[split];
-    if (queue instanceof PackedRows) return packedBatch(queue.next());
-    const conversations = queue.next();
+    const conversations = this.splits[split].next();
     const B = conversations.length;
     const T = Math.max(...conversations.map(({ ids }) => ids.length)) - 1; // a row of T inputs holds T + 1 tokens
     const inputs = new Int32Array(B * T); // padding inputs are 0: causal attention keeps real positions from seeing them
@@ -147,58 +137,6 @@ class BatchQueue {
   }
 }
 
-/** `batchSize` conversations packed end to end into as few rows as their order allows (`pack: true`). */
-class PackedRows {
-  constructor(
-    private readonly stream: ConversationStream,
-    private readonly batchSize: number,
-    private readonly rowLength: number, // tokens per row: the model's context
-  ) {}
-
-  next(): RenderedConversation[][] {
-    const rows: RenderedConversation[][] = [];
-    let used = this.rowLength; // no open row yet
-    for (let i = 0; i < this.batchSize; i++) {
-      const conversation = this.stream.next();
-      if (used + conversation.ids.length > this.rowLength) {
-        rows.push([]); // it does not fit: start a new row
-        used = 0;
-      }
-      rows[rows.length - 1].push(conversation);
-      used += conversation.ids.length;
-    }
-    return rows;
-  }
-
-  /** Packing draws whole batches from the stream, so where the stream stands is the whole state. */
-  getState(): QueueState {
-    return { stream: this.stream.getState(), used: 0 };
-  }
-
-  setState(state: QueueState): void {
-    this.stream.setState(state.stream);
-  }
-}
-
-/** The tensors of packed rows: each conversation's targets stay inside it. */
-function packedBatch(rows: RenderedConversation[][]): Batch {
-  const B = rows.length;
-  const T = Math.max(...rows.map((row) => row.reduce((used, { ids }) => used + ids.length, 0))); // the fullest row
-  const inputs = new Int32Array(B * T); // what is left of a row is padding: causal attention keeps it out of sight
-  const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
-  rows.forEach((row, b) => {
-    let start = b * T;
-    for (const { ids, assistantMask } of row) {
-      for (let t = 0; t < ids.length; t++) {
-        inputs[start + t] = ids[t];
-        if (t + 1 < ids.length && assistantMask[t + 1] === 1) targets[start + t] = ids[t + 1]; // never the next conversation's first token
-      }
-      start += ids.length;
-    }
-  });
-  return { inputs: tf.tensor2d(inputs, [B, T], "int32"), targets: tf.tensor2d(targets, [B, T], "int32") };
-}
-
 /** Conversations of one split in a shuffled order that is reshuffled after each pass. */
 class ConversationStream {
   private readonly random: Random;
@@ -245,8 +183,8 @@ function checkConversations(conversations: readonly RenderedConversation[], spli
     }
     if (ids.length > maxLength) {
       throw new Error(
-        `ConversationDataset: ${split} conversation ${i} is ${ids.length} tokens long, more than the ${maxLength} that fit ` +
-          "(maxLength, the model's contextLength + 1; a packed row holds one token less). Shorten it or leave it out.",
+        `ConversationDataset: ${split} conversation ${i} is ${ids.length} tokens long, more than maxLength ${maxLength} ` +
+          "(the model's contextLength + 1). Shorten it or leave it out.",
       );
     }
     if (ids.length < 2 || !assistantMask.includes(1)) {
