@@ -79,14 +79,14 @@ run(async () => {
 
   const dataFolder = flags.data ?? path.join("data", "instructions");
   const conversations = readConversations(path.join(dataFolder, "train.jsonl"));
-  const { batchSize, validationFraction, seed } = courseFineTuning.data;
+  const { batchSize, bucketBatches, validationFraction, seed } = courseFineTuning.data;
   const validationCount = Math.max(1, Math.round(conversations.length * validationFraction));
   const dataset = new ConversationDataset(
     {
       train: renderAll(tokenizer, conversations.slice(0, -validationCount)),
       validation: renderAll(tokenizer, conversations.slice(-validationCount)),
     },
-    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], batchSize), seed },
+    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], batchSize), bucketBatches, seed },
   );
   const trainer = new Trainer(model, dataset, trainerOptions);
   if (flags.resume) {
