@@ -15,7 +15,7 @@ const corpus = join(folder, "corpus.txt");
 
 beforeAll(async () => {
   await initBackend("cpu");
-  writeFileSync(corpus, "The capital of the nation is in good hands, and the budget of 1861 is balanced. ".repeat(40));
+  writeFileSync(corpus, "The nation is in good hands, and the budget of 1861 is balanced. ".repeat(40)); // no words of the questions
 });
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
