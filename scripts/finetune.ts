@@ -36,7 +36,7 @@ const usage = `usage: npm run finetune -- --checkpoint DIR --out DIR [options]
   --data DIR            folder with train.jsonl (default data/instructions)
   --steps N             optimizer steps (default ${courseFineTuning.trainer.maxSteps})
   --learning-rate LR    peak learning rate (default ${courseFineTuning.trainer.learningRate})
-  --batch-size B        conversations per batch (default ${courseFineTuning.data.batchSize})
+  --batch-size B        rows per batch, each packed with whole conversations (default ${courseFineTuning.data.batchSize})
   --save-every N        save a checkpoint every N steps (default 0: only at the end)`;
 
 run(async () => {
@@ -79,14 +79,14 @@ run(async () => {
 
   const dataFolder = flags.data ?? path.join("data", "instructions");
   const conversations = readConversations(path.join(dataFolder, "train.jsonl"));
-  const { batchSize, bucketBatches, validationFraction, seed } = courseFineTuning.data;
+  const { batchSize, validationFraction, seed } = courseFineTuning.data;
   const validationCount = Math.max(1, Math.round(conversations.length * validationFraction));
   const dataset = new ConversationDataset(
     {
       train: renderAll(tokenizer, conversations.slice(0, -validationCount)),
       validation: renderAll(tokenizer, conversations.slice(-validationCount)),
     },
-    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], batchSize), bucketBatches, seed },
+    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], batchSize), seed },
   );
   const trainer = new Trainer(model, dataset, trainerOptions);
   if (flags.resume) {
@@ -96,7 +96,7 @@ run(async () => {
   console.error(
     `fine-tuning ${model.numParameters().toLocaleString("en-US")} parameters on ${conversations.length - validationCount} ` +
       `conversations (${validationCount} kept for validation), ${trainer.options.maxSteps} steps of ` +
-      `${dataset.options.batchSize} conversations`,
+      `${dataset.options.batchSize} rows of ${model.config.contextLength} tokens packed with whole conversations`,
   );
 
   const started = performance.now();

@@ -104,44 +104,97 @@ describe("ConversationDataset (batches and the loss mask)", () => {
     [user("a"), assistant("b"), user("c"), assistant("d")],
   ].map((messages) => renderConversation(tokenizer, messages));
 
-  it("puts one conversation per row from position 0, pads to the batch's longest, and trains only on the next assistant token", () => {
-    const dataset = new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 3, bucketBatches: 1 });
-    const { inputs, targets } = dataset.nextBatch("train");
-    const rows = inputs.arraySync();
-    const targetRows = targets.arraySync();
-    tf.dispose([inputs, targets]);
-    expect(inputs.shape).toEqual([3, 12]); // the longest conversation has 13 tokens: 12 inputs, 12 targets
-    const byLength = [...conversations].sort((a, b) => a.ids.length - b.ids.length); // 8, 12, 13 tokens
-    byLength.forEach(({ ids, assistantMask }, b) => {
-      const padding = 13 - ids.length;
-      expect(rows[b]).toEqual([...ids.slice(0, 12), ...Array(padding).fill(0)].slice(0, 12));
-      const expected = ids.slice(1).map((id, i) => (assistantMask[i + 1] === 1 ? id : IGNORE_INDEX));
-      expect(targetRows[b]).toEqual([...expected, ...Array(padding).fill(IGNORE_INDEX)]);
+  /** A batch's tensors as nested arrays (and the tensors disposed). */
+  function draw(dataset: ConversationDataset, split: "train" | "validation" = "train") {
+    const { inputs, targets, documents } = dataset.nextBatch(split);
+    const arrays = {
+      inputs: inputs.arraySync(),
+      targets: targets.arraySync(),
+      documentIds: documents!.documentIds.arraySync(),
+      positions: documents!.positions.arraySync(),
+    };
+    tf.dispose([inputs, targets, documents!.documentIds, documents!.positions]);
+    return arrays;
+  }
+
+  it("packs whole conversations into a row, positions restarting at 0, and trains only on the next assistant token", () => {
+    // 8 + 12 + 13 tokens fill 7 + 11 + 12 = 30 positions (a conversation's last token is only a target)
+    const dataset = new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 1 });
+    const { inputs, targets, documentIds, positions } = draw(dataset);
+    expect(inputs[0].length).toBe(30);
+    const starts = positions[0].flatMap((p, t) => (p === 0 ? [t] : []));
+    expect(starts.length).toBe(3);
+    const packed = starts.map((start, d) => {
+      const end = starts[d + 1] ?? 30;
+      expect(documentIds[0].slice(start, end)).toEqual(Array(end - start).fill(d));
+      expect(positions[0].slice(start, end)).toEqual(Array.from({ length: end - start }, (_, t) => t));
+      const conversation = conversations.find(({ ids }) => ids.length === end - start + 1)!;
+      const { ids, assistantMask } = conversation;
+      expect(inputs[0].slice(start, end)).toEqual(ids.slice(0, -1));
+      expect(targets[0].slice(start, end)).toEqual(ids.slice(1).map((id, t) => (assistantMask[t + 1] === 1 ? id : IGNORE_INDEX)));
+      return conversation;
     });
-    const trained = targetRows[0].filter((t) => t !== IGNORE_INDEX).map((id) => tokenizer.decode([id])).join("");
+    expect(new Set(packed)).toEqual(new Set(conversations));
+    const short = starts[packed.findIndex(({ ids }) => ids.length === 8)];
+    const trained = targets[0].slice(short, short + 7).filter((t) => t !== IGNORE_INDEX).map((id) => tokenizer.decode([id])).join("");
     expect(trained).toBe("yo<|end|>");
   });
 
-  it("groups conversations of similar length into a batch, so rows need little padding", () => {
-    const ofLength = (n: number) => ({ ids: Array(n).fill(1), assistantMask: [0, ...Array(n - 1).fill(1)] });
-    const mixed = [9, 3, 7, 5, 8, 2, 6, 4].map(ofLength);
-    const dataset = new ConversationDataset({ train: mixed, validation: mixed }, { maxLength: 9, batchSize: 2, bucketBatches: 4, seed: 3 });
-    const widths = Array.from({ length: 4 }, () => {
-      const { inputs, targets } = dataset.nextBatch("train");
-      tf.dispose([inputs, targets]);
-      return inputs.shape[1];
-    });
-    expect(widths).toEqual([2, 4, 6, 8]); // pairs (2,3), (4,5), (6,7), (8,9) tokens
+  it("starts a new row when the next conversation does not fit, pads rows as a document of their own, and visits every conversation once per pass", () => {
+    const ofLength = (n: number) => ({ ids: Array.from({ length: n }, (_, i) => n * 10 + i), assistantMask: [0, ...Array(n - 1).fill(1)] });
+    const mixed = [9, 3, 7, 5, 8, 2, 6, 4].map(ofLength); // 8 + 2 + 6 + 4 + 7 + 1 + 5 + 3 = 36 positions
+    const dataset = new ConversationDataset({ train: mixed, validation: mixed }, { maxLength: 9, batchSize: 3, seed: 3 });
+    const seen: number[] = [];
+    let pendingFirst: number | undefined; // the first conversation of the next row, to check it did not fit
+    let previousRowUsed = 0;
+    for (let batch = 0; batch < 4; batch++) {
+      const { inputs, documentIds, positions } = draw(dataset);
+      inputs.forEach((row, b) => {
+        const used = documentIds[b].filter((d) => d >= 0).length;
+        expect(documentIds[b].slice(used)).toEqual(Array(row.length - used).fill(-1)); // padding comes last
+        expect(positions[b].slice(used)).toEqual(Array(row.length - used).fill(0));
+        const lengths = positions[b].slice(0, used).flatMap((p, t) => (p === 0 ? [t] : [])).map((start, d, starts) => (starts[d + 1] ?? used) - start + 1);
+        if (pendingFirst !== undefined) expect(previousRowUsed + lengths[0] - 1).toBeGreaterThan(8);
+        seen.push(...lengths);
+        pendingFirst = lengths[0];
+        previousRowUsed = used;
+      });
+    }
+    expect(seen.slice(0, 8).sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]); // one pass: each once
+    expect(seen.slice(8, 16).sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("a packed row trains exactly like its conversations in rows of their own", () => {
+    const model = new GPT({ ...tinyConfig, vocabSize: tokenizer.vocabSize, seed: 5 });
+    const packedData = new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 1 });
+    const packed = packedData.nextBatch("train");
+    const lossAndGradients = (loss: () => tf.Scalar) => {
+      const { value, grads } = tf.variableGrads(loss, model.parameters());
+      const result = { loss: value.dataSync()[0], gradients: Object.values(grads).map((g) => Array.from(g.dataSync())) };
+      tf.dispose([value, ...Object.values(grads)]);
+      return result;
+    };
+    const fromPacked = lossAndGradients(() => crossEntropy(model.forward(packed.inputs, { documents: packed.documents }), packed.targets));
+    // the same conversations one per row, from position 0, padded at the end: what packing must reproduce
+    const T = 12;
+    const rows = conversations.map(({ ids }) => [...ids.slice(0, -1), ...Array(T).fill(0)].slice(0, T));
+    const targetRows = conversations.map(({ ids, assistantMask }) =>
+      [...ids.slice(1).map((id, t) => (assistantMask[t + 1] === 1 ? id : IGNORE_INDEX)), ...Array(T).fill(IGNORE_INDEX)].slice(0, T),
+    );
+    const inputs = tf.tensor2d(rows, undefined, "int32");
+    const targets = tf.tensor2d(targetRows, undefined, "int32");
+    const separate = lossAndGradients(() => crossEntropy(model.forward(inputs), targets));
+    expect(fromPacked.loss).toBeCloseTo(separate.loss, 5);
+    fromPacked.gradients.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo(separate.gradients[i][j], 6)));
+    // without the document ids and positions the packed row is a different computation
+    const naive = lossAndGradients(() => crossEntropy(model.forward(packed.inputs), packed.targets));
+    expect(Math.abs(naive.loss - separate.loss)).toBeGreaterThan(1e-3);
+    tf.dispose([inputs, targets, packed.inputs, packed.targets, packed.documents!.documentIds, packed.documents!.positions]);
+    model.dispose();
   });
 
   it("visits conversations in a seeded order and resumes exactly from its state", () => {
-    const make = () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 16, batchSize: 2, bucketBatches: 2, seed: 5 });
-    const draw = (dataset: ConversationDataset) => {
-      const { inputs, targets } = dataset.nextBatch("train");
-      const values = [inputs.arraySync(), targets.arraySync()];
-      tf.dispose([inputs, targets]);
-      return values;
-    };
+    const make = () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 16, batchSize: 2, seed: 5 });
     const first = make();
     const second = make();
     for (let i = 0; i < 3; i++) expect(draw(second)).toEqual(draw(first));
@@ -150,6 +203,7 @@ describe("ConversationDataset (batches and the loss mask)", () => {
     const resumed = make();
     resumed.setState(state);
     expect(Array.from({ length: 5 }, () => draw(resumed))).toEqual(expected);
+    expect(() => resumed.setState({ train: { used: 1 } })).toThrow(/malformed state/);
   });
 
   it("rejects a conversation longer than a row", () => {
@@ -167,7 +221,7 @@ describe("loss masking", () => {
     const model = new GPT({ ...tinyConfig, vocabSize: tokenizer.vocabSize, seed: 3 });
     const rendered = renderConversation(tokenizer, messages);
     const conversation = mask === "assistant" ? rendered : { ...rendered, assistantMask: rendered.ids.map(() => 1) };
-    const dataset = new ConversationDataset({ train: [conversation], validation: [conversation] }, { maxLength: 32, batchSize: 1 });
+    const dataset = new ConversationDataset({ train: [conversation], validation: [conversation] }, { maxLength: conversation.ids.length, batchSize: 1 });
     const { inputs, targets } = dataset.nextBatch("train");
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(inputs), targets), model.parameters());
     const result = { loss: value.dataSync()[0], gradients: Object.values(grads).map((g) => Array.from(g.dataSync())) };
@@ -201,7 +255,7 @@ describe("loss masking", () => {
 
   it("the loss is the mean over assistant tokens, and pushes no logit where the target is not one", () => {
     const rendered = renderConversation(tokenizer, [user("hi"), assistant("yo"), user("ok"), assistant("k")]);
-    const dataset = new ConversationDataset({ train: [rendered], validation: [rendered] }, { maxLength: 32, batchSize: 1 });
+    const dataset = new ConversationDataset({ train: [rendered], validation: [rendered] }, { maxLength: rendered.ids.length, batchSize: 1 });
     const { inputs, targets } = dataset.nextBatch("train");
     const logits = tf.randomNormal([1, inputs.shape[1], tokenizer.vocabSize], 0, 1, "float32", 7);
     const [dLogits] = tf.grads((x: tf.Tensor) => crossEntropy(x, targets))([logits]);
@@ -269,7 +323,7 @@ describe("chat()", () => {
     ];
     const rendered = examples.map(({ messages }) => renderConversation(tokenizer, messages));
     const model = new GPT({ ...tinyConfig, embeddingDim: 32, vocabSize: tokenizer.vocabSize });
-    const dataset = new ConversationDataset({ train: rendered, validation: rendered }, { maxLength: 33, batchSize: 4, bucketBatches: 1 });
+    const dataset = new ConversationDataset({ train: rendered, validation: rendered }, { maxLength: 33, batchSize: 4 });
     const trainer = new Trainer(model, dataset, { maxSteps: 200, learningRate: 1e-2, minLearningRate: 1e-3, warmupSteps: 10, evalInterval: 0, weightDecay: 0 });
     await trainer.train({ progress: false });
     trainer.dispose();

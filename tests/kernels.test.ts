@@ -317,9 +317,46 @@ describe("fused ops match the composed maths on the cpu backend", () => {
     expect(fusedAttention(q, q, q, { causal: true })).toBeDefined();
     expect(fusedAttention(q, q, q, { causal: true, mask: tf.ones([1, 1, 1, 4]) })).toBeUndefined();
     expect(fusedAttention(q, q, q, { causal: true, dropout: (w: tf.Tensor) => w })).toBeUndefined();
+    const documentIds = tf.tensor2d([[0, 0, 1, 1]], undefined, "int32");
+    expect(fusedAttention(q, q, q, { causal: true, documentIds })).toBeDefined();
     await tf.setBackend("cpu");
     expect(fusedAttention(q, q, q, { causal: true })).toBeUndefined();
-    q.dispose();
+    tf.dispose([q, documentIds]);
+  });
+
+  it("scaledDotProductAttention over packed rows (document ids): output, weights and gradients", async () => {
+    for (const { B, nh, T, hs } of [
+      { B: 2, nh: 3, T: 9, hs: 5 },
+      { B: 3, nh: 2, T: 3, hs: 4 }, // ≤ 4 queries: the kernel's plain-loop path
+      { B: 2, nh: 4, T: 32, hs: 16 },
+    ]) {
+      // each row: documents 0, 1, 2, ... of random lengths, then padding (−1)
+      const ids = new Int32Array(B * T);
+      for (let b = 0; b < B; b++) {
+        let document = 0;
+        const used = T - randomInt(0, 2);
+        for (let t = 0; t < T; t++) {
+          if (t > 0 && random.int(3) === 0) document++;
+          ids[b * T + t] = t < used ? document : -1;
+        }
+      }
+      const shape = [B, nh, T, hs];
+      const inputs = [
+        ...[0, 1, 2].map(() => ({ data: randomData(B * nh * T * hs, 2), shape })),
+        { data: ids, shape: [B, T], dtype: "int32" as const },
+      ];
+      const label = `attention over documents B=${B} nh=${nh} T=${T} hs=${hs}`;
+      const attend = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, documentIds: tf.Tensor) =>
+        scaledDotProductAttention(q, k, v, { causal: true, documentIds });
+      expectClose(await onBoth(inputs, (q, k, v, d) => attend(q, k, v, d).output), `${label} (output)`);
+      const weights = await onBoth(inputs, (q, k, v, d) => attend(q, k, v, d).weights, false);
+      expectClose(weights, `${label} (weights)`);
+      // no weight across documents (the cpu reference builds its mask independently, with documentMask)
+      weights.wasm[0].forEach((w, i) => {
+        const [b, , query, key] = [Math.floor(i / (nh * T * T)), 0, Math.floor(i / T) % T, i % T];
+        if (ids[b * T + query] !== ids[b * T + key] || key > query) expect(w).toBe(0);
+      });
+    }
   });
 
   it("scaledDotProductAttention: causal and not, Tq < Tk (KV cache), odd sizes, output, weights and gradients", async () => {

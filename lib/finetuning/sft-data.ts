@@ -5,9 +5,8 @@ import { Random } from "../utils/random.js";
 import type { RenderedConversation } from "./chat-template.js";
 
 export interface ConversationDatasetOptions {
-  batchSize: number; // B: conversations per batch, one per row
-  maxLength: number; // longest conversation accepted, in tokens: the model's contextLength + 1
-  bucketBatches: number; // batches drawn at once and grouped by length, so that rows need little padding
+  batchSize: number; // B: rows per batch, each packed with whole conversations
+  maxLength: number; // longest conversation accepted, in tokens: the model's contextLength + 1 (a row's T + 1)
   seed: number; // seeds the order in which conversations are visited
 }
 
@@ -15,69 +14,98 @@ export interface ConversationDatasetOptions {
  * Batches of rendered conversations for supervised fine-tuning (SFT), for the same Trainer that
  * pretrains.
  *
- * One conversation per row, starting at position 0 as it will when the model chats, padded to the
- * longest conversation of its batch. (Packing several conversations into a row would waste no padding,
- * but the model would then learn to answer at every position offset and could look back into another
- * conversation; with learned position embeddings and a few minutes of training, answering at the
- * positions it will be asked at is what counts.) To keep padding small, `bucketBatches` batches' worth of
- * conversations are drawn at a time, sorted by length and cut into batches: each batch holds conversations
- * of about the same length.
+ * Packing: conversations are short (a question and its answer) and of very different lengths, so one
+ * conversation per row would leave most of a batch as padding, and sorting by length to avoid that makes
+ * every batch one task (length follows the task), which slows learning badly. Instead each row of
+ * T = maxLength − 1 positions is filled with whole conversations end to end, in shuffled order, until the
+ * next one does not fit (it opens the next row; the rest of the row is padding). Two things keep a packed
+ * row equivalent to separate rows, one conversation each:
+ * - document ids: attention stays inside a conversation (a block-diagonal causal mask), so no
+ *   conversation sees the one before it;
+ * - positions restart at 0 with each conversation, as they will when the model chats.
+ * Both go to the model with the batch (`Batch.documents`).
  *
- * Targets, the loss mask: as in pretraining, a row's targets are its tokens shifted by one,
- * target[t] = token[t + 1], but only where token[t + 1] is an assistant token. Everywhere else (system
- * and user text, role markers, padding) the target is IGNORE_INDEX, which the cross-entropy skips: the
- * model is graded only on what it will have to write, not on predicting the user's question.
+ * Targets, the loss mask: as in pretraining, targets are the tokens shifted by one, target[t] = token[t + 1]
+ * within a conversation, but only where token[t + 1] is an assistant token. Everywhere else (system and
+ * user text, role markers, padding) the target is IGNORE_INDEX, which the cross-entropy skips: the model
+ * is graded only on what it will have to write, not on predicting the user's question.
  *
  * Order: each split walks through its conversations in a seeded shuffled order, reshuffled after every
- * pass (epoch). The state (where the current group of batches started, and how many of its batches were
- * used) goes into checkpoints, so a resumed run sees exactly the batches the uninterrupted run would have.
+ * pass (epoch). Its state (the generator state of the pass and how far it got) goes into checkpoints, so a
+ * resumed run sees exactly the batches the uninterrupted run would have.
  */
 export class ConversationDataset implements BatchSource {
   readonly options: ConversationDatasetOptions;
-  private readonly splits: Record<Split, BatchQueue>;
+  private readonly streams: Record<Split, ConversationStream>;
 
   constructor(
     conversations: Record<Split, readonly RenderedConversation[]>,
     options: Partial<ConversationDatasetOptions> & { maxLength: number },
   ) {
-    this.options = { batchSize: 16, bucketBatches: 8, seed: 1337, ...options };
-    const { maxLength, batchSize, bucketBatches, seed } = this.options;
-    for (const [name, value] of Object.entries({ maxLength, batchSize, bucketBatches })) {
+    this.options = { batchSize: 8, seed: 1337, ...options };
+    const { maxLength, batchSize, seed } = this.options;
+    for (const [name, value] of Object.entries({ maxLength, batchSize })) {
       if (!Number.isInteger(value) || value < (name === "maxLength" ? 2 : 1)) {
         throw new Error(`ConversationDataset: ${name} must be an integer ≥ ${name === "maxLength" ? 2 : 1}, got ${value}.`);
       }
     }
     for (const split of ["train", "validation"] as const) checkConversations(conversations[split], split, maxLength);
-    this.splits = {
-      train: new BatchQueue(new ConversationStream(conversations.train, seed), batchSize, bucketBatches),
-      validation: new BatchQueue(new ConversationStream(conversations.validation, seed + 1), batchSize, bucketBatches),
+    this.streams = {
+      train: new ConversationStream(conversations.train, seed),
+      validation: new ConversationStream(conversations.validation, seed + 1),
     };
   }
 
   nextBatch(split: Split): Batch {
-    const conversations = this.splits[split].next();
-    const B = conversations.length;
-    const T = Math.max(...conversations.map(({ ids }) => ids.length)) - 1; // a row of T inputs holds T + 1 tokens
-    const inputs = new Int32Array(B * T); // padding inputs are 0: causal attention keeps real positions from seeing them
+    const rows = Array.from({ length: this.options.batchSize }, () => this.packRow(this.streams[split]));
+    const B = rows.length;
+    const T = Math.max(...rows.map((row) => row.reduce((length, { ids }) => length + ids.length - 1, 0))); // longest row
+    const inputs = new Int32Array(B * T); // padding: token 0 in a document of its own (−1), never a target
     const targets = new Int32Array(B * T).fill(IGNORE_INDEX);
-    conversations.forEach(({ ids, assistantMask }, b) => {
-      for (let t = 0; t < ids.length; t++) {
-        if (t < T) inputs[b * T + t] = ids[t];
-        if (t > 0 && assistantMask[t] === 1) targets[b * T + t - 1] = ids[t]; // predicted from position t - 1
-      }
+    const documentIds = new Int32Array(B * T).fill(-1);
+    const positions = new Int32Array(B * T);
+    rows.forEach((row, b) => {
+      let start = b * T; // where the next conversation begins
+      row.forEach(({ ids, assistantMask }, document) => {
+        for (let t = 0; t < ids.length - 1; t++) {
+          // a conversation of n tokens fills n − 1 positions: its last token is only ever a target
+          inputs[start + t] = ids[t];
+          documentIds[start + t] = document;
+          positions[start + t] = t;
+          if (assistantMask[t + 1] === 1) targets[start + t] = ids[t + 1];
+        }
+        start += ids.length - 1;
+      });
     });
-    return { inputs: tf.tensor2d(inputs, [B, T], "int32"), targets: tf.tensor2d(targets, [B, T], "int32") };
+    const tensor = (values: Int32Array) => tf.tensor2d(values, [B, T], "int32");
+    return {
+      inputs: tensor(inputs),
+      targets: tensor(targets),
+      documents: { documentIds: tensor(documentIds), positions: tensor(positions) },
+    };
   }
 
-  getState(): Record<Split, QueueState> {
-    return { train: this.splits.train.getState(), validation: this.splits.validation.getState() };
+  /** Whole conversations, in stream order, as many as fit in a row of maxLength − 1 positions. */
+  private packRow(stream: ConversationStream): RenderedConversation[] {
+    const row: RenderedConversation[] = [];
+    let free = this.options.maxLength - 1;
+    while (stream.peek().ids.length - 1 <= free) {
+      const conversation = stream.next();
+      row.push(conversation);
+      free -= conversation.ids.length - 1;
+    }
+    return row;
+  }
+
+  getState(): Record<Split, StreamState> {
+    return { train: this.streams.train.getState(), validation: this.streams.validation.getState() };
   }
 
   setState(state: unknown): void {
-    const { train, validation } = (state ?? {}) as Partial<Record<Split, QueueState>>;
-    if (!isQueueState(train) || !isQueueState(validation)) throw new Error("ConversationDataset.setState: malformed state.");
-    this.splits.train.setState(train);
-    this.splits.validation.setState(validation);
+    const { train, validation } = (state ?? {}) as Partial<Record<Split, StreamState>>;
+    if (!isStreamState(train) || !isStreamState(validation)) throw new Error("ConversationDataset.setState: malformed state.");
+    this.streams.train.setState(train);
+    this.streams.validation.setState(validation);
   }
 }
 
@@ -86,55 +114,9 @@ interface StreamState {
   position: number; // conversations of this pass already drawn
 }
 
-interface QueueState {
-  stream: StreamState; // where the current group of batches was drawn from
-  used: number; // batches of the group already handed out
-}
-
-function isQueueState(value: unknown): value is QueueState {
-  const state = value as QueueState;
-  return (
-    typeof state === "object" && state !== null && Number.isInteger(state.used) && typeof state.stream === "object" && state.stream !== null &&
-    Number.isInteger(state.stream.random) && Number.isInteger(state.stream.position)
-  );
-}
-
-/** Batches of similar-length conversations: `bucketBatches` batches are drawn at once and sorted by length. */
-class BatchQueue {
-  private batches: RenderedConversation[][] = [];
-  private groupStart: StreamState;
-  private used = 0;
-
-  constructor(
-    private readonly stream: ConversationStream,
-    private readonly batchSize: number,
-    private readonly bucketBatches: number,
-  ) {
-    this.groupStart = stream.getState();
-  }
-
-  next(): RenderedConversation[] {
-    if (this.used === this.batches.length) this.drawGroup();
-    return this.batches[this.used++];
-  }
-
-  getState(): QueueState {
-    return { stream: { ...this.groupStart }, used: this.used };
-  }
-
-  setState(state: QueueState): void {
-    this.stream.setState(state.stream);
-    this.drawGroup();
-    this.used = state.used;
-  }
-
-  private drawGroup(): void {
-    this.groupStart = this.stream.getState();
-    const group = Array.from({ length: this.batchSize * this.bucketBatches }, () => this.stream.next());
-    group.sort((a, b) => a.ids.length - b.ids.length); // stable: equal lengths keep their shuffled order
-    this.batches = Array.from({ length: this.bucketBatches }, (_, i) => group.slice(i * this.batchSize, (i + 1) * this.batchSize));
-    this.used = 0;
-  }
+function isStreamState(value: unknown): value is StreamState {
+  const state = value as StreamState;
+  return typeof state === "object" && state !== null && Number.isInteger(state.random) && Number.isInteger(state.position);
 }
 
 /** Conversations of one split in a shuffled order that is reshuffled after each pass. */
@@ -152,9 +134,16 @@ class ConversationStream {
     this.shuffle();
   }
 
-  next(): RenderedConversation {
+  /** The conversation `next()` will return. */
+  peek(): RenderedConversation {
     if (this.position === this.order.length) this.shuffle();
-    return this.conversations[this.order[this.position++]];
+    return this.conversations[this.order[this.position]];
+  }
+
+  next(): RenderedConversation {
+    const conversation = this.peek();
+    this.position++;
+    return conversation;
   }
 
   getState(): StreamState {

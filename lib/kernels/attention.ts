@@ -3,12 +3,12 @@ import { multiply2d } from "./batch-matmul.js";
 import { type KernelArgs, defineKernel } from "./registry.js";
 import { simdKernels } from "./simd.js";
 import { transposeWords, wordsOf } from "./transpose.js";
-import { type WasmBackend, f32, heapOffset, tensorId, withoutThreadPool } from "./wasm-heap.js";
+import { type WasmBackend, f32, heapOffset, i32, tensorId, withoutThreadPool } from "./wasm-heap.js";
 
 /**
  * Scaled dot-product attention as one kernel (forward) and one gradient kernel, for the wasm backend:
  *
- *   P = softmax(Q Kᵀ · scale + M),  O = P V      with M = −1e9 above the causal diagonal, else 0
+ *   P = softmax(Q Kᵀ · scale + M),  O = P V      with M = −1e9 where a key is hidden (causal, documents), else 0
  *
  * exactly the maths of `scaledDotProductAttention` (lib/nn/attention.ts), which calls it through
  * `fusedAttention` (lib/nn/ops.ts) when there is no padding mask and no dropout. Composed from tfjs ops,
@@ -18,7 +18,9 @@ import { type WasmBackend, f32, heapOffset, tensorId, withoutThreadPool } from "
  * per-head matmuls are small (~1 MFLOP), so they run without the thread pool (`withoutThreadPool`).
  *
  * Inputs q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) with equal leading dimensions; with `causal`,
- * query i (the last Tq of Tk positions) sees keys j ≤ i + Tk − Tq, as `causalMask` defines.
+ * query i (the last Tq of Tk positions) sees keys j ≤ i + Tk − Tq, as `causalMask` defines. Optional
+ * input documentIds, int32 (B, T) for q, k, v of shape (B, nh, T, hs): a query sees only keys of its own
+ * document, as `documentMask` defines (packed rows).
  */
 export const FUSED_ATTENTION = "GptFusedAttention";
 export const FUSED_ATTENTION_GRAD = "GptFusedAttentionGrad";
@@ -30,6 +32,26 @@ interface Dims {
   Tk: number;
   hs: number;
   hv: number;
+}
+
+/**
+ * Which keys each query may see: with `causal`, key j ≤ i + Tk − Tq; with `documents` (int32 (B, T),
+ * Tq = Tk = T, `batch` = B · nh), only keys of the query's own document.
+ */
+interface Visibility {
+  causal: boolean;
+  documents?: Int32Array;
+}
+
+/** Number of keys query i may see, counted from key 0 (the causal limit; documents are checked per key). */
+function visibleKeys(i: number, { Tq, Tk }: Dims, causal: boolean): number {
+  return causal ? Math.min(Tk, Math.max(0, i + Tk - Tq + 1)) : Tk;
+}
+
+/** Offset of flat batch entry b's row of document ids (entries are (B, nh) flattened: nh per row). */
+function documentRow(b: number, { batch, Tk }: Dims, documents: Int32Array): number {
+  const heads = batch / (documents.length / Tk);
+  return Math.floor(b / heads) * Tk;
 }
 
 function dimsOf(q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): Dims {
@@ -46,16 +68,17 @@ function dimsOf(q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): Dims {
 /** Forward: outputs [O (..., Tq, hv), P (..., Tq, Tk)]. */
 function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
-  const { q, k, v } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
-  const causal = Boolean(args.attrs?.causal);
+  const { q, k, v, documentIds } = args.inputs as Record<string, tf.TensorInfo>;
+  const visibility: Visibility = { causal: Boolean(args.attrs?.causal), documents: documentIds && i32(backend, documentIds).slice() }; // a copy: allocations below may move the heap
   const scale = args.attrs?.scale as number;
-  const { batch, Tq, Tk, hs, hv } = dimsOf(q, k, v);
+  const dims = dimsOf(q, k, v);
+  const { batch, Tq, Tk, hs, hv } = dims;
   const lead = q.shape.slice(0, -2);
   const weights = backend.makeOutput([...lead, Tq, Tk], "float32");
   const output = backend.makeOutput([...lead, Tq, hv], "float32");
   if (batch * Tq * Tk === 0) return [output, weights];
   if (Tq <= SMALL_QUERY_LENGTH) {
-    smallAttention(backend, q, k, v, output, weights, { batch, Tq, Tk, hs, hv }, scale, causal);
+    smallAttention(backend, q, k, v, output, weights, dims, scale, visibility);
     return [output, weights];
   }
 
@@ -77,7 +100,7 @@ function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
   });
   backend.disposeData(kT.dataId);
 
-  if (causal) mask(f32(backend, scores), batch, Tq, Tk);
+  mask(f32(backend, scores), dims, visibility);
   // row-wise softmax over Tk (XNNPACK), then O = P V
   backend.wasm._Softmax!(tensorId(backend, scores), tensorId(backend, weights), Tk, batch * Tq);
   backend.disposeData(scores.dataId);
@@ -103,23 +126,24 @@ function smallAttention(
   v: tf.TensorInfo,
   output: tf.TensorInfo,
   weights: tf.TensorInfo,
-  { batch, Tq, Tk, hs, hv }: Dims,
+  dims: Dims,
   scale: number,
-  causal: boolean,
+  { causal, documents }: Visibility,
 ): void {
+  const { batch, Tq, Tk, hs, hv } = dims;
   const [Q, K, V, O, P] = [q, k, v, output, weights].map((t) => f32(backend, t));
-  const offset = Tk - Tq;
   const row = new Float64Array(Tk);
   for (let b = 0; b < batch; b++) {
+    const ids = documents ? documentRow(b, dims, documents) : 0;
     for (let i = 0; i < Tq; i++) {
       const qRow = (b * Tq + i) * hs;
-      const visible = causal ? Math.min(Tk, Math.max(0, i + offset + 1)) : Tk;
+      const visible = visibleKeys(i, dims, causal);
       let max = -Infinity;
       for (let j = 0; j < visible; j++) {
         const kRow = (b * Tk + j) * hs;
         let dot = 0;
         for (let c = 0; c < hs; c++) dot += Q[qRow + c] * K[kRow + c];
-        row[j] = Math.fround(dot) * scale;
+        row[j] = documents && documents[ids + j] !== documents[ids + i] ? MASKED_SCORE : Math.fround(dot) * scale;
         if (row[j] > max) max = row[j];
       }
       let sum = 0;
@@ -142,14 +166,19 @@ function smallAttention(
   }
 }
 
-/** Scores the causal mask forbids (key j > query i + Tk − Tq) become MASKED_SCORE: softmax gives them 0. */
-function mask(s: Float32Array, batch: number, Tq: number, Tk: number): void {
-  const offset = Tk - Tq;
+/** Scores of keys a query may not see (`Visibility`) become MASKED_SCORE: softmax gives them 0. */
+function mask(s: Float32Array, dims: Dims, { causal, documents }: Visibility): void {
+  const { batch, Tq, Tk } = dims;
+  if (!causal && !documents) return;
   for (let b = 0; b < batch; b++) {
+    const ids = documents ? documentRow(b, dims, documents) : 0;
     for (let i = 0; i < Tq; i++) {
       const row = (b * Tq + i) * Tk;
-      const visible = Math.min(Tk, Math.max(0, i + offset + 1));
+      const visible = visibleKeys(i, dims, causal);
       if (visible < Tk) s.fill(MASKED_SCORE, row + visible, row + Tk);
+      if (!documents) continue;
+      const own = documents[ids + i];
+      for (let j = 0; j < visible; j++) if (documents[ids + j] !== own) s[row + j] = MASKED_SCORE;
     }
   }
 }

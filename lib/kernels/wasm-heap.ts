@@ -65,6 +65,12 @@ export function f32(backend: WasmBackend, tensor: tf.TensorInfo): Float32Array {
   return new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, tf.util.sizeFromShape(tensor.shape));
 }
 
+/** An Int32Array over an int32 tensor's data in the heap (valid until the heap grows: use it at once). */
+export function i32(backend: WasmBackend, tensor: tf.TensorInfo): Int32Array {
+  const { memoryOffset } = backend.dataIdMap.get(tensor.dataId);
+  return new Int32Array(backend.wasm.HEAPU8.buffer, memoryOffset, tf.util.sizeFromShape(tensor.shape));
+}
+
 /**
  * Registers `size` floats starting at `byteOffset` as a tensor the C++ kernels can use, under a new id that
  * cannot collide with the backend's own ids. Release it with `releaseView`; the memory is not freed (it

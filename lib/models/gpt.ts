@@ -11,6 +11,12 @@ import { type GPTConfig, type GPTConfigInput, gptConfig } from "./config.js";
 export interface GPTCallOptions {
   /** One cache per block, from `model.createCache()`: positions already seen are not recomputed. */
   cache?: KVCache[];
+  /**
+   * Packed rows (several documents, e.g. conversations, end to end in one row), both int32 (B, T): each
+   * token's document, and its position within that document. Attention then stays inside a document and
+   * every document starts at position 0, so packed training sees exactly what separate rows would.
+   */
+  documents?: { documentIds: tf.Tensor; positions: tf.Tensor };
   /** When given, every block's attention weights (B, nh, T, T) are pushed here; the caller disposes them. */
   attentionWeights?: tf.Tensor[];
 }
@@ -57,14 +63,15 @@ export class GPT extends Module {
   /** ids: int32 (B, T) with T ≤ contextLength (counting cached positions) → logits (B, T, vocabSize). */
   forward(ids: tf.Tensor, options: GPTCallOptions = {}): tf.Tensor3D {
     const past = options.cache?.[0]?.length ?? 0;
-    this.checkInput(ids, past);
+    this.checkInput(ids, past, options);
     return tf.tidy(() => {
       const [B, T] = ids.shape as [number, number];
-      const positions = tf.range(past, past + T, 1, "int32"); // (T)
+      const { documents } = options;
+      const positions = documents ? documents.positions : tf.range(past, past + T, 1, "int32"); // (B, T) or (T)
       const tokens = this.wte.forward(ids); // (B, T, C)
-      let x = this.drop.forward(tokens.add(this.wpe.forward(positions))); // (B, T, C), positions broadcast over B
+      let x = this.drop.forward(tokens.add(this.wpe.forward(positions))); // (B, T, C), (T, C) positions broadcast over B
       this.h.forEach((block, i) => {
-        x = block.forward(x, { cache: options.cache?.[i], attentionWeights: options.attentionWeights });
+        x = block.forward(x, { cache: options.cache?.[i], attentionWeights: options.attentionWeights, documentIds: documents?.documentIds });
       });
       x = this.ln_f.forward(x);
       const C = this.config.embeddingDim;
@@ -81,7 +88,15 @@ export class GPT extends Module {
     return this.h.map(() => new KVCache());
   }
 
-  private checkInput(ids: tf.Tensor, past: number): void {
+  private checkInput(ids: tf.Tensor, past: number, { documents, cache }: GPTCallOptions): void {
+    if (documents) {
+      for (const [name, tensor] of Object.entries(documents)) {
+        if (tensor.shape.join() !== ids.shape.join() || tensor.dtype !== "int32") {
+          throw new Error(`GPT.forward: documents.${name} must be int32 of the ids' shape [${ids.shape}], got ${tensor.dtype} [${tensor.shape}].`);
+        }
+      }
+      if (cache) throw new Error("GPT.forward: packed documents are for training; generate without them (one sequence per row).");
+    }
     if (ids.rank !== 2) {
       throw new Error(`GPT.forward: ids must have shape (batch, time), got shape [${ids.shape}]. Use ids.expandDims(0) for one sequence.`);
     }

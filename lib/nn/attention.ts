@@ -25,6 +25,12 @@ export interface AttentionMaskOptions {
   causal?: boolean;
   /** 1 where attending is allowed, 0 where not; broadcastable to (..., Tq, Tk), e.g. (B, 1, 1, Tk) for padding. */
   mask?: tf.Tensor;
+  /**
+   * Self-attention over packed rows: int32 (B, T), which document (e.g. conversation) each position belongs
+   * to. A query attends only to keys of its own document, so several documents share a row without seeing
+   * each other. For q, k, v of shape (B, nh, T, hs).
+   */
+  documentIds?: tf.Tensor;
 }
 
 /**
@@ -38,6 +44,14 @@ export function causalMask(queryLength: number, keyLength: number): tf.Tensor2D 
     const keyPositions = tf.range(0, keyLength, 1, "int32").expandDims(0); // (1, Tk)
     return tf.lessEqual(keyPositions, queryPositions).toFloat() as tf.Tensor2D;
   });
+}
+
+/**
+ * (B, T) document ids → (B, 1, T, T) of 1/0: query i may see key j when both belong to the same document.
+ * Broadcast over heads; combined with the causal mask, a packed row is block-diagonal lower-triangular.
+ */
+export function documentMask(documentIds: tf.Tensor): tf.Tensor4D {
+  return tf.tidy(() => tf.equal(documentIds.expandDims(2), documentIds.expandDims(1)).toFloat().expandDims(1) as tf.Tensor4D);
 }
 
 /**
@@ -59,6 +73,10 @@ export function scaledDotProductAttention(
     const keyLength = k.shape[k.rank - 2];
     let scores = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(headSize)); // (..., Tq, Tk)
     let allowed: tf.Tensor | undefined = options.mask;
+    if (options.documentIds) {
+      const documents = documentMask(options.documentIds);
+      allowed = allowed ? allowed.mul(documents) : documents;
+    }
     if (options.causal) {
       const causal = causalMask(queryLength, keyLength);
       allowed = allowed ? allowed.mul(causal) : causal;
@@ -114,6 +132,8 @@ export interface AttentionCallOptions {
   context?: tf.Tensor;
   /** 1 = may attend, 0 = masked; broadcastable to (B, nh, Tq, Tk). */
   mask?: tf.Tensor;
+  /** Self-attention over packed rows: int32 (B, T) document ids; positions attend within their document only. */
+  documentIds?: tf.Tensor;
   /** Self-attention only: earlier positions' keys and values; this call's are appended. */
   cache?: KVCache;
   /** When given, the attention weights (B, nh, Tq, Tk) are pushed here, for plots; the caller disposes them. */
@@ -189,6 +209,7 @@ export class MultiHeadAttention extends Module {
       const { output, weights } = scaledDotProductAttention(q, k, v, {
         causal: this.config.causal,
         mask: options.mask,
+        documentIds: options.documentIds,
         // dropout on the weights only when it is active (it is the identity otherwise), so that the fused
         // attention kernel can be used
         dropout: this.attn_dropout.training && this.attn_dropout.rate > 0 ? (w) => this.attn_dropout.forward(w) : undefined,

@@ -50,6 +50,8 @@ export interface BlockCallOptions {
   encoderOutput?: tf.Tensor;
   /** Self-attention mask, 1 = may attend (e.g. padding), broadcastable to (B, nh, T, T). */
   selfMask?: tf.Tensor;
+  /** Packed rows: int32 (B, T) document ids; self-attention stays within each document. */
+  documentIds?: tf.Tensor;
   /** Cross-attention mask over the encoder's positions, broadcastable to (B, nh, T, Tsrc). */
   crossMask?: tf.Tensor;
   /** KV cache of this block's self-attention, for fast generation. */
@@ -103,6 +105,7 @@ export class TransformerBlock extends Module {
     return tf.tidy(() => {
       const selfOptions: AttentionCallOptions = {
         mask: options.selfMask,
+        documentIds: options.documentIds,
         cache: options.cache,
         attentionWeights: options.attentionWeights,
       };

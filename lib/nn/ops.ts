@@ -80,12 +80,13 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
  * with the same result as `scaledDotProductAttention`'s step-by-step version and a hand-written gradient.
  * Returns undefined (the caller then composes the maths from tfjs ops) when the backend has no such kernel,
  * or for what the kernel does not do: padding masks, dropout on the weights, broadcasting, non-float32.
+ * Document ids (packed rows) are part of the kernel's mask.
  */
 export function fusedAttention(
   q: tf.Tensor,
   k: tf.Tensor,
   v: tf.Tensor,
-  options: { causal?: boolean; mask?: tf.Tensor; dropout?: unknown },
+  options: { causal?: boolean; mask?: tf.Tensor; documentIds?: tf.Tensor; dropout?: unknown },
 ): { output: tf.Tensor; weights: tf.Tensor } | undefined {
   if (options.mask !== undefined || options.dropout !== undefined) return undefined;
   if (!hasKernel(FUSED_ATTENTION)) return undefined;
@@ -95,9 +96,15 @@ export function fusedAttention(
   if (q.dtype !== "float32" || k.dtype !== "float32" || v.dtype !== "float32") return undefined;
   const headSize = q.shape[rank - 1];
   if (k.shape[rank - 1] !== headSize || k.shape[rank - 2] !== v.shape[rank - 2]) return undefined;
+  const { documentIds } = options;
+  if (documentIds) {
+    // (B, T) ids for q, k, v of shape (B, nh, T, hs)
+    const [B, T] = documentIds.shape;
+    if (rank !== 4 || documentIds.rank !== 2 || documentIds.dtype !== "int32" || B !== q.shape[0] || T !== q.shape[2] || T !== k.shape[2]) return undefined;
+  }
   const [output, weights] = tf.engine().runKernel(
     FUSED_ATTENTION,
-    { q, k, v },
+    documentIds ? { q, k, v, documentIds } : { q, k, v },
     { causal: Boolean(options.causal), scale: 1 / Math.sqrt(headSize) },
   ) as tf.Tensor[];
   return { output, weights };

@@ -7,6 +7,8 @@ import { Random } from "../utils/random.js";
 export interface Batch {
   inputs: tf.Tensor2D;
   targets: tf.Tensor2D;
+  /** Rows packed with several documents: each token's document and its position in it (see GPTCallOptions). */
+  documents?: { documentIds: tf.Tensor2D; positions: tf.Tensor2D };
 }
 
 export type Split = "train" | "validation";

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { GPT } from "../models/gpt.js";
 import { ProgressBar } from "../utils/progress.js";
-import type { BatchSource, Split } from "./data.js";
+import type { Batch, BatchSource, Split } from "./data.js";
 import { crossEntropy } from "./loss.js";
 import { AdamW, type AdamWState, clipByGlobalNorm, sumAll } from "./optimizer.js";
 import { learningRateAt } from "./schedule.js";
@@ -134,12 +134,12 @@ export class Trainer {
     const losses: tf.Scalar[] = [];
     let tokens = 0;
     for (let micro = 0; micro < accumulation; micro++) {
-      const { inputs, targets } = this.data.nextBatch("train");
-      tokens += inputs.size;
-      const { value, grads } = tf.variableGrads(() => crossEntropy(this.model.forward(inputs), targets));
+      const batch = this.data.nextBatch("train");
+      tokens += batch.inputs.size;
+      const { value, grads } = tf.variableGrads(() => this.loss(batch));
       losses.push(value);
       summed = this.accumulate(summed, grads);
-      tf.dispose([inputs, targets]);
+      disposeBatch(batch);
     }
     const gradients = accumulation > 1 ? this.scale(summed, 1 / accumulation) : summed;
     const { clipped, norm } = gradientClip > 0 ? clipByGlobalNorm(gradients, gradientClip) : { clipped: gradients, norm: undefined };
@@ -169,10 +169,11 @@ export class Trainer {
     const meanLoss = async (split: Split): Promise<number> => {
       let total = 0;
       for (let i = 0; i < this.options.evalBatches; i++) {
-        const { inputs, targets } = this.data.nextBatch(split);
-        const loss = tf.tidy(() => crossEntropy(this.model.forward(inputs), targets));
+        const batch = this.data.nextBatch(split);
+        const loss = tf.tidy(() => this.loss(batch));
         total += (await loss.data())[0];
-        tf.dispose([loss, inputs, targets]);
+        loss.dispose();
+        disposeBatch(batch);
       }
       return total / this.options.evalBatches;
     };
@@ -234,6 +235,11 @@ export class Trainer {
   }
 
   /** Adds gradients keyed by tf.Variable name into `sums` keyed by our parameter names. */
+  /** Mean cross-entropy of the model's next-token predictions on one batch. */
+  private loss({ inputs, targets, documents }: Batch): tf.Scalar {
+    return crossEntropy(this.model.forward(inputs, { documents }), targets);
+  }
+
   private accumulate(sums: Record<string, tf.Tensor>, grads: tf.NamedTensorMap): Record<string, tf.Tensor> {
     for (const [variableName, grad] of Object.entries(grads)) {
       const name = this.parameterNames.get(variableName) ?? variableName;
@@ -259,6 +265,10 @@ export class Trainer {
 }
 
 /** Disposes every tensor of both maps once (they may share tensors). */
+function disposeBatch({ inputs, targets, documents }: Batch): void {
+  tf.dispose([inputs, targets, ...(documents ? [documents.documentIds, documents.positions] : [])]);
+}
+
 function disposeAll(...maps: Array<Record<string, tf.Tensor>>): void {
   const tensors = new Set(maps.flatMap((map) => Object.values(map)));
   tf.dispose([...tensors]);
