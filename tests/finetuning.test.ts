@@ -193,6 +193,31 @@ describe("ConversationDataset (batches and the loss mask)", () => {
     model.dispose();
   });
 
+  it("scoring only the graded positions (what the Trainer does) gives the loss and gradients of scoring all", async () => {
+    const make = () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 2, seed: 9 });
+    const model = new GPT({ ...tinyConfig, vocabSize: tokenizer.vocabSize, seed: 4 });
+    const { inputs, targets, documents } = make().nextBatch("train");
+    const flatTargets = targets.reshape([-1]);
+    const graded = tf.tensor1d(Array.from(flatTargets.dataSync()).flatMap((t, i) => (t === IGNORE_INDEX ? [] : [i])), "int32");
+    const all = tf.variableGrads(() => crossEntropy(model.forward(inputs, { documents }), targets), model.parameters());
+    const some = tf.variableGrads(() => {
+      const hidden = model.features(inputs, { documents }).reshape([-1, tinyConfig.embeddingDim]);
+      return crossEntropy(model.head(tf.gather(hidden, graded)), tf.gather(flatTargets, graded));
+    }, model.parameters());
+    expect(graded.size).toBeLessThan(targets.size / 2);
+    expect(some.value.dataSync()[0]).toBeCloseTo(all.value.dataSync()[0], 5);
+    for (const name of Object.keys(all.grads)) {
+      const difference = tf.tidy(() => tf.max(tf.abs(all.grads[name].sub(some.grads[name]))).dataSync()[0]);
+      expect(difference, name).toBeLessThan(1e-6);
+    }
+    // the Trainer's first step reports that same loss
+    const trainer = new Trainer(model, make(), { maxSteps: 1, learningRate: 1e-3, warmupSteps: 0, evalInterval: 0 });
+    expect((await trainer.trainStep()).loss).toBeCloseTo(all.value.dataSync()[0], 5);
+    trainer.dispose();
+    tf.dispose([inputs, targets, documents!.documentIds, documents!.positions, flatTargets, graded, all.value, some.value, ...Object.values(all.grads), ...Object.values(some.grads)]);
+    model.dispose();
+  });
+
   it("visits conversations in a seeded order and resumes exactly from its state", () => {
     const make = () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 16, batchSize: 2, seed: 5 });
     const first = make();

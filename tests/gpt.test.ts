@@ -356,6 +356,25 @@ describe("input errors", () => {
     model.dispose();
   });
 
+  it("rejects packed documents of the wrong shape or type, and documents with a KV cache", () => {
+    const model = new GPT(gptConfig({ preset: "tiny" }));
+    const ids = tf.zeros([2, 4], "int32");
+    const good = tf.zeros([2, 4], "int32");
+    const start = tf.memory().numTensors;
+    const wrongShape = tf.zeros([2, 3], "int32");
+    const wrongType = tf.zeros([2, 4], "float32");
+    expect(() => model.forward(ids, { documents: { documentIds: wrongShape, positions: good } })).toThrow(
+      /documents.documentIds must be int32 of the ids' shape \[2,4\], got int32 \[2,3\]/,
+    );
+    expect(() => model.forward(ids, { documents: { documentIds: good, positions: wrongType } })).toThrow(/documents.positions must be int32/);
+    const cache = model.createCache();
+    expect(() => model.forward(ids, { documents: { documentIds: good, positions: good }, cache })).toThrow(/packed documents are for training/);
+    tf.dispose([wrongShape, wrongType]);
+    expect(tf.memory().numTensors, "a rejected call leaks nothing").toBe(start);
+    tf.dispose([ids, good]);
+    model.dispose();
+  });
+
   it("rejects a sequence longer than the context when counting cached positions", () => {
     const model = new GPT(gptConfig({ preset: "tiny" }));
     const cache = model.createCache();

@@ -14,7 +14,7 @@ import type { TrainerOptions } from "../training/trainer.js";
  */
 export const courseFineTuning = {
   trainer: {
-    maxSteps: 1600,
+    maxSteps: 2100,
     learningRate: 2e-3,
     minLearningRate: 2e-4,
     warmupSteps: 50,

@@ -69,7 +69,8 @@ function dimsOf(q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): Dims {
 function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
   const { q, k, v, documentIds } = args.inputs as Record<string, tf.TensorInfo>;
-  const visibility: Visibility = { causal: Boolean(args.attrs?.causal), documents: documentIds && i32(backend, documentIds).slice() }; // a copy: allocations below may move the heap
+  // documents: a copy, as the allocations below may move the heap
+  const visibility: Visibility = { causal: Boolean(args.attrs?.causal), documents: documentIds && i32(backend, documentIds).slice() };
   const scale = args.attrs?.scale as number;
   const dims = dimsOf(q, k, v);
   const { batch, Tq, Tk, hs, hv } = dims;

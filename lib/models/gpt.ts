@@ -62,10 +62,15 @@ export class GPT extends Module {
 
   /** ids: int32 (B, T) with T ≤ contextLength (counting cached positions) → logits (B, T, vocabSize). */
   forward(ids: tf.Tensor, options: GPTCallOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => this.head(this.features(ids, options)) as tf.Tensor3D);
+  }
+
+  /** Everything but the output head: ids (B, T) → the final LayerNorm's output (B, T, C). */
+  features(ids: tf.Tensor, options: GPTCallOptions = {}): tf.Tensor3D {
     const past = options.cache?.[0]?.length ?? 0;
     this.checkInput(ids, past, options);
     return tf.tidy(() => {
-      const [B, T] = ids.shape as [number, number];
+      const T = ids.shape[1] as number;
       const { documents } = options;
       const positions = documents ? documents.positions : tf.range(past, past + T, 1, "int32"); // (B, T) or (T)
       const tokens = this.wte.forward(ids); // (B, T, C)
@@ -73,13 +78,22 @@ export class GPT extends Module {
       this.h.forEach((block, i) => {
         x = block.forward(x, { cache: options.cache?.[i], attentionWeights: options.attentionWeights, documentIds: documents?.documentIds });
       });
-      x = this.ln_f.forward(x);
+      return this.ln_f.forward(x) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * The output head: hidden states (..., C) → logits (..., vocabSize), a score for every token. Separate
+   * from `features` so that training can score only the positions it grades (fine-tuning: the answers).
+   */
+  head(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
       const C = this.config.embeddingDim;
-      const rows = x.reshape([B * T, C]) as tf.Tensor2D;
+      const rows = x.reshape([-1, C]) as tf.Tensor2D;
       const logits = this.lm_head
         ? this.lm_head.forward(rows)
         : matMul(rows, this.wte.weight as tf.Tensor2D, false, true); // tied head: x · wteᵀ
-      return logits.reshape([B, T, this.config.vocabSize]) as tf.Tensor3D;
+      return logits.reshape([...x.shape.slice(0, -1), this.config.vocabSize]);
     });
   }
 

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { GPT } from "../models/gpt.js";
 import { ProgressBar } from "../utils/progress.js";
 import type { Batch, BatchSource, Split } from "./data.js";
-import { crossEntropy } from "./loss.js";
+import { crossEntropy, IGNORE_INDEX } from "./loss.js";
 import { AdamW, type AdamWState, clipByGlobalNorm, sumAll } from "./optimizer.js";
 import { learningRateAt } from "./schedule.js";
 
@@ -136,7 +136,9 @@ export class Trainer {
     for (let micro = 0; micro < accumulation; micro++) {
       const batch = this.data.nextBatch("train");
       tokens += batch.inputs.size;
-      const { value, grads } = tf.variableGrads(() => this.loss(batch));
+      const graded = await gradedPositions(batch.targets);
+      const { value, grads } = tf.variableGrads(() => this.loss(batch, graded));
+      graded?.dispose();
       losses.push(value);
       summed = this.accumulate(summed, grads);
       disposeBatch(batch);
@@ -170,9 +172,10 @@ export class Trainer {
       let total = 0;
       for (let i = 0; i < this.options.evalBatches; i++) {
         const batch = this.data.nextBatch(split);
-        const loss = tf.tidy(() => this.loss(batch));
+        const graded = await gradedPositions(batch.targets);
+        const loss = tf.tidy(() => this.loss(batch, graded));
         total += (await loss.data())[0];
-        loss.dispose();
+        tf.dispose([loss, ...(graded ? [graded] : [])]);
         disposeBatch(batch);
       }
       return total / this.options.evalBatches;
@@ -235,9 +238,16 @@ export class Trainer {
   }
 
   /** Adds gradients keyed by tf.Variable name into `sums` keyed by our parameter names. */
-  /** Mean cross-entropy of the model's next-token predictions on one batch. */
-  private loss({ inputs, targets, documents }: Batch): tf.Scalar {
-    return crossEntropy(this.model.forward(inputs, { documents }), targets);
+  /**
+   * Mean cross-entropy of the model's next-token predictions on one batch. With `graded` (the flat
+   * positions whose target is not ignored), the output head scores only those: in fine-tuning most
+   * positions are prompts, and with a large vocabulary the head is one of the biggest matmuls of a step.
+   */
+  private loss({ inputs, targets, documents }: Batch, graded?: tf.Tensor1D): tf.Scalar {
+    if (!graded) return crossEntropy(this.model.forward(inputs, { documents }), targets);
+    const hidden = this.model.features(inputs, { documents }); // (B, T, C)
+    const gradedHidden = tf.gather(hidden.reshape([-1, hidden.shape[2]]), graded); // (N, C)
+    return crossEntropy(this.model.head(gradedHidden), tf.gather(targets.reshape([-1]), graded));
   }
 
   private accumulate(sums: Record<string, tf.Tensor>, grads: tf.NamedTensorMap): Record<string, tf.Tensor> {
@@ -265,6 +275,23 @@ export class Trainer {
 }
 
 /** Disposes every tensor of both maps once (they may share tensors). */
+/**
+ * The flat positions (B·T) whose target counts, or undefined when that is all of them (pretraining) or none.
+ * Read back asynchronously (`whereAsync`), so it costs no stall on a GPU.
+ */
+async function gradedPositions(targets: tf.Tensor2D): Promise<tf.Tensor1D | undefined> {
+  const isGraded = tf.tidy(() => targets.reshape([-1]).notEqual(IGNORE_INDEX));
+  const positions = await tf.whereAsync(isGraded); // (N, 1)
+  isGraded.dispose();
+  if (positions.shape[0] === targets.size || positions.shape[0] === 0) {
+    positions.dispose();
+    return undefined;
+  }
+  const flat = positions.reshape([-1]) as tf.Tensor1D;
+  positions.dispose();
+  return flat;
+}
+
 function disposeBatch({ inputs, targets, documents }: Batch): void {
   tf.dispose([inputs, targets, ...(documents ? [documents.documentIds, documents.positions] : [])]);
 }
