@@ -29,6 +29,7 @@ export { matMul, embeddingLookup } from "./nn/ops.js";
 export {
   scaledDotProductAttention,
   causalMask,
+  documentMask,
   MultiHeadAttention,
   KVCache,
   MASKED_SCORE,

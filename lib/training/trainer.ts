@@ -237,7 +237,6 @@ export class Trainer {
     this.optimizer.dispose();
   }
 
-  /** Adds gradients keyed by tf.Variable name into `sums` keyed by our parameter names. */
   /**
    * Mean cross-entropy of the model's next-token predictions on one batch. With `graded` (the flat
    * positions whose target is not ignored), the output head scores only those: in fine-tuning most
@@ -250,6 +249,7 @@ export class Trainer {
     return crossEntropy(this.model.head(gradedHidden), tf.gather(targets.reshape([-1]), graded));
   }
 
+  /** Adds gradients keyed by tf.Variable name into `sums` keyed by our parameter names. */
   private accumulate(sums: Record<string, tf.Tensor>, grads: tf.NamedTensorMap): Record<string, tf.Tensor> {
     for (const [variableName, grad] of Object.entries(grads)) {
       const name = this.parameterNames.get(variableName) ?? variableName;
@@ -274,7 +274,6 @@ export class Trainer {
   }
 }
 
-/** Disposes every tensor of both maps once (they may share tensors). */
 /**
  * The flat positions (B·T) whose target counts, or undefined when that is all of them (pretraining) or none.
  * Read back asynchronously (`whereAsync`), so it costs no stall on a GPU.
@@ -296,6 +295,7 @@ function disposeBatch({ inputs, targets, documents }: Batch): void {
   tf.dispose([inputs, targets, ...(documents ? [documents.documentIds, documents.positions] : [])]);
 }
 
+/** Disposes every tensor of both maps once (they may share tensors). */
 function disposeAll(...maps: Array<Record<string, tf.Tensor>>): void {
   const tensors = new Set(maps.flatMap((map) => Object.values(map)));
   tf.dispose([...tensors]);
