@@ -35,10 +35,10 @@ const isNode = (): boolean => typeof process !== "undefined" && typeof process.v
 
 /**
  * How many threads to use: GPT_WASM_THREADS if set (0 or 1: none), else the CPUs that are idle when the
- * backend starts (CPUs minus the 1-minute load average, rounded; at most 8). A parallel region needs all
- * its threads running at once; on a machine whose cores are already busy, threads wait for each other
- * and a step gets slower, not faster (measured here: 2 threads with a load average of 11 on 2 CPUs were
- * 25-35% slower than 1). On an idle laptop this gives every core.
+ * backend starts (`idleCpus`, rounded; at most 8). A parallel region needs all its threads running at once;
+ * on a machine whose cores are already busy, threads wait for each other and a step gets slower, not
+ * faster (measured here: 2 threads with a load average of 11 on 2 CPUs were 25-35% slower than 1). On an
+ * idle laptop this gives every core.
  */
 export async function wantedThreadCount(): Promise<number> {
   if (!isNode()) return 1;
@@ -48,10 +48,31 @@ export async function wantedThreadCount(): Promise<number> {
     if (!Number.isInteger(n) || n < 0) throw new Error(`GPT_WASM_THREADS must be 0 (off) or a number of threads, got "${setting}".`);
     return Math.max(1, n);
   }
+  const cpus = (await import("node:os")).cpus().length;
+  return Math.max(1, Math.min(Math.round(await idleCpus()), cpus, 8));
+}
+
+/**
+ * How many CPUs are idle right now: the idle share of all CPUs' time over a short sample, from the
+ * operating system's per-CPU counters. (Not the load average: it remembers the last minute, so a
+ * `npm run finetune` started right after `npm run pretrain` would see that run's load and take 1 thread.)
+ */
+export async function idleCpus(sampleMilliseconds = 200): Promise<number> {
   const os = await import("node:os");
-  const cpus = os.cpus().length;
-  const idle = Math.round(cpus - os.loadavg()[0]); // loadavg is [0, 0, 0] where unsupported (Windows)
-  return Math.max(1, Math.min(idle, cpus, 8));
+  const totals = () => {
+    let idle = 0;
+    let all = 0;
+    for (const { times } of os.cpus()) {
+      idle += times.idle;
+      all += times.user + times.nice + times.sys + times.idle + times.irq;
+    }
+    return { idle, all };
+  };
+  const before = totals();
+  await new Promise((resolve) => setTimeout(resolve, sampleMilliseconds));
+  const after = totals();
+  const elapsed = after.all - before.all;
+  return elapsed > 0 ? (os.cpus().length * (after.idle - before.idle)) / elapsed : os.cpus().length;
 }
 
 /**
