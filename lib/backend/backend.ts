@@ -105,7 +105,7 @@ const loaders: Record<BackendName, Loader> = {
     // Threads are chosen once, before the wasm module first starts (see wasm-threads.ts; GPT_WASM_THREADS).
     // (not tf.findBackend: it would start the module, before the flag below is set)
     const firstStart = !("wasm" in ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry ?? {}));
-    const threadCount = await wantedThreadCount();
+    const threadCount = firstStart ? await wantedThreadCount() : 1; // sampling idle CPUs takes 200 ms: only once
     const threaded = firstStart && (await enableWasmThreads(wasmPackage, threadCount));
     let started = threaded ? await withCpuCountFor(threadCount, () => tf.setBackend("wasm")) : await tf.setBackend("wasm");
     if (!started && threaded) {

@@ -175,7 +175,8 @@ export class Trainer {
         const graded = await gradedPositions(batch.targets);
         const loss = tf.tidy(() => this.loss(batch, graded));
         total += (await loss.data())[0];
-        tf.dispose([loss, ...(graded ? [graded] : [])]);
+        loss.dispose();
+        graded?.dispose();
         disposeBatch(batch);
       }
       return total / this.options.evalBatches;
