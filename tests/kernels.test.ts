@@ -326,19 +326,21 @@ describe("fused ops match the composed maths on the cpu backend", () => {
   });
 
   it("scaledDotProductAttention over packed rows (document ids): output, weights and gradients", async () => {
-    for (const { B, nh, T, hs } of [
-      { B: 2, nh: 3, T: 9, hs: 5 },
-      { B: 3, nh: 2, T: 3, hs: 4 }, // ≤ 4 queries: the kernel's plain-loop path
-      { B: 2, nh: 4, T: 32, hs: 16 },
+    for (const { B, nh, T, hs, interleaved } of [
+      { B: 2, nh: 3, T: 9, hs: 5 }, // head size not a multiple of 4: the full-row path
+      { B: 3, nh: 2, T: 3, hs: 4 }, // ≤ 4 queries
+      { B: 2, nh: 4, T: 32, hs: 16 }, // block by block
+      { B: 2, nh: 2, T: 11, hs: 8 }, // block by block, T not a multiple of 4
+      { B: 2, nh: 2, T: 12, hs: 8, interleaved: true }, // a document in pieces: the full-row path
     ]) {
-      // each row: documents 0, 1, 2, ... of random lengths, then padding (−1)
+      // each row: documents 0, 1, 2, ... of random lengths, then padding (−1); or documents 0, 1, 2 in turn
       const ids = new Int32Array(B * T);
       for (let b = 0; b < B; b++) {
         let document = 0;
         const used = T - randomInt(0, 2);
         for (let t = 0; t < T; t++) {
           if (t > 0 && random.int(3) === 0) document++;
-          ids[b * T + t] = t < used ? document : -1;
+          ids[b * T + t] = interleaved ? Math.floor(t / 2) % 3 : t < used ? document : -1;
         }
       }
       const shape = [B, nh, T, hs];

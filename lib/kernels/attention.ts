@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { multiply2d } from "./batch-matmul.js";
 import { type KernelArgs, defineKernel } from "./registry.js";
-import { simdKernels } from "./simd.js";
+import { type SimdKernels, simdKernels } from "./simd.js";
 import { transposeWords, wordsOf } from "./transpose.js";
 import { type WasmBackend, f32, heapOffset, i32, tensorId, withoutThreadPool } from "./wasm-heap.js";
 
@@ -13,9 +13,15 @@ import { type WasmBackend, f32, heapOffset, i32, tensorId, withoutThreadPool } f
  * exactly the maths of `scaledDotProductAttention` (lib/nn/attention.ts), which calls it through
  * `fusedAttention` (lib/nn/ops.ts) when there is no padding mask and no dropout. Composed from tfjs ops,
  * one attention is ~10 kernels forward and ~20 backward, each a full pass over the (B, nh, Tq, Tk) score
- * tensor; here the matmuls are XNNPACK 2-D matmuls per (batch, head) on in-place views, the softmax is
- * XNNPACK's, and scaling, masking and the softmax gradient are single passes (SIMD where possible). The
- * per-head matmuls are small (~1 MFLOP), so they run without the thread pool (`withoutThreadPool`).
+ * tensor. Here it is one pass per step, in one of two ways:
+ * - block by block (head sizes a multiple of 4, the usual case): a query's scores are computed only for the
+ *   keys it may see (below the causal diagonal, inside its own document), with the SIMD kernels of simd.ts,
+ *   and P·V and the gradients only over those keys. Causal attention skips half the work; rows packed
+ *   with short conversations skip most of it (fine-tuning: the attention kernels' time ÷ 3).
+ * - over whole rows: XNNPACK 2-D matmuls per (batch, head) on in-place views, then the mask. The per-head
+ *   matmuls are small (~1 MFLOP), so they run without the thread pool (`withoutThreadPool`).
+ * The softmax is XNNPACK's over whole rows either way (hidden keys get exactly 0), and scaling and the
+ * softmax gradient are single passes (SIMD where possible).
  *
  * Inputs q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) with equal leading dimensions; with `causal`,
  * query i (the last Tq of Tk positions) sees keys j ≤ i + Tk − Tq, as `causalMask` defines. Optional
@@ -23,6 +29,7 @@ import { type WasmBackend, f32, heapOffset, i32, tensorId, withoutThreadPool } f
  * document, as `documentMask` defines (packed rows).
  */
 export const FUSED_ATTENTION = "GptFusedAttention";
+export const FUSED_DOCUMENT_ATTENTION = "GptFusedDocumentAttention"; // the same with document ids (packed rows)
 export const FUSED_ATTENTION_GRAD = "GptFusedAttentionGrad";
 export const MASKED_SCORE = -1e9; // same constant as lib/nn/attention.ts
 
@@ -78,6 +85,12 @@ function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
   const weights = backend.makeOutput([...lead, Tq, Tk], "float32");
   const output = backend.makeOutput([...lead, Tq, hv], "float32");
   if (batch * Tq * Tk === 0) return [output, weights];
+  const simd = simdKernels(backend);
+  const blocks = simd && attentionBlocks(dims, visibility);
+  if (blocks) {
+    blockAttention(backend, simd, { q, k, v, output, weights }, dims, scale, blocks);
+    return [output, weights];
+  }
   if (Tq <= SMALL_QUERY_LENGTH) {
     smallAttention(backend, q, k, v, output, weights, dims, scale, visibility);
     return [output, weights];
@@ -85,7 +98,6 @@ function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
 
   // scores = Q Kᵀ per (batch, head), into a temporary (XNNPACK wants Kᵀ as a row-major (hs, Tk) matrix)
   const kT = backend.makeOutput([batch, hs, Tk], "float32");
-  const simd = simdKernels(backend);
   transposeWords(wordsOf(backend, k), wordsOf(backend, kT), [batch, Tk, hs], [0, 2, 1], simd);
   // the scale goes into Kᵀ (Q (Kᵀ·scale) = (Q Kᵀ)·scale, a 4-times smaller tensor than the scores)
   const kTValues = f32(backend, kT);
@@ -114,6 +126,125 @@ function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
     }
   });
   return [output, weights];
+}
+
+/**
+ * A block of queries and the block of keys they may see: queries q0 … q0 + rows − 1 against keys
+ * k0 … k0 + keys − 1, where query i of the block sees key j of the block when j ≤ i + above (causal:
+ * above = keys − rows; not causal: above = keys, every key).
+ */
+interface Block {
+  q0: number;
+  k0: number;
+  rows: number;
+  keys: number;
+  above: number;
+}
+
+/**
+ * The blocks of each row of document ids (or a single list for every entry when there are no documents):
+ * one block per document, since a query sees only its own document; without documents, one block of all
+ * queries and keys. Undefined where the block path does not apply (it then uses the full-row path): head
+ * sizes that are not a multiple of 4 (the SIMD kernels' width), causal with more queries than keys (some
+ * queries would see no key at all), or a document whose positions are not contiguous.
+ */
+function attentionBlocks(dims: Dims, { causal, documents }: Visibility): Block[][] | undefined {
+  const { Tq, Tk, hs, hv } = dims;
+  if (hs % 4 !== 0 || hv % 4 !== 0 || (causal && Tq > Tk)) return undefined;
+  if (!documents) return [[{ q0: 0, k0: 0, rows: Tq, keys: Tk, above: causal ? Tk - Tq : Tk }]];
+  const rows: Block[][] = [];
+  for (let rowStart = 0; rowStart < documents.length; rowStart += Tk) {
+    const blocks: Block[] = [];
+    const seen = new Set<number>();
+    for (let start = 0; start < Tk; ) {
+      const id = documents[rowStart + start];
+      if (seen.has(id)) return undefined; // a document in two pieces
+      seen.add(id);
+      let end = start + 1;
+      while (end < Tk && documents[rowStart + end] === id) end++;
+      const length = end - start;
+      blocks.push({ q0: start, k0: start, rows: length, keys: length, above: causal ? 0 : length });
+      start = end;
+    }
+    rows.push(blocks);
+  }
+  return rows;
+}
+
+/** Calls f for every block of every (batch, head) entry b; entries are (B, nh) flattened, nh per row of ids. */
+function forEachBlock(batch: number, blocks: Block[][], f: (b: number, block: Block) => void): void {
+  for (let b = 0; b < batch; b++) {
+    for (const block of blocks[Math.floor((b * blocks.length) / batch)]) f(b, block);
+  }
+}
+
+/**
+ * The forward pass block by block with the SIMD kernels (simd.ts): scores only where a query may look
+ * (its block, below the causal diagonal), MASKED_SCORE everywhere else, so the softmax (XNNPACK's, over
+ * whole rows) gives those keys exactly 0; then O = P V over the visible keys only. For one causal block this
+ * skips the half of the work above the diagonal; for rows packed with short documents, most of it.
+ */
+function blockAttention(
+  backend: WasmBackend,
+  simd: SimdKernels,
+  { q, k, v, output, weights }: Record<"q" | "k" | "v" | "output" | "weights", tf.TensorInfo>,
+  { batch, Tq, Tk, hs, hv }: Dims,
+  scale: number,
+  blocks: Block[][],
+): void {
+  const scores = backend.makeOutput([batch, Tq, Tk], "float32");
+  f32(backend, scores).fill(MASKED_SCORE);
+  const [Q, K, V, S, O, P] = [q, k, v, scores, output, weights].map((t) => heapOffset(backend, t));
+  forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
+    const queries = Q + 4 * (b * Tq + q0) * hs;
+    simd.dotProducts(queries, K + 4 * (b * Tk + k0) * hs, S + 4 * ((b * Tq + q0) * Tk + k0), rows, keys, hs, hs, hs, Tk, above, scale);
+  });
+  backend.wasm._Softmax!(tensorId(backend, scores), tensorId(backend, weights), Tk, batch * Tq);
+  backend.disposeData(scores.dataId);
+  forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
+    const p = P + 4 * ((b * Tq + q0) * Tk + k0);
+    simd.weightedRows(p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, keys, above);
+  });
+}
+
+/**
+ * The backward pass block by block (see fusedAttentionGradWasm for the maths). P is 0 outside the blocks, so
+ * dS is too: it starts as zeros and only the blocks are computed. Pᵀ and dSᵀ are read with swapped strides
+ * (weightedRows' row and column strides), so nothing is transposed.
+ */
+function blockAttentionGrad(
+  backend: WasmBackend,
+  simd: SimdKernels,
+  { dO, dP, q, k, v, p, dq, dk, dv }: Record<"dO" | "dP" | "q" | "k" | "v" | "p" | "dq" | "dk" | "dv", tf.TensorInfo>,
+  { batch, Tq, Tk, hs, hv }: Dims,
+  scale: number,
+  blocks: Block[][],
+): void {
+  const dS = backend.makeOutput([batch, Tq, Tk], "float32");
+  f32(backend, dS).fill(0);
+  const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
+  const at = (b: number, { q0, k0 }: Block) => ({
+    block: 4 * ((b * Tq + q0) * Tk + k0), // (q0, k0) in the (Tq, Tk) matrices P and dS
+    queryRows: (width: number) => 4 * (b * Tq + q0) * width,
+    keyRows: (width: number) => 4 * (b * Tk + k0) * width,
+  });
+  forEachBlock(batch, blocks, (b, block) => {
+    const { rows, keys, above } = block;
+    const { block: offset, queryRows, keyRows } = at(b, block);
+    // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
+    simd.dotProducts(DO + queryRows(hv), V + keyRows(hv), DS + offset, rows, keys, hv, hv, hv, Tk, above, 1);
+    simd.weightedRows(P + offset, DO + queryRows(hv), DV + keyRows(hv), keys, hv, rows, 1, Tk, hv, hv, above, rows);
+  });
+  if (Tk % 4 === 0) simd.softmaxBwd(P, DS, heapOffset(backend, dP), batch * Tq, Tk, scale);
+  else softmaxBackward(f32(backend, p), f32(backend, dS), f32(backend, dP), batch * Tq, Tk, scale);
+  forEachBlock(batch, blocks, (b, block) => {
+    const { rows, keys, above } = block;
+    const { block: offset, queryRows, keyRows } = at(b, block);
+    // dQ = dS K, dK = dSᵀ Q
+    simd.weightedRows(DS + offset, K + keyRows(hs), DQ + queryRows(hs), rows, hs, keys, Tk, 1, hs, hs, keys, above);
+    simd.weightedRows(DS + offset, Q + queryRows(hs), DK + keyRows(hs), keys, hs, rows, 1, Tk, hs, hs, above, rows);
+  });
+  backend.disposeData(dS.dataId);
 }
 
 /** Up to this many queries (generation with a KV cache: 1), plain loops beat setting up XNNPACK calls. */
@@ -191,9 +322,11 @@ function mask(s: Float32Array, dims: Dims, { causal, documents }: Visibility): v
  */
 function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
-  const { dO, dP, q, k, v, p } = args.inputs as Record<string, tf.TensorInfo>;
+  const { dO, dP, q, k, v, p, documentIds } = args.inputs as Record<string, tf.TensorInfo>;
+  const visibility: Visibility = { causal: Boolean(args.attrs?.causal), documents: documentIds && i32(backend, documentIds).slice() };
   const scale = args.attrs?.scale as number;
-  const { batch, Tq, Tk, hs, hv } = dimsOf(q, k, v);
+  const dims = dimsOf(q, k, v);
+  const { batch, Tq, Tk, hs, hv } = dims;
   const dq = backend.makeOutput([...q.shape], "float32");
   const dk = backend.makeOutput([...k.shape], "float32");
   const dv = backend.makeOutput([...v.shape], "float32");
@@ -201,11 +334,16 @@ function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
     for (const t of [dq, dk, dv]) f32(backend, t).fill(0);
     return [dq, dk, dv];
   }
+  const simd = simdKernels(backend);
+  const blocks = simd && attentionBlocks(dims, visibility);
+  if (blocks) {
+    blockAttentionGrad(backend, simd, { dO, dP, q, k, v, p, dq, dk, dv }, dims, scale, blocks);
+    return [dq, dk, dv];
+  }
   const dOBase = heapOffset(backend, dO);
 
   // dS starts as dO Vᵀ (XNNPACK wants Vᵀ as a row-major (hv, Tk) matrix)
   const vT = backend.makeOutput([batch, hv, Tk], "float32");
-  const simd = simdKernels(backend);
   transposeWords(wordsOf(backend, v), wordsOf(backend, vT), [batch, Tk, hv], [0, 2, 1], simd);
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
   const vTBase = heapOffset(backend, vT);
@@ -272,21 +410,30 @@ function softmaxBackward(p: Float32Array, g: Float32Array, extra: Float32Array, 
   }
 }
 
-/** Registers the fused attention kernels on wasm and their gradient (backend-independent). */
+/** Registers the fused attention kernels on wasm and their gradients (backend-independent). */
 export function registerFusedAttention(): void {
-  defineKernel(FUSED_ATTENTION, "wasm", fusedAttentionWasm as unknown as (a: KernelArgs) => tf.TensorInfo[]);
+  const forward = fusedAttentionWasm as unknown as (a: KernelArgs) => tf.TensorInfo[];
+  defineKernel(FUSED_ATTENTION, "wasm", forward);
+  defineKernel(FUSED_DOCUMENT_ATTENTION, "wasm", forward);
   defineKernel(FUSED_ATTENTION_GRAD, "wasm", fusedAttentionGradWasm as unknown as (a: KernelArgs) => tf.TensorInfo[]);
-  if (!tf.getGradient(FUSED_ATTENTION)) {
+  // two kernel names because tfjs saves inputs for the gradient by name: the document ids only where given
+  for (const [kernelName, inputsToSave] of [
+    [FUSED_ATTENTION, ["q", "k", "v"]],
+    [FUSED_DOCUMENT_ATTENTION, ["q", "k", "v", "documentIds"]],
+  ] as const) {
+    if (tf.getGradient(kernelName)) continue;
     tf.registerGradient({
-      kernelName: FUSED_ATTENTION,
-      inputsToSave: ["q", "k", "v"],
+      kernelName,
+      inputsToSave: [...inputsToSave],
       outputsToSave: [false, true],
       gradFunc: (dys, saved, attrs) => {
         const [dO, dP] = dys as tf.Tensor[];
-        const [q, k, v, p] = saved;
+        const [q, k, v, ...rest] = saved; // then [documentIds,] p
+        const p = rest.pop()!;
+        const documentIds = rest.length > 0 ? { documentIds: rest[0] } : {};
         const [dq, dk, dv] = tf.engine().runKernel(
           FUSED_ATTENTION_GRAD,
-          { dO, dP, q, k, v, p } as unknown as tf.NamedTensorMap,
+          { dO, dP, q, k, v, p, ...documentIds } as unknown as tf.NamedTensorMap,
           attrs as tf.NamedAttrMap,
         ) as tf.Tensor[];
         return { q: () => dq, k: () => dk, v: () => dv };

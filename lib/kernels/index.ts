@@ -1,5 +1,5 @@
 import { FUSED_ADAMW, registerFusedAdamW } from "./adamw.js";
-import { FUSED_ATTENTION, FUSED_ATTENTION_GRAD, registerFusedAttention } from "./attention.js";
+import { FUSED_ATTENTION, FUSED_ATTENTION_GRAD, FUSED_DOCUMENT_ATTENTION, registerFusedAttention } from "./attention.js";
 import { registerWasmBatchMatMul } from "./batch-matmul.js";
 import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
 import { identityWasm, powWasm, tanhWasm } from "./elementwise.js";
@@ -36,7 +36,7 @@ export const wasmKernelNames = [
 ] as const;
 
 const fusedKernels: Record<string, string[]> = {
-  Attention: [FUSED_ATTENTION, FUSED_ATTENTION_GRAD],
+  Attention: [FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION, FUSED_ATTENTION_GRAD],
   LayerNorm: [FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD],
   GeluTanh: [FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD],
   AdamW: [FUSED_ADAMW],

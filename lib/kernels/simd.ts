@@ -27,6 +27,19 @@ export interface SimdKernels {
   layerNormBwd(dy: number, x: number, gamma: number, mean: number, rstd: number, dx: number, dgamma64: number, dbeta64: number, blockG: number, blockB: number, rows: number, C: number): void;
   /** Per row of n (multiple of 4): g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
   softmaxBwd(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
+  /**
+   * Dot products of rows, for attention scores: c[i, j] = scale · Σ_t a[i, t] b[j, t] for i < m and
+   * j < min(n, i + above + 1) (above = n: every j; above = 0: causal), t < k (a multiple of 4). Strides are
+   * in floats: a[i, t] = a + 4 (i · aStride + t), b[j, t] likewise, c[i, j] = c + 4 (i · cStride + j).
+   * Entries of c outside the range are left as they are.
+   */
+  dotProducts(a: number, b: number, c: number, m: number, n: number, k: number, aStride: number, bStride: number, cStride: number, above: number, scale: number): void;
+  /**
+   * Weighted sums of rows, for P·V and its gradients: c[i, :] = Σ_t w[i, t] x[t, :] over
+   * max(0, i − below) ≤ t < min(k, i + above + 1), for i < m and n (a multiple of 4) columns. w has a row and
+   * a column stride, so w can be read transposed (wRowStride 1); x and c are rows of xStride, cStride floats.
+   */
+  weightedRows(w: number, x: number, c: number, m: number, n: number, k: number, wRowStride: number, wColStride: number, xStride: number, cStride: number, below: number, above: number): void;
   /** dst (cols × rows) = srcᵀ for a rows × cols matrix, both multiples of 4, in 4 × 4 blocks. */
   transpose(src: number, dst: number, rows: number, cols: number): void;
   /** AdamW for n (multiple of 4) elements: see adamw.ts. */
@@ -318,6 +331,66 @@ function adamWFunc(): Func {
   return f;
 }
 
+/** Pushes min(limit, i + above + 1) (unsigned), the end of row i's range. */
+function rangeEnd(f: Func, i: number, above: number, limit: number): void {
+  const end = f.local("i32");
+  f.get(i).get(above).add().i32(1).add().set(end);
+  f.get(end).get(limit).get(end).get(limit).ltU().select();
+}
+
+function dotProductsFunc(): Func {
+  const f = new Func("dotProducts", 11, [...Array(10).fill("i32"), "f32"] as Array<"i32" | "f32">);
+  const [a, b, c, m, n, k, aStride, bStride, cStride, above, scale] = Array.from({ length: 11 }, (_, i) => i);
+  const [i, j, t, jEnd, kBytes, aRow, bRow, cRow] = Array.from({ length: 8 }, () => f.local("i32"));
+  const acc = f.local("v128");
+  f.get(k).i32(2).shl().set(kBytes);
+  f.forRange(i, () => f.i32(0), () => f.get(m), 1, () => {
+    rangeEnd(f, i, above, n);
+    f.set(jEnd);
+    f.get(a).get(i).get(aStride).mul().i32(2).shl().add().set(aRow);
+    f.get(c).get(i).get(cStride).mul().i32(2).shl().add().set(cRow);
+    f.forRange(j, () => f.i32(0), () => f.get(jEnd), 1, () => {
+      f.get(b).get(j).get(bStride).mul().i32(2).shl().add().set(bRow);
+      f.f32(0).splat().set(acc);
+      f.forRange(t, () => f.i32(0), () => f.get(kBytes), 16, () => {
+        f.get(acc).get(aRow).get(t).add().load().get(bRow).get(t).add().load().vmul().vadd().set(acc);
+      });
+      f.get(cRow).get(j).i32(2).shl().add();
+      f.horizontalSum(acc).get(scale).f32Mul();
+      f.f32Store();
+    });
+  });
+  return f;
+}
+
+function weightedRowsFunc(): Func {
+  const f = new Func("weightedRows", 12);
+  const [w, x, c, m, n, k, wRowStride, wColStride, xStride, cStride, below, above] = Array.from({ length: 12 }, (_, i) => i);
+  const [i, j, t, tStart, tEnd, nBytes, wPtr, xPtr, wStep, xStep] = Array.from({ length: 10 }, () => f.local("i32"));
+  const acc = f.local("v128");
+  f.get(n).i32(2).shl().set(nBytes);
+  f.get(wColStride).i32(2).shl().set(wStep);
+  f.get(xStride).i32(2).shl().set(xStep);
+  f.forRange(i, () => f.i32(0), () => f.get(m), 1, () => {
+    // tStart = i > below ? i − below : 0
+    f.get(i).get(below).sub().i32(0).get(below).get(i).ltU().select().set(tStart);
+    rangeEnd(f, i, above, k);
+    f.set(tEnd);
+    f.forRange(j, () => f.i32(0), () => f.get(nBytes), 16, () => {
+      f.f32(0).splat().set(acc);
+      f.get(w).get(i).get(wRowStride).mul().get(tStart).get(wColStride).mul().add().i32(2).shl().add().set(wPtr);
+      f.get(x).get(tStart).get(xStride).mul().i32(2).shl().add().get(j).add().set(xPtr);
+      f.forRange(t, () => f.get(tStart), () => f.get(tEnd), 1, () => {
+        f.get(acc).get(wPtr).f32Load().splat().get(xPtr).load().vmul().vadd().set(acc);
+        f.get(wPtr).get(wStep).add().set(wPtr);
+        f.get(xPtr).get(xStep).add().set(xPtr);
+      });
+      f.get(c).get(i).get(cStride).mul().i32(2).shl().add().get(j).add().get(acc).store();
+    });
+  });
+  return f;
+}
+
 function transposeFunc(): Func {
   const f = new Func("transpose", 4);
   const [src, dst, rows, cols] = [0, 1, 2, 3];
@@ -374,7 +447,7 @@ export function simdKernels(backend: WasmBackend): SimdKernels | null {
   if (!off && memory instanceof WebAssembly.Memory) {
     try {
       const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), transposeFunc()];
+      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), dotProductsFunc(), weightedRowsFunc(), transposeFunc()];
       kernels = instantiate(funcs, memory, shared) as unknown as SimdKernels;
     } catch (error) {
       if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn("SIMD kernels unavailable:", error);

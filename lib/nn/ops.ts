@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { FUSED_ADAMW } from "../kernels/adamw.js";
-import { FUSED_ATTENTION } from "../kernels/attention.js";
+import { FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION } from "../kernels/attention.js";
 import { wasmBatchMatMulIsFast } from "../kernels/batch-matmul.js";
 import { FUSED_GELU_TANH } from "../kernels/gelu.js";
 import { FUSED_LAYER_NORM } from "../kernels/layernorm.js";
@@ -103,7 +103,7 @@ export function fusedAttention(
     if (rank !== 4 || documentIds.rank !== 2 || documentIds.dtype !== "int32" || B !== q.shape[0] || T !== q.shape[2] || T !== k.shape[2]) return undefined;
   }
   const [output, weights] = tf.engine().runKernel(
-    FUSED_ATTENTION,
+    documentIds ? FUSED_DOCUMENT_ATTENTION : FUSED_ATTENTION,
     documentIds ? { q, k, v, documentIds } : { q, k, v },
     { causal: Boolean(options.causal), scale: 1 / Math.sqrt(headSize) },
   ) as tf.Tensor[];
