@@ -235,8 +235,7 @@ function blockAttentionGrad(
     simd.dotProducts(DO + queryRows(hv), V + keyRows(hv), DS + offset, rows, keys, hv, hv, hv, Tk, above, 1);
     simd.weightedRows(P + offset, DO + queryRows(hv), DV + keyRows(hv), keys, hv, rows, 1, Tk, hv, hv, above, rows);
   });
-  if (Tk % 4 === 0) simd.softmaxBwd(P, DS, heapOffset(backend, dP), batch * Tq, Tk, scale);
-  else softmaxBackward(f32(backend, p), f32(backend, dS), f32(backend, dP), batch * Tq, Tk, scale);
+  simd.softmaxBwd(P, DS, heapOffset(backend, dP), batch * Tq, Tk, scale);
   forEachBlock(batch, blocks, (b, block) => {
     const { rows, keys, above } = block;
     const { block: offset, queryRows, keyRows } = at(b, block);
@@ -366,7 +365,7 @@ function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
     }
   });
 
-  if (simd && Tk % 4 === 0) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), batch * Tq, Tk, scale);
+  if (simd) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), batch * Tq, Tk, scale);
   else softmaxBackward(f32(backend, p), f32(backend, dS), f32(backend, dP), batch * Tq, Tk, scale);
 
   // dQ = dS K, dK = dSᵀ Q

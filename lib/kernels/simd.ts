@@ -25,7 +25,7 @@ export interface SimdKernels {
    * `block` is scratch for C float32 partial sums, flushed to the float64 accumulators every 32 rows.
    */
   layerNormBwd(dy: number, x: number, gamma: number, mean: number, rstd: number, dx: number, dgamma64: number, dbeta64: number, blockG: number, blockB: number, rows: number, C: number): void;
-  /** Per row of n (multiple of 4): g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
+  /** Per row of n floats: g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
   softmaxBwd(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
   /**
    * Dot products of rows, for attention scores: c[i, j] = scale · Σ_t a[i, t] b[j, t] for i < m and
@@ -261,30 +261,43 @@ function layerNormBwdFunc(): Func {
 function softmaxBwdFunc(): Func {
   const f = new Func("softmaxBwd", 6, ["i32", "i32", "i32", "i32", "i32", "f32"]);
   const [p, g, extra, rows, n, scale] = [0, 1, 2, 3, 4, 5];
-  const r = f.local("i32");
-  const j = f.local("i32");
-  const rowBytes = f.local("i32");
-  const off = f.local("i32");
+  const [r, j, rowBytes, vectorBytes, off] = Array.from({ length: 5 }, () => f.local("i32"));
   const dot = f.local("v128");
   const gj = f.local("v128");
   const dotV = f.local("v128");
   const scaleV = f.local("v128");
+  const tailDot = f.local("f32");
+  const gs = f.local("f32");
   f.get(n).i32(2).shl().set(rowBytes);
+  f.get(n).i32(-4).and().i32(2).shl().set(vectorBytes); // the row's first n − n % 4 floats, 4 at a time
   f.get(scale).splat().set(scaleV);
   f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
     f.f32(0).splat().set(dot);
-    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+    f.f32(0).set(tailDot);
+    f.forRange(j, () => f.i32(0), () => f.get(vectorBytes), 16, () => {
       f.get(r).get(rowBytes).mul().get(j).add().set(off);
       f.get(g).get(off).add().load().get(extra).get(off).add().load().vadd().set(gj);
       f.get(g).get(off).add().get(gj).store();
       f.get(dot).get(p).get(off).add().load().get(gj).vmul().vadd().set(dot);
     });
-    f.horizontalSum(dot).splat().set(dotV);
-    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+    f.forRange(j, () => f.get(vectorBytes), () => f.get(rowBytes), 4, () => {
+      f.get(r).get(rowBytes).mul().get(j).add().set(off);
+      f.get(g).get(off).add().f32Load().get(extra).get(off).add().f32Load().f32Add().set(gs);
+      f.get(g).get(off).add().get(gs).f32Store();
+      f.get(tailDot).get(p).get(off).add().f32Load().get(gs).f32Mul().f32Add().set(tailDot);
+    });
+    f.horizontalSum(dot).get(tailDot).f32Add().splat().set(dotV);
+    f.forRange(j, () => f.i32(0), () => f.get(vectorBytes), 16, () => {
       f.get(r).get(rowBytes).mul().get(j).add().set(off);
       f.get(g).get(off).add();
       f.get(g).get(off).add().load().get(dotV).vsub().get(p).get(off).add().load().vmul().get(scaleV).vmul();
       f.store();
+    });
+    f.forRange(j, () => f.get(vectorBytes), () => f.get(rowBytes), 4, () => {
+      f.get(r).get(rowBytes).mul().get(j).add().set(off);
+      f.get(g).get(off).add();
+      f.get(g).get(off).add().f32Load().get(dotV).lane(0).f32Sub().get(p).get(off).add().f32Load().f32Mul().get(scale).f32Mul();
+      f.f32Store();
     });
   });
   return f;
