@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, runOriginal } from "./registry.js";
-import { type WasmBackend, f32 } from "./wasm-heap.js";
+import { simdKernels } from "./simd.js";
+import { type WasmBackend, f32, heapOffset, i32 } from "./wasm-heap.js";
 
 /**
  * Sum over the leading axes, e.g. a bias gradient: db = Σ_rows dy for dy of shape (B·T, C).
@@ -61,7 +62,12 @@ export function unsortedSegmentSumWasm(args: KernelArgs): tf.TensorInfo {
   const out = backend.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], "float32");
   const result = f32(backend, out);
   result.fill(0);
-  const ids = new Int32Array(backend.wasm.HEAPU8.buffer, backend.dataIdMap.get(segmentIds.dataId).memoryOffset, rows);
+  const simd = simdKernels(backend);
+  if (simd) {
+    simd.scatterAddRows(heapOffset(backend, x), heapOffset(backend, segmentIds), heapOffset(backend, out), rows, width, numSegments);
+    return out;
+  }
+  const ids = i32(backend, segmentIds);
   const values = f32(backend, x);
   for (let r = 0; r < rows; r++) {
     const id = ids[r];

@@ -40,6 +40,11 @@ export interface SimdKernels {
    * a column stride, so w can be read transposed (wRowStride 1); x and c are rows of xStride, cStride floats.
    */
   weightedRows(w: number, x: number, c: number, m: number, n: number, k: number, wRowStride: number, wColStride: number, xStride: number, cStride: number, below: number, above: number): void;
+  /**
+   * out[ids[r], :] += x[r, :] for rows r < rows of `width` floats, skipping ids outside [0, segments): the
+   * scatter-add of an embedding gradient (UnsortedSegmentSum). ids is an int32 array.
+   */
+  scatterAddRows(x: number, ids: number, out: number, rows: number, width: number, segments: number): void;
   /** dst (cols × rows) = srcᵀ for a rows × cols matrix, both multiples of 4, in 4 × 4 blocks. */
   transpose(src: number, dst: number, rows: number, cols: number): void;
   /** AdamW for n (multiple of 4) elements: see adamw.ts. */
@@ -432,6 +437,33 @@ function weightedRowsFunc(): Func {
   return f;
 }
 
+function scatterAddRowsFunc(): Func {
+  const f = new Func("scatterAddRows", 6);
+  const [x, ids, out, rows, width, segments] = Array.from({ length: 6 }, (_, i) => i);
+  const [r, j, id, rowBytes, vectorBytes, src, dst] = Array.from({ length: 7 }, () => f.local("i32"));
+  f.get(width).i32(2).shl().set(rowBytes);
+  f.get(width).i32(-4).and().i32(2).shl().set(vectorBytes);
+  f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
+    f.get(ids).get(r).i32(2).shl().add().i32Load().set(id);
+    f.get(id).get(segments).ltU(); // unsigned: a negative id is out of range too
+    f.if_(() => {
+      f.get(x).get(r).get(rowBytes).mul().add().set(src);
+      f.get(out).get(id).get(rowBytes).mul().add().set(dst);
+      f.forRange(j, () => f.i32(0), () => f.get(vectorBytes), 16, () => {
+        f.get(dst).get(j).add();
+        f.get(dst).get(j).add().load().get(src).get(j).add().load().vadd();
+        f.store();
+      });
+      f.forRange(j, () => f.get(vectorBytes), () => f.get(rowBytes), 4, () => {
+        f.get(dst).get(j).add();
+        f.get(dst).get(j).add().f32Load().get(src).get(j).add().f32Load().f32Add();
+        f.f32Store();
+      });
+    });
+  });
+  return f;
+}
+
 function transposeFunc(): Func {
   const f = new Func("transpose", 4);
   const [src, dst, rows, cols] = [0, 1, 2, 3];
@@ -488,7 +520,7 @@ export function simdKernels(backend: WasmBackend): SimdKernels | null {
   if (!off && memory instanceof WebAssembly.Memory) {
     try {
       const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), dotProductsFunc(), weightedRowsFunc(), transposeFunc()];
+      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), dotProductsFunc(), weightedRowsFunc(), scatterAddRowsFunc(), transposeFunc()];
       kernels = instantiate(funcs, memory, shared) as unknown as SimdKernels;
     } catch (error) {
       if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn("SIMD kernels unavailable:", error);

@@ -165,6 +165,10 @@ export class Func {
     return this.emit(0x45);
   }
 
+  i32Load(offset = 0): this {
+    return this.emit(0x28, 2, ...unsignedLeb(offset));
+  }
+
   // f32 / f64 scalars
   f32Load(offset = 0): this {
     return this.emit(0x2a, 2, ...unsignedLeb(offset));
