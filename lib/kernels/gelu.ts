@@ -13,7 +13,9 @@ import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
  * the maths of `geluTanh` (lib/nn/activations.ts), available as `fusedGeluTanh` (lib/nn/ops.ts). Composed
  * from tfjs ops it is 8 kernels forward and ~16 backward over the MLP's widest activation (B, T, 4C), and
  * 6 of those (B, T, 4C) tensors are kept for the backward pass; here it is one pass each way (WebAssembly
- * SIMD, simd.ts; JavaScript for a tail of < 4), and only x is kept (t is recomputed).
+ * SIMD, simd.ts; JavaScript for a tail of < 4), and x and t are kept: the forward kernel outputs t as well,
+ * since computing tanh is most of the gradient's work (the gradient kernel took 2.3x as long when it
+ * recomputed t).
  */
 export const FUSED_GELU_TANH = "GptFusedGeluTanh";
 export const FUSED_GELU_TANH_GRAD = "GptFusedGeluTanhGrad";
@@ -21,51 +23,54 @@ export const FUSED_GELU_TANH_GRAD = "GptFusedGeluTanhGrad";
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const CUBIC = 0.044715;
 
-function geluWasm(args: KernelArgs): tf.TensorInfo {
+/** Forward: outputs [y, t], t = tanh(u), both of x's shape. */
+function geluWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
   const x = args.inputs.x as tf.TensorInfo;
   const out = backend.makeOutput([...x.shape], "float32");
-  const xs = f32(backend, x);
-  const ys = f32(backend, out);
+  const tanhOut = backend.makeOutput([...x.shape], "float32");
+  const [xs, ys, ts] = [x, out, tanhOut].map((tensor) => f32(backend, tensor));
   const simd = simdKernels(backend);
   const done = simd ? xs.length - (xs.length % 4) : 0; // SIMD for groups of 4, JavaScript for the rest
-  if (done > 0) simd!.geluFwd(heapOffset(backend, x), heapOffset(backend, out), done);
+  if (done > 0) simd!.geluFwd(heapOffset(backend, x), heapOffset(backend, out), heapOffset(backend, tanhOut), done);
   for (let i = done; i < xs.length; i++) {
     const v = xs[i];
-    ys[i] = 0.5 * v * (1 + tanhOf(SQRT_2_OVER_PI * (v + CUBIC * v * v * v)));
+    ts[i] = tanhOf(SQRT_2_OVER_PI * (v + CUBIC * v * v * v));
+    ys[i] = 0.5 * v * (1 + ts[i]);
   }
-  return out;
+  return [out, tanhOut];
 }
 
 function geluGradWasm(args: KernelArgs): tf.TensorInfo {
   const backend = args.backend as WasmBackend;
-  const { dy, x } = args.inputs as Record<string, tf.TensorInfo>;
+  const { dy, x, t } = args.inputs as Record<string, tf.TensorInfo>;
   const out = backend.makeOutput([...x.shape], "float32");
-  const xs = f32(backend, x);
-  const dys = f32(backend, dy);
-  const dx = f32(backend, out);
+  const [xs, ts, dys, dx] = [x, t, dy, out].map((tensor) => f32(backend, tensor));
   const simd = simdKernels(backend);
   const done = simd ? xs.length - (xs.length % 4) : 0;
-  if (done > 0) simd!.geluBwd(heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, out), done);
+  if (done > 0) simd!.geluBwd(heapOffset(backend, x), heapOffset(backend, t), heapOffset(backend, dy), heapOffset(backend, out), done);
   for (let i = done; i < xs.length; i++) {
     const v = xs[i];
     const v2 = v * v;
-    const t = tanhOf(SQRT_2_OVER_PI * (v + CUBIC * v2 * v));
-    dx[i] = dys[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * CUBIC * v2));
+    const ti = ts[i];
+    dx[i] = dys[i] * (0.5 * (1 + ti) + 0.5 * v * (1 - ti * ti) * SQRT_2_OVER_PI * (1 + 3 * CUBIC * v2));
   }
   return out;
 }
 
 export function registerFusedGelu(): void {
-  defineKernel(FUSED_GELU_TANH, "wasm", geluWasm);
+  defineKernel(FUSED_GELU_TANH, "wasm", geluWasm as unknown as (a: KernelArgs) => tf.TensorInfo);
   defineKernel(FUSED_GELU_TANH_GRAD, "wasm", geluGradWasm);
   if (!tf.getGradient(FUSED_GELU_TANH)) {
     tf.registerGradient({
       kernelName: FUSED_GELU_TANH,
       inputsToSave: ["x"],
-      gradFunc: (dy, saved) => {
-        const [x] = saved;
-        return { x: () => tf.engine().runKernel(FUSED_GELU_TANH_GRAD, { dy: dy as tf.Tensor, x }) as tf.Tensor };
+      outputsToSave: [false, true],
+      // t is an internal output (fusedGeluTanh returns only y): its gradient is zero
+      gradFunc: (dys, saved) => {
+        const dy = (dys as tf.Tensor[])[0];
+        const [x, t] = saved;
+        return { x: () => tf.engine().runKernel(FUSED_GELU_TANH_GRAD, { dy, x, t }) as tf.Tensor };
       },
     });
   }

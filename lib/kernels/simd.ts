@@ -14,10 +14,10 @@ import type { WasmBackend } from "./wasm-heap.js";
 export interface SimdKernels {
   /** y = tanh(x) for n (multiple of 4) elements. */
   tanh(x: number, y: number, n: number): void;
-  /** y = ½ x (1 + tanh(√(2/π)(x + 0.044715 x³))). */
-  geluFwd(x: number, y: number, n: number): void;
-  /** dx = dy · GELU'(x). */
-  geluBwd(x: number, dy: number, dx: number, n: number): void;
+  /** y = ½ x (1 + t) with t = tanh(√(2/π)(x + 0.044715 x³)), which it writes too (for the gradient). */
+  geluFwd(x: number, y: number, t: number, n: number): void;
+  /** dx = dy · GELU'(x), given the forward pass's t. */
+  geluBwd(x: number, t: number, dy: number, dx: number, n: number): void;
   /** LayerNorm of `rows` rows of C (multiple of 4) floats; writes y and each row's mean and 1/√(var + ε). */
   layerNormFwd(x: number, gamma: number, beta: number, y: number, mean: number, rstd: number, rows: number, C: number, eps: number): void;
   /**
@@ -98,8 +98,8 @@ function tanhFunc(): Func {
 }
 
 function geluFwdFunc(): Func {
-  const f = new Func("geluFwd", 3);
-  const [x, y, n] = [0, 1, 2];
+  const f = new Func("geluFwd", 4);
+  const [x, y, tOut, n] = [0, 1, 2, 3];
   const i = f.local("i32");
   const v = f.local("v128");
   const u = f.local("v128");
@@ -111,6 +111,7 @@ function geluFwdFunc(): Func {
     f.get(v).get(v).vmul().get(v).vmul().f32(CUBIC).splat().vmul().get(v).vadd().f32(SQRT_2_OVER_PI).splat().vmul().set(u);
     emitTanh(f, u, s);
     f.set(t);
+    f.get(tOut).get(i).add().get(t).store();
     // y = 0.5 v (1 + t)
     f.get(y).get(i).add();
     f.get(t).f32(1).splat().vadd().get(v).vmul().f32(0.5).splat().vmul();
@@ -120,20 +121,16 @@ function geluFwdFunc(): Func {
 }
 
 function geluBwdFunc(): Func {
-  const f = new Func("geluBwd", 4);
-  const [x, dy, dx, n] = [0, 1, 2, 3];
+  const f = new Func("geluBwd", 5);
+  const [x, tIn, dy, dx, n] = [0, 1, 2, 3, 4];
   const i = f.local("i32");
   const v = f.local("v128");
   const v2 = f.local("v128");
-  const u = f.local("v128");
   const t = f.local("v128");
-  const s = scratch(f);
   f.forRange(i, () => f.i32(0), () => f.get(n).i32(2).shl(), 16, () => {
     f.get(x).get(i).add().load().set(v);
     f.get(v).get(v).vmul().set(v2);
-    f.get(v2).get(v).vmul().f32(CUBIC).splat().vmul().get(v).vadd().f32(SQRT_2_OVER_PI).splat().vmul().set(u);
-    emitTanh(f, u, s);
-    f.set(t);
+    f.get(tIn).get(i).add().load().set(t);
     f.get(dx).get(i).add();
     // 0.5 (1 + t) + 0.5 v (1 − t²) √(2/π) (1 + 3·0.044715 v²)
     f.get(t).f32(1).splat().vadd().f32(0.5).splat().vmul();

@@ -134,7 +134,8 @@ export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
  */
 export function fusedGeluTanh(x: tf.Tensor): tf.Tensor | undefined {
   if (!hasKernel(FUSED_GELU_TANH) || x.dtype !== "float32") return undefined;
-  return tf.engine().runKernel(FUSED_GELU_TANH, { x }) as tf.Tensor;
+  // The kernel also outputs tanh(u) for its gradient; tidy frees it here (the tape keeps its own copy).
+  return tf.tidy(() => (tf.engine().runKernel(FUSED_GELU_TANH, { x }) as tf.Tensor[])[0]);
 }
 
 /**
