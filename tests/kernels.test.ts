@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GPT, LayerNorm, Random, crossEntropy, embeddingLookup, geluTanh, initBackend, scaledDotProductAttention, tf } from "gpt-course";
 import { freeGradientMemoryEarly, keepGradientMemoryUntilEnd } from "../lib/backend/gradient-memory.ts";
 import { idleCpus } from "../lib/backend/wasm-threads.ts";
+import { sumRows } from "../lib/kernels/reduce.ts";
 import { fusedAdamWUpdate, fusedAttention, fusedGeluTanh, fusedLayerNorm } from "../lib/nn/ops.ts";
 
 const TOLERANCE = 1e-5;
@@ -303,11 +304,23 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
       [[5, 7, 11], 2, false],
       [[5, 7, 11], [0, 2], false],
       [[9, 3], -1, true],
+      [[37, 16], 0, false], // width a multiple of 4: the SIMD column sums
+      [[6, 5, 12], [0, 1], true],
     ];
     for (const [shape, axis, keepDims] of cases) {
       const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) => tf.sum(x, axis, keepDims));
       expectClose(results, `sum ${shape} axis ${axis} keepDims ${keepDims}`);
     }
+    // the SIMD column sums add in float64 in sumRows' order: bit-identical to it
+    await tf.setBackend("wasm");
+    const data = randomData(1023 * 20);
+    const expected = new Float32Array(20);
+    sumRows(data, 1023, 20, expected);
+    const x = tf.tensor2d(data, [1023, 20]);
+    const summed = tf.sum(x, 0);
+    expect(Array.from(summed.dataSync())).toEqual(Array.from(expected));
+    tf.dispose([x, summed]);
+    await tf.setBackend("cpu");
   });
 });
 

@@ -21,13 +21,18 @@ export function sumWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const width = tf.util.sizeFromShape(x.shape.slice(axes.length));
   const outShape = args.attrs!.keepDims ? x.shape.map((d, i) => (i < axes.length ? 1 : d)) : x.shape.slice(axes.length);
   const out = backend.makeOutput(outShape, "float32");
-  const input = f32(backend, x);
-  const output = f32(backend, out);
-  sumRows(input, rows, width, output);
+  const simd = simdKernels(backend);
+  if (simd && width % 4 === 0) {
+    const acc64 = backend.makeOutput([2 * width], "float32"); // scratch: width float64 accumulators
+    simd.columnSums(heapOffset(backend, x), heapOffset(backend, out), heapOffset(backend, acc64), rows, width);
+    backend.disposeData(acc64.dataId);
+    return out;
+  }
+  sumRows(f32(backend, x), rows, width, f32(backend, out));
   return out;
 }
 
-/** output[j] = Σ_i input[i·width + j], accumulated in float64 blocks of 4 rows. */
+/** output[j] = Σ_i input[i·width + j], accumulated in float64 blocks of 4 rows (simd.ts `columnSums` likewise). */
 export function sumRows(input: Float32Array, rows: number, width: number, output: Float32Array): void {
   const acc = new Float64Array(width);
   let i = 0;

@@ -41,6 +41,11 @@ export interface SimdKernels {
    */
   weightedRows(w: number, x: number, c: number, m: number, n: number, k: number, wRowStride: number, wColStride: number, xStride: number, cStride: number, below: number, above: number): void;
   /**
+   * Column sums of a rows × width matrix (width a multiple of 4), out[j] = Σ_r x[r, j], added up in float64
+   * (acc64: scratch for width doubles) four rows at a time, exactly as reduce.ts's `sumRows` does.
+   */
+  columnSums(x: number, out: number, acc64: number, rows: number, width: number): void;
+  /**
    * out[ids[r], :] += x[r, :] for rows r < rows of `width` floats, skipping ids outside [0, segments): the
    * scatter-add of an embedding gradient (UnsortedSegmentSum). ids is an int32 array.
    */
@@ -434,6 +439,59 @@ function weightedRowsFunc(): Func {
   return f;
 }
 
+function columnSumsFunc(): Func {
+  const f = new Func("columnSums", 5);
+  const [x, out, acc64, rows, width] = Array.from({ length: 5 }, (_, i) => i);
+  const [r, j, rowBytes, rows4, src, acc] = Array.from({ length: 6 }, () => f.local("i32"));
+  const v = Array.from({ length: 4 }, () => f.local("v128"));
+  f.get(width).i32(2).shl().set(rowBytes);
+  f.get(rows).i32(-4).and().set(rows4);
+  f.forRange(j, () => f.i32(0), () => f.get(width).i32(3).shl(), 16, () => f.get(acc64).get(j).add().f32(0).splat().store());
+  // acc += promote(a) for the float64 pairs of 4 floats: low lanes to acc, high lanes to acc + 16
+  const addHalves = (sum: () => void, half: "low" | "high") => {
+    f.get(acc);
+    f.get(acc).load(half === "low" ? 0 : 16);
+    sum();
+    f.f64x2Add();
+    f.store(half === "low" ? 0 : 16);
+  };
+  const promoted = (vector: number, half: "low" | "high") => {
+    f.get(vector);
+    if (half === "high") f.get(vector).shuffle32([2, 3, 0, 1]);
+    f.promoteLow();
+  };
+  // four rows at a time: acc += ((x0 + x1) + x2) + x3, in float64 (sumRows' order)
+  f.forRange(r, () => f.i32(0), () => f.get(rows4), 4, () => {
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(x).get(r).get(rowBytes).mul().add().get(j).add().set(src);
+      for (let k = 0; k < 4; k++) f.get(src).load(0).set(v[k]).get(src).get(rowBytes).add().set(src);
+      f.get(acc64).get(j).i32(1).shl().add().set(acc);
+      for (const half of ["low", "high"] as const) {
+        addHalves(() => {
+          promoted(v[0], half);
+          for (let k = 1; k < 4; k++) {
+            promoted(v[k], half);
+            f.f64x2Add();
+          }
+        }, half);
+      }
+    });
+  });
+  f.forRange(r, () => f.get(rows4), () => f.get(rows), 1, () => {
+    f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
+      f.get(x).get(r).get(rowBytes).mul().add().get(j).add().load().set(v[0]);
+      f.get(acc64).get(j).i32(1).shl().add().set(acc);
+      for (const half of ["low", "high"] as const) addHalves(() => promoted(v[0], half), half);
+    });
+  });
+  f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 4, () => {
+    f.get(out).get(j).add();
+    f.get(acc64).get(j).i32(1).shl().add().f64Load().f32FromF64();
+    f.f32Store();
+  });
+  return f;
+}
+
 function scatterAddRowsFunc(): Func {
   const f = new Func("scatterAddRows", 6);
   const [x, ids, out, rows, width, segments] = Array.from({ length: 6 }, (_, i) => i);
@@ -517,7 +575,7 @@ export function simdKernels(backend: WasmBackend): SimdKernels | null {
   if (!off && memory instanceof WebAssembly.Memory) {
     try {
       const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), dotProductsFunc(), weightedRowsFunc(), scatterAddRowsFunc(), transposeFunc()];
+      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc()];
       kernels = instantiate(funcs, memory, shared) as unknown as SimdKernels;
     } catch (error) {
       if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn("SIMD kernels unavailable:", error);
