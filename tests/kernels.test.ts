@@ -383,6 +383,8 @@ describe("fused ops match the composed maths on the cpu backend", () => {
       { lead: [1, 4], Tq: 3, Tk: 11, hs: 6, hv: 7, causal: true },
       { lead: [5], Tq: 17, Tk: 17, hs: 3, hv: 9, causal: true },
       { lead: [2, 4], Tq: 32, Tk: 32, hs: 16, hv: 16, causal: true },
+      { lead: [2, 3], Tq: 6, Tk: 14, hs: 8, hv: 12, causal: true }, // block path, Tq < Tk (a prompt after a cache)
+      { lead: [3], Tq: 21, Tk: 21, hs: 36, hv: 20, causal: false },
     ];
     for (const { lead, Tq, Tk, hs, hv, causal } of cases) {
       const shapes = [
