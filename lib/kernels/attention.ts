@@ -246,7 +246,10 @@ function blockAttentionGrad(
   backend.disposeData(dS.dataId);
 }
 
-/** Up to this many queries (generation with a KV cache: 1), plain loops beat setting up XNNPACK calls. */
+/**
+ * Up to this many queries (generation with a KV cache: 1), plain loops beat setting up XNNPACK calls. Used
+ * only where the block path does not apply (head sizes that are not a multiple of 4).
+ */
 const SMALL_QUERY_LENGTH = 4;
 
 /** The forward pass in plain loops (float64 sums), for a few queries against the cached keys. */
