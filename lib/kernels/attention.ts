@@ -223,25 +223,26 @@ function blockAttentionGrad(
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
   f32(backend, dS).fill(0);
   const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
-  const at = (b: number, { q0, k0 }: Block) => ({
-    block: 4 * ((b * Tq + q0) * Tk + k0), // (q0, k0) in the (Tq, Tk) matrices P and dS
-    queryRows: (width: number) => 4 * (b * Tq + q0) * width,
-    keyRows: (width: number) => 4 * (b * Tk + k0) * width,
+  // a block's byte offsets: (q0, k0) in the (Tq, Tk) matrices P and dS; its first query and key rows, per float of width
+  const offsets = (b: number, { q0, k0 }: Block) => ({
+    block: 4 * ((b * Tq + q0) * Tk + k0),
+    query: 4 * (b * Tq + q0),
+    key: 4 * (b * Tk + k0),
   });
-  forEachBlock(batch, blocks, (b, block) => {
-    const { rows, keys, above } = block;
-    const { block: offset, queryRows, keyRows } = at(b, block);
+  forEachBlock(batch, blocks, (b, blockInfo) => {
+    const { rows, keys, above } = blockInfo;
+    const { block, query, key } = offsets(b, blockInfo);
     // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
-    simd.dotProducts(DO + queryRows(hv), V + keyRows(hv), DS + offset, rows, keys, hv, hv, hv, Tk, above, 1);
-    simd.weightedRows(P + offset, DO + queryRows(hv), DV + keyRows(hv), keys, hv, rows, 1, Tk, hv, hv, above, rows);
+    simd.dotProducts(DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1);
+    simd.weightedRows(P + block, DO + query * hv, DV + key * hv, keys, hv, rows, 1, Tk, hv, hv, above, rows);
   });
   simd.softmaxBwd(P, DS, heapOffset(backend, dP), batch * Tq, Tk, scale);
-  forEachBlock(batch, blocks, (b, block) => {
-    const { rows, keys, above } = block;
-    const { block: offset, queryRows, keyRows } = at(b, block);
+  forEachBlock(batch, blocks, (b, blockInfo) => {
+    const { rows, keys, above } = blockInfo;
+    const { block, query, key } = offsets(b, blockInfo);
     // dQ = dS K, dK = dSᵀ Q
-    simd.weightedRows(DS + offset, K + keyRows(hs), DQ + queryRows(hs), rows, hs, keys, Tk, 1, hs, hs, keys, above);
-    simd.weightedRows(DS + offset, Q + queryRows(hs), DK + keyRows(hs), keys, hs, rows, 1, Tk, hs, hs, above, rows);
+    simd.weightedRows(DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, keys, above);
+    simd.weightedRows(DS + block, Q + query * hs, DK + key * hs, keys, hs, rows, 1, Tk, hs, hs, above, rows);
   });
   backend.disposeData(dS.dataId);
 }
