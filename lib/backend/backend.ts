@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { registerWasmKernels } from "../kernels/index.js";
+import { registerWasmKernels, startKernelThreads } from "../kernels/index.js";
 import { setThreadPoolAddress } from "../kernels/wasm-heap.js";
 import { freeGradientMemoryEarly } from "./gradient-memory.js";
 import {
@@ -115,7 +115,10 @@ const loaders: Record<BackendName, Loader> = {
       started = await tf.setBackend("wasm");
     }
     if (!started) return { ok: false, reason: "the WebAssembly backend failed to start" };
-    if (readEnvironment("GPT_WASM_KERNELS") !== "0") registerWasmKernels();
+    if (readEnvironment("GPT_WASM_KERNELS") !== "0") {
+      registerWasmKernels();
+      if (threaded) await startKernelThreads(threadCount);
+    }
     unrefWorkers();
     if (threaded) setThreadPoolAddress(validatedThreadPoolAddress(await findThreadPoolAddress()));
     const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");

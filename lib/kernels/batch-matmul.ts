@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, replaceKernel, runOriginal } from "./registry.js";
+import { gemmKernels, multiplyMatrices, rowMajor } from "./gemm.js";
 import { transposeTensor } from "./transpose.js";
 import { type WasmBackend, heapOffset, registerView, releaseView, scratchInt32, tensorId, withoutThreadPool } from "./wasm-heap.js";
 
@@ -10,10 +11,12 @@ import { type WasmBackend, heapOffset, registerView, releaseView, scratchInt32, 
  * 2-D matrices and neither is transposed; everything else (batched matmuls like attention's Q·Kᵀ and
  * weights·V, and every transposed operand) runs in a scalar triple loop 15-30x slower.
  *
- * This kernel computes the same product as a sequence of 2-D XNNPACK matmuls, one per batch entry, on
- * views of the operands registered in place (no copies). A transposed operand is first transposed
- * explicitly (one pass over memory, cheap next to the multiplication). Shapes it does not handle
- * (broadcast batch dimensions other than 1, non-float32) fall back to the original kernel.
+ * This kernel computes the same product as a sequence of 2-D matmuls, one per batch entry, with our own
+ * SIMD kernels (gemm.ts: 1.5-2x XNNPACK's speed here), which read transposed operands through strides.
+ * Without WebAssembly SIMD it uses XNNPACK's 2-D matmuls on views of the operands registered in place, a
+ * transposed operand first transposed explicitly (one pass over memory, cheap next to the multiplication).
+ * Shapes it does not handle (broadcast batch dimensions other than 1, non-float32) fall back to the
+ * original kernel.
  */
 
 /** Multiply-adds below which a matmul runs on the calling thread only. */
@@ -51,6 +54,21 @@ export function batchMatMulWasm(args: KernelArgs): tf.TensorInfo {
   if (K === 0) {
     // empty inner dimension: the product is all zeros
     new Float32Array(backend.wasm.HEAPU8.buffer, heapOffset(backend, out), batch * M * N).fill(0);
+    return out;
+  }
+
+  const gemm = gemmKernels(backend);
+  if (gemm) {
+    const aStride = batchA === 1 ? 0 : M * K * 4;
+    const bStride = batchB === 1 ? 0 : K * N * 4;
+    const aBase = heapOffset(backend, a);
+    const bBase = heapOffset(backend, b);
+    const outBase = heapOffset(backend, out);
+    for (let i = 0; i < batch; i++) {
+      const aMatrix = rowMajor(aBase + i * aStride, transposeA ? M : K, transposeA);
+      const bMatrix = rowMajor(bBase + i * bStride, transposeB ? K : N, transposeB);
+      multiplyMatrices(backend, gemm, aMatrix, bMatrix, outBase + i * M * N * 4, N, M, K, N);
+    }
     return out;
   }
 
@@ -124,8 +142,13 @@ function preferTransposedProduct(M: number, K: number, N: number, transposeA: bo
   return swapped < 0.8 * direct && M * N * K > 1 << 20;
 }
 
-/** out (M, N) = a (M, K) · b (K, N), all row-major float32 at the given heap byte offsets, via XNNPACK. */
+/** out (M, N) = a (M, K) · b (K, N), all row-major float32 at the given heap byte offsets. */
 export function multiply2d(backend: WasmBackend, a: number, M: number, K: number, b: number, N: number, out: number): void {
+  const gemm = gemmKernels(backend);
+  if (gemm) {
+    multiplyMatrices(backend, gemm, rowMajor(a, K), rowMajor(b, N), out, N, M, K, N);
+    return;
+  }
   const aId = registerView(backend, a, M * K);
   const bId = registerView(backend, b, K * N);
   const outId = registerView(backend, out, M * N);

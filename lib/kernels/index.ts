@@ -1,13 +1,17 @@
+import * as tf from "@tensorflow/tfjs";
 import { FUSED_ADAMW, registerFusedAdamW } from "./adamw.js";
 import { FUSED_ATTENTION, FUSED_ATTENTION_GRAD, FUSED_DOCUMENT_ATTENTION, registerFusedAttention } from "./attention.js";
 import { registerWasmBatchMatMul } from "./batch-matmul.js";
 import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
 import { identityWasm, powWasm, tanhWasm } from "./elementwise.js";
+import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
+import { KernelThreads, setKernelThreads } from "./threads.js";
 import { transposeWasm } from "./transpose.js";
+import { type WasmBackend, heapMemory, isShared } from "./wasm-heap.js";
 
 /**
  * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm
@@ -72,4 +76,15 @@ export function unregisterWasmKernels(names: readonly string[] = wasmKernelNames
     if (fusedKernels[name]) unregisterFusedKernels(fusedKernels[name]);
     else restoreKernel(name, "wasm");
   }
+}
+
+/**
+ * Starts `count` threads (the caller and count − 1 workers) for the matmul kernels, on the threaded build's
+ * shared heap; with a single-threaded build or count < 2, the kernels run on the calling thread.
+ */
+export async function startKernelThreads(count: number): Promise<void> {
+  const backend = tf.findBackend("wasm") as unknown as WasmBackend | null;
+  const memory = backend ? heapMemory(backend) : undefined;
+  const threads = memory && isShared(memory) && gemmKernels(backend!) ? await KernelThreads.start(memory, [gemmModule(true)], count) : null;
+  setKernelThreads(threads);
 }

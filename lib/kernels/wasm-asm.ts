@@ -232,6 +232,10 @@ export class Func {
   splat(): this {
     return this.simd(0x13); // f32x4.splat
   }
+  /** v128.load32_splat: one float from memory into all 4 lanes. */
+  loadSplat(offset = 0): this {
+    return this.simd(0x09, 0, ...unsignedLeb(offset));
+  }
   lane(index: number): this {
     return this.simd(0x1f, index); // f32x4.extract_lane
   }
@@ -240,6 +244,10 @@ export class Func {
   }
   vsub(): this {
     return this.simd(0xe5);
+  }
+  /** f32x4.relaxed_madd(a, b, c) = a·b + c, fused (one rounding) where the CPU has FMA: relaxed SIMD. */
+  vmadd(): this {
+    return this.simd(0x105);
   }
   vmul(): this {
     return this.simd(0xe6);
@@ -298,11 +306,8 @@ export class Func {
   }
 }
 
-/**
- * Builds and instantiates a module of `funcs` (all void) that imports `memory` as env.memory. A shared
- * memory (the threaded wasm build) must be imported as shared, with its maximum.
- */
-export function instantiate(funcs: Func[], memory: WebAssembly.Memory, shared: boolean): Record<string, (...args: number[]) => void> {
+/** The binary of a module of `funcs` (all void) that imports a memory as env.memory (shared: with its maximum). */
+export function encodeModule(funcs: Func[], shared: boolean): Uint8Array<ArrayBuffer> {
   const types = funcs.map((f) => [0x60, ...vector(f.paramTypes.map((t) => [typeCode[t]])), 0]);
   const memoryLimits = shared ? [0x03, 0, ...unsignedLeb(65536)] : [0x00, 0];
   const name = (text: string) => [...unsignedLeb(utf8(text).length), ...utf8(text)];
@@ -310,7 +315,7 @@ export function instantiate(funcs: Func[], memory: WebAssembly.Memory, shared: b
   const functions = vector(funcs.map((_, i) => unsignedLeb(i)));
   const exports = vector(funcs.map((f, i) => [...name(f.name), 0x00, ...unsignedLeb(i)]));
   const code = vector(funcs.map((f) => f.encode()));
-  const bytes = new Uint8Array([
+  return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector(types)),
     ...section(2, imports),
@@ -318,7 +323,14 @@ export function instantiate(funcs: Func[], memory: WebAssembly.Memory, shared: b
     ...section(7, exports),
     ...section(10, code),
   ]);
-  const module = new WebAssembly.Module(bytes);
+}
+
+/**
+ * Builds and instantiates a module of `funcs` over `memory`. A shared memory (the threaded wasm build) must
+ * be imported as shared.
+ */
+export function instantiate(funcs: Func[], memory: WebAssembly.Memory, shared: boolean): Record<string, (...args: number[]) => void> {
+  const module = new WebAssembly.Module(encodeModule(funcs, shared));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   return instance.exports as unknown as Record<string, (...args: number[]) => void>;
 }

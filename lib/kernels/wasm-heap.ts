@@ -49,6 +49,18 @@ export interface WasmBackend extends tf.KernelBackend {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
+/** The WebAssembly.Memory of the backend's heap (where the Emscripten module exposes it). */
+export function heapMemory(backend: WasmBackend): WebAssembly.Memory | undefined {
+  const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  const memory = module.wasmMemory ?? module.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? memory : undefined;
+}
+
+/** Whether a memory is shared between threads (the threaded wasm build's). */
+export function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+}
+
 /** Byte offset of a tensor's data in the wasm heap. */
 export function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number {
   return backend.dataIdMap.get(tensor.dataId).memoryOffset;
@@ -105,6 +117,7 @@ let threadPoolAddress: number | undefined;
 export function setThreadPoolAddress(address: number | undefined): void {
   threadPoolAddress = address;
 }
+export function getThreadPoolAddress() { return threadPoolAddress; }
 
 /**
  * Runs `f` with the wasm module's thread pool switched off (XNNPACK then works on the calling thread), for
