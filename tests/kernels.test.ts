@@ -18,6 +18,10 @@ import { fusedAdamWUpdate, fusedAttention, fusedGeluTanh, fusedLayerNorm } from 
 
 const TOLERANCE = 1e-5;
 
+// Two threads here whatever vitest.config.ts says for other files: the kernels' parallel paths (threads.ts) are
+// the ones to test.
+process.env.GPT_WASM_THREADS = "2";
+
 /** Max |a − b| / max |b|, or the absolute difference when b is all zeros. */
 function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   expect(actual.length).toBe(expected.length);
@@ -133,12 +137,14 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
     }
   });
 
-  it("BatchMatMul: big enough to be computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (weight-gradient shapes)", async () => {
+  it("BatchMatMul: a Linear layer's products (gemm.ts): K in chunks, transposed A, strips and rows with remainders", async () => {
     for (const [aShape, bShape, transposeA, transposeB] of [
-      [[601, 37], [601, 203], true, false], // dW = xᵀ·dy with dy wider than x
-      [[403, 19], [301, 19], false, true],
-      [[256, 64], [256, 512], true, false],
-    ] as Array<[number[], number[], boolean, boolean]>) {
+      [[601, 37], [601, 203], true, false], // dW = xᵀ·dy: K = 601 in 3 chunks, A read through strides (37 rows)
+      [[512, 64], [512, 200], true, false], // dW with M, K multiples of 4: A transposed first; shared out among threads
+      [[403, 19], [301, 19], false, true], // dx = dy·Wᵀ: B packed through strides
+      [[300, 128], [128, 65]], // forward with the lm_head's 65 columns: a last strip of 1 column, 300 = 4·75 rows
+      [[1027, 96], [96, 130]], // 1027 = 4·256 + 3 rows: the last 3 one at a time
+    ] as Array<[number[], number[], boolean?, boolean?]>) {
       const results = await onBoth(
         [
           { data: randomData(tf.util.sizeFromShape(aShape)), shape: aShape },
@@ -611,6 +617,34 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     expect(t.description).toContain("2 threads");
     expect(s.description).toContain("1 thread");
     expect(Math.abs(t.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
+  });
+
+  it("the kernel threads (lib/kernels/threads.ts) give the same bits as one thread: matmuls, attention, GELU", async () => {
+    const { kernelThreads, setKernelThreads } = await import("../lib/kernels/threads.ts");
+    const { heapMemory } = await import("../lib/kernels/wasm-heap.ts");
+    await tf.setBackend("wasm");
+    const threads = kernelThreads(heapMemory(tf.backend() as never));
+    expect(threads?.count).toBe(2);
+    // each big enough to be shared out: matmuls of ≥ 2M multiply-adds, 32K attention scores, 32K GELU inputs
+    const shapes = { a: [256, 96], b: [96, 200], dy: [256, 200], q: [2, 4, 64, 16], k: [2, 4, 64, 16], v: [2, 4, 64, 16], x: [64, 520] };
+    const data = Object.values(shapes).map((shape) => randomData(tf.util.sizeFromShape(shape)));
+    const run = () =>
+      tf.tidy(() => {
+        const [a, b, dy, q, k, v, x] = Object.values(shapes).map((shape, i) => tf.tensor(data[i], shape));
+        const layer = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, x: tf.Tensor) =>
+          tf.add(fusedAttention(q, k, v, { causal: true })!.output.square().sum(), fusedGeluTanh(x)!.sum()) as tf.Scalar;
+        const outputs = [tf.matMul(a, b), tf.matMul(a, dy, true, false), tf.matMul(dy, b, false, true), ...tf.grads(layer)([q, k, v, x])];
+        return outputs.map((t) => Array.from(t.dataSync()));
+      });
+    const parallel = run();
+    setKernelThreads(null);
+    try {
+      const single = run();
+      parallel.forEach((values, i) => expect(values, `result ${i}`).toEqual(single[i]));
+    } finally {
+      setKernelThreads(threads);
+      await tf.setBackend("cpu");
+    }
   });
 
   it("counts the CPUs idle now (the default number of threads): a CPU kept busy is not counted", async () => {

@@ -3,7 +3,8 @@ import { multiply2d } from "./batch-matmul.js";
 import { type KernelArgs, defineKernel } from "./registry.js";
 import { type SimdKernels, simdKernels } from "./simd.js";
 import { transposeWords, wordsOf } from "./transpose.js";
-import { type WasmBackend, f32, heapOffset, i32, tensorId, withoutThreadPool } from "./wasm-heap.js";
+import { type KernelCall, kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type WasmBackend, f32, heapMemory, heapOffset, i32, tensorId, withoutThreadPool } from "./wasm-heap.js";
 
 /**
  * Scaled dot-product attention as one kernel (forward) and one gradient kernel, for the wasm backend:
@@ -32,6 +33,8 @@ export const FUSED_ATTENTION = "GptFusedAttention";
 export const FUSED_DOCUMENT_ATTENTION = "GptFusedDocumentAttention"; // the same with document ids (packed rows)
 export const FUSED_ATTENTION_GRAD = "GptFusedAttentionGrad";
 export const MASKED_SCORE = -1e9; // same constant as lib/nn/attention.ts
+/** Scores (B · nh · Tq · Tk) from which the block loops are shared out among the kernel threads. */
+const PARALLEL_SCORES = 1 << 15;
 
 interface Dims {
   batch: number; // product of the leading dimensions (B · nh)
@@ -195,16 +198,26 @@ function blockAttention(
   const scores = backend.makeOutput([batch, Tq, Tk], "float32");
   f32(backend, scores).fill(MASKED_SCORE);
   const [Q, K, V, S, O, P] = [q, k, v, scores, output, weights].map((t) => heapOffset(backend, t));
+  const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
+  const scoreCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
     const queries = Q + 4 * (b * Tq + q0) * hs;
-    simd.dotProducts(queries, K + 4 * (b * Tk + k0) * hs, S + 4 * ((b * Tq + q0) * Tk + k0), rows, keys, hs, hs, hs, Tk, above, scale);
+    scoreCalls.push(["dotProducts", queries, K + 4 * (b * Tk + k0) * hs, S + 4 * ((b * Tq + q0) * Tk + k0), rows, keys, hs, hs, hs, Tk, above, scale]);
   });
+  runShared(threads, simd, scoreCalls, blockCost);
   backend.wasm._Softmax!(tensorId(backend, scores), tensorId(backend, weights), Tk, batch * Tq);
   backend.disposeData(scores.dataId);
+  const outputCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
     const p = P + 4 * ((b * Tq + q0) * Tk + k0);
-    simd.weightedRows(p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, keys, above);
+    outputCalls.push(["weightedRows", p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, keys, above]);
   });
+  runShared(threads, simd, outputCalls, blockCost);
+}
+
+/** Work in a block's kernel call, for sharing calls out among threads: queries × keys (arguments 4 and 6). */
+function blockCost(call: KernelCall): number {
+  return (call[4] as number) * ((call[0] === "dotProducts" ? call[5] : call[6]) as number);
 }
 
 /**
@@ -222,28 +235,34 @@ function blockAttentionGrad(
 ): void {
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
   f32(backend, dS).fill(0);
-  const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
+  const [DO, Q, K, V, P, DS, DQ, DK, DV, DP] = [dO, q, k, v, p, dS, dq, dk, dv, dP].map((t) => heapOffset(backend, t));
+  const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
   // a block's byte offsets: (q0, k0) in the (Tq, Tk) matrices P and dS; its first query and key rows, per float of width
   const offsets = (b: number, { q0, k0 }: Block) => ({
     block: 4 * ((b * Tq + q0) * Tk + k0),
     query: 4 * (b * Tq + q0),
     key: 4 * (b * Tk + k0),
   });
+  const valueCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
     const { rows, keys, above } = blockInfo;
     const { block, query, key } = offsets(b, blockInfo);
     // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
-    simd.dotProducts(DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1);
-    simd.weightedRows(P + block, DO + query * hv, DV + key * hv, keys, hv, rows, 1, Tk, hv, hv, above, rows);
+    valueCalls.push(["dotProducts", DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1]);
+    valueCalls.push(["weightedRows", P + block, DO + query * hv, DV + key * hv, keys, hv, rows, 1, Tk, hv, hv, above, rows]);
   });
-  simd.softmaxBwd(P, DS, heapOffset(backend, dP), batch * Tq, Tk, scale);
+  runShared(threads, simd, valueCalls, blockCost);
+  const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => ["softmaxBwd", P + 4 * from * Tk, DS + 4 * from * Tk, DP + 4 * from * Tk, count, Tk, scale]);
+  runShared(threads, simd, rowCalls);
+  const queryKeyCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
     const { rows, keys, above } = blockInfo;
     const { block, query, key } = offsets(b, blockInfo);
     // dQ = dS K, dK = dSᵀ Q
-    simd.weightedRows(DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, keys, above);
-    simd.weightedRows(DS + block, Q + query * hs, DK + key * hs, keys, hs, rows, 1, Tk, hs, hs, above, rows);
+    queryKeyCalls.push(["weightedRows", DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, keys, above]);
+    queryKeyCalls.push(["weightedRows", DS + block, Q + query * hs, DK + key * hs, keys, hs, rows, 1, Tk, hs, hs, above, rows]);
   });
+  runShared(threads, simd, queryKeyCalls, blockCost);
   backend.disposeData(dS.dataId);
 }
 

@@ -2,7 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { tanhOf } from "./elementwise.js";
 import { type KernelArgs, defineKernel } from "./registry.js";
 import { simdKernels } from "./simd.js";
-import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
+import { kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
 
 /**
  * GPT-2's tanh-approximated GELU as one kernel and one gradient kernel, for the wasm backend:
@@ -22,6 +23,8 @@ export const FUSED_GELU_TANH_GRAD = "GptFusedGeluTanhGrad";
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const CUBIC = 0.044715;
+/** Elements from which the SIMD loops are shared out among the kernel threads (~30 µs of work). */
+const PARALLEL_ELEMENTS = 1 << 15;
 
 /** Forward: outputs [y, t], t = tanh(u), both of x's shape. */
 function geluWasm(args: KernelArgs): tf.TensorInfo[] {
@@ -31,8 +34,12 @@ function geluWasm(args: KernelArgs): tf.TensorInfo[] {
   const tanhOut = backend.makeOutput([...x.shape], "float32");
   const [xs, ys, ts] = [x, out, tanhOut].map((tensor) => f32(backend, tensor));
   const simd = simdKernels(backend);
-  const done = simd ? xs.length - (xs.length % 4) : 0; // SIMD for groups of 4, JavaScript for the rest
-  if (done > 0) simd!.geluFwd(heapOffset(backend, x), heapOffset(backend, out), heapOffset(backend, tanhOut), done);
+  const done = simd ? xs.length - (xs.length % 4) : 0; // SIMD for groups of 4 (on all threads), JavaScript for the rest
+  if (done > 0) {
+    const [X, Y, T] = [x, out, tanhOut].map((tensor) => heapOffset(backend, tensor));
+    const threads = kernelThreads(heapMemory(backend), done, PARALLEL_ELEMENTS);
+    runShared(threads, simd!, rangeCalls(threads, done, 4, (from, count) => ["geluFwd", X + 4 * from, Y + 4 * from, T + 4 * from, count]));
+  }
   for (let i = done; i < xs.length; i++) {
     const v = xs[i];
     ts[i] = tanhOf(SQRT_2_OVER_PI * (v + CUBIC * v * v * v));
@@ -48,7 +55,11 @@ function geluGradWasm(args: KernelArgs): tf.TensorInfo {
   const [xs, ts, dys, dx] = [x, t, dy, out].map((tensor) => f32(backend, tensor));
   const simd = simdKernels(backend);
   const done = simd ? xs.length - (xs.length % 4) : 0;
-  if (done > 0) simd!.geluBwd(heapOffset(backend, x), heapOffset(backend, t), heapOffset(backend, dy), heapOffset(backend, out), done);
+  if (done > 0) {
+    const [X, T, DY, DX] = [x, t, dy, out].map((tensor) => heapOffset(backend, tensor));
+    const threads = kernelThreads(heapMemory(backend), done, PARALLEL_ELEMENTS);
+    runShared(threads, simd!, rangeCalls(threads, done, 4, (from, count) => ["geluBwd", X + 4 * from, T + 4 * from, DY + 4 * from, DX + 4 * from, count]));
+  }
   for (let i = done; i < xs.length; i++) {
     const v = xs[i];
     const v2 = v * v;

@@ -1,7 +1,7 @@
-import { kernelThreads } from "./threads.js";
-import { Func, encodeModule } from "./wasm-asm.js";
+import { type KernelCall, kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { Func, KernelModule, encodeModule } from "./wasm-asm.js";
 import { simdKernels } from "./simd.js";
-import { type WasmBackend, heapMemory, isShared } from "./wasm-heap.js";
+import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
 /**
  * Matrix multiplication C = A·B in WebAssembly SIMD, on the TensorFlow.js wasm heap: the engine behind every
@@ -170,17 +170,17 @@ export function rowMajor(offset: number, cols: number, transposed = false): Matr
   return transposed ? { offset, rowStride: 1, colStride: cols } : { offset, rowStride: cols, colStride: 1 };
 }
 
-/** Rows of C below which a matmul stays on the calling thread (a hand-over costs ~20-50 µs). */
-const MIN_ROWS_PER_THREAD = 16;
+/** Multiply-adds from which a matmul is shared out among the kernel threads (~50 µs of work). */
+const PARALLEL_WORK = 1 << 21;
 
 /**
  * C (M × N, row-major, `cRowStride` floats a row) = A (M × K) · B (K × N), with A and B read through their
- * strides (so either may be a transposed view). Rows of C are shared out among the kernel threads.
+ * strides (so either may be a transposed view). Packing B, transposing A and the rows of C are each shared
+ * out among the kernel threads; every entry of C is summed in the same order whatever the thread count.
  */
 export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: Matrix, b: Matrix, c: number, cRowStride: number, M: number, K: number, N: number): void {
-  const memory = heapMemory(backend);
-  const threads = memory ? kernelThreads(memory) : null;
-  const threadCount = threads === null ? 1 : Math.max(1, Math.min(threads.count, Math.floor(M / MIN_ROWS_PER_THREAD)));
+  const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
+  const parts = threads?.count ?? 1;
   const strips = Math.ceil(N / STRIP);
   const stripBytes = K * STRIP * 4;
   // A stored transposed (Aᵀ row-major, as in dW = xᵀ·dy) is transposed first: the micro-kernel then reads
@@ -188,27 +188,27 @@ export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: 
   const simd = simdKernels(backend);
   const transposeA = simd !== null && a.rowStride === 1 && a.colStride === M && M % 4 === 0 && K % 4 === 0;
   const scratchBytes = 4 * STRIP * TILE_ROWS;
-  const packedBytes = strips * stripBytes + threadCount * scratchBytes;
+  const packedBytes = strips * stripBytes + (parts + 1) * scratchBytes;
   const packed = backend.wasm._malloc(packedBytes + (transposeA ? 4 * M * K : 0)) >>> 0;
   const scratch = packed + strips * stripBytes;
   try {
+    // B's strips, in one range of strips per thread
+    const prepare: KernelCall[] = rangeCalls(threads, strips, 1, (from, count) =>
+      ["pack", b.offset + 4 * STRIP * from * b.colStride, b.rowStride, b.colStride, K, Math.min(N - STRIP * from, STRIP * count), packed + from * stripBytes]);
     if (transposeA) {
-      simd.transpose(a.offset, packed + packedBytes, K, M);
-      a = rowMajor(packed + packedBytes, K);
+      // Aᵀ is K × M row-major; rows of A (its columns) in one range per thread
+      const transposed = packed + packedBytes;
+      prepare.push(...rangeCalls(threads, M, 4, (from, count) => ["transpose", a.offset + 4 * from, transposed + 4 * from * K, K, count, M, K]));
+      a = rowMajor(transposed, K);
     }
-    kernels.pack(b.offset, b.rowStride, b.colStride, K, N, packed);
-    // thread t computes rows [first[t], first[t + 1]): multiples of 4, the calling thread (t = 0) the rest
+    runShared(threads, { ...kernels, ...simd }, prepare, (call) => (call[0] === "pack" ? (call[4] as number) * (call[5] as number) : (call[3] as number) * (call[4] as number)));
+    // rows of C: one range (multiples of 4) per thread, and the last M mod 4 rows
     const tiles = Math.floor(M / TILE_ROWS);
-    const first = Array.from({ length: threadCount + 1 }, (_, t) => TILE_ROWS * Math.floor((tiles * t) / threadCount));
-    const rowsArgs = (from: number, to: number, t: number) =>
-      [a.offset + 4 * from * a.rowStride, 4 * a.rowStride, 4 * a.colStride, packed, stripBytes, c + 4 * from * cRowStride, 4 * cRowStride, to - from, N, K, scratch + t * scratchBytes];
-    const ownShare = () => {
-      if (first[1] > 0) kernels.rows4(...(rowsArgs(0, first[1], 0) as Parameters<GemmKernels["rows4"]>));
-      const tail = TILE_ROWS * tiles;
-      if (tail < M) kernels.rows1(...(rowsArgs(tail, M, 0) as Parameters<GemmKernels["rows1"]>));
-    };
-    if (threadCount === 1) ownShare();
-    else threads!.parallel("rows4", Array.from({ length: threadCount - 1 }, (_, w) => rowsArgs(first[w + 1], first[w + 2], w + 1)), ownShare);
+    const rowsCall = (kernel: string, from: number, to: number, part: number): KernelCall =>
+      [kernel, a.offset + 4 * from * a.rowStride, 4 * a.rowStride, 4 * a.colStride, packed, stripBytes, c + 4 * from * cRowStride, 4 * cRowStride, to - from, N, K, scratch + part * scratchBytes];
+    const calls = rangeCalls(threads, tiles, 1, (from, count, part) => rowsCall("rows4", TILE_ROWS * from, TILE_ROWS * (from + count), part));
+    if (TILE_ROWS * tiles < M) calls.push(rowsCall("rows1", TILE_ROWS * tiles, M, parts));
+    runShared(threads, kernels, calls, (call) => call[8] as number);
   } finally {
     backend.wasm._free(packed);
   }
@@ -238,35 +238,12 @@ export function relaxedSimdAvailable(): boolean {
   return WebAssembly.validate(probe);
 }
 
-/** The compiled kernels for a shared or unshared heap (the same module serves the kernel threads). */
-const modules = new Map<boolean, WebAssembly.Module>();
-export function gemmModule(shared: boolean): WebAssembly.Module {
-  let module = modules.get(shared);
-  if (!module) {
-    const fused = relaxedSimdAvailable();
-    module = new WebAssembly.Module(encodeModule([packFunc(), rowsFunc("rows4", TILE_ROWS, fused), rowsFunc("rows1", 1, fused)], shared));
-    modules.set(shared, module);
-  }
-  return module;
-}
-
-const instances = new WeakMap<object, GemmKernels | null>();
+export const gemmModule = new KernelModule<GemmKernels>("matmul kernels", () => {
+  const fused = relaxedSimdAvailable();
+  return [packFunc(), rowsFunc("rows4", TILE_ROWS, fused), rowsFunc("rows1", 1, fused)];
+});
 
 /** The matmul kernels over this backend's heap, or null where WebAssembly SIMD is unavailable. */
 export function gemmKernels(backend: WasmBackend): GemmKernels | null {
-  if (instances.has(backend.wasm)) return instances.get(backend.wasm)!;
-  let kernels: GemmKernels | null = null;
-  const memory = heapMemory(backend);
-  const off = typeof process !== "undefined" && process.env?.GPT_WASM_SIMD_KERNELS === "0";
-  if (memory && !off) {
-    try {
-      const module = gemmModule(isShared(memory));
-      kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as GemmKernels;
-    } catch (error) {
-      if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn("matmul kernels unavailable:", error);
-      kernels = null;
-    }
-  }
-  instances.set(backend.wasm, kernels);
-  return kernels;
+  return gemmModule.instance(heapMemory(backend));
 }

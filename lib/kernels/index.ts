@@ -9,6 +9,7 @@ import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
+import { simdModule } from "./simd.js";
 import { KernelThreads, setKernelThreads } from "./threads.js";
 import { transposeWasm } from "./transpose.js";
 import { type WasmBackend, heapMemory, isShared } from "./wasm-heap.js";
@@ -85,6 +86,6 @@ export function unregisterWasmKernels(names: readonly string[] = wasmKernelNames
 export async function startKernelThreads(count: number): Promise<void> {
   const backend = tf.findBackend("wasm") as unknown as WasmBackend | null;
   const memory = backend ? heapMemory(backend) : undefined;
-  const threads = memory && isShared(memory) && gemmKernels(backend!) ? await KernelThreads.start(memory, [gemmModule(true)], count) : null;
+  const threads = memory && isShared(memory) && gemmKernels(backend!) ? await KernelThreads.start(memory, [gemmModule.module(true), simdModule.module(true)], count) : null;
   setKernelThreads(threads);
 }

@@ -1,5 +1,5 @@
-import { Func, instantiate } from "./wasm-asm.js";
-import type { WasmBackend } from "./wasm-heap.js";
+import { Func, KernelModule } from "./wasm-asm.js";
+import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
 /**
  * Hand-written WebAssembly SIMD versions of the arithmetic-heavy element-wise loops (4 floats per
@@ -50,8 +50,11 @@ export interface SimdKernels {
    * scatter-add of an embedding gradient (UnsortedSegmentSum). ids is an int32 array.
    */
   scatterAddRows(x: number, ids: number, out: number, rows: number, width: number, segments: number): void;
-  /** dst (cols × rows) = srcᵀ for a rows × cols matrix, both multiples of 4, in 4 × 4 blocks. */
-  transpose(src: number, dst: number, rows: number, cols: number): void;
+  /**
+   * dst (cols × rows) = srcᵀ for a rows × cols matrix, both multiples of 4, in 4 × 4 blocks; src's rows are
+   * srcStride floats apart, dst's dstStride (a part of a bigger matrix: its columns from some j0).
+   */
+  transpose(src: number, dst: number, rows: number, cols: number, srcStride: number, dstStride: number): void;
   /** AdamW for n (multiple of 4) elements: see adamw.ts. */
   adamW(w: number, m: number, v: number, g: number, wOut: number, mOut: number, vOut: number, n: number,
     lr: number, beta1: number, beta2: number, eps: number, decay: number, c1: number, c2: number): void;
@@ -65,8 +68,8 @@ const B = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.198258
 
 /** Pushes tanh(u) (u: v128 local) with the saturation fix; uses scratch v128 locals. */
 function emitTanh(f: Func, u: number, s: { c: number; u2: number; p: number; q: number }): void {
-  // clamp, u2 = c²
-  f.get(u).f32(-CLAMP).splat().vmax().f32(CLAMP).splat().vmin().set(s.c);
+  // u2 = u² (no clamp: lanes with |u| > CLAMP, where the polynomials may overflow, are replaced below)
+  f.get(u).set(s.c);
   f.get(s.c).get(s.c).vmul().set(s.u2);
   // p = c · (A1 + u2·(A3 + u2·(A5 + u2·(A7 + u2·(A9 + u2·(A11 + u2·A13))))))
   f.f32(A[6]).splat();
@@ -520,19 +523,19 @@ function scatterAddRowsFunc(): Func {
 }
 
 function transposeFunc(): Func {
-  const f = new Func("transpose", 4);
-  const [src, dst, rows, cols] = [0, 1, 2, 3];
+  const f = new Func("transpose", 6);
+  const [src, dst, rows, cols, srcStride, dstStride] = [0, 1, 2, 3, 4, 5];
   const j0 = f.local("i32");
   const i = f.local("i32");
   const j = f.local("i32");
   const jEnd = f.local("i32");
-  const rowBytes = f.local("i32"); // cols · 4: stride of src rows
-  const colBytes = f.local("i32"); // rows · 4: stride of dst rows
+  const rowBytes = f.local("i32"); // stride of src rows
+  const colBytes = f.local("i32"); // stride of dst rows
   const from = f.local("i32");
   const to = f.local("i32");
   const [r0, r1, r2, r3, t0, t1, t2, t3] = Array.from({ length: 8 }, () => f.local("v128"));
-  f.get(cols).i32(2).shl().set(rowBytes);
-  f.get(rows).i32(2).shl().set(colBytes);
+  f.get(srcStride).i32(2).shl().set(rowBytes);
+  f.get(dstStride).i32(2).shl().set(colBytes);
   // column tiles of 32: the 32 destination rows they fill are written sequentially
   f.forRange(j0, () => f.i32(0), () => f.get(cols), 32, () => {
     f.get(j0).i32(32).add().tee(jEnd).get(cols).ltU().eqz();
@@ -560,28 +563,15 @@ function transposeFunc(): Func {
   return f;
 }
 
-const instances = new WeakMap<object, SimdKernels | null>();
+export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
+  tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(),
+  dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc(),
+]);
 
 /**
  * The SIMD kernels over this backend's heap, or null where WebAssembly SIMD or the heap's Memory object is
  * unavailable (the callers then use their JavaScript loops). GPT_WASM_SIMD_KERNELS=0 turns them off.
  */
 export function simdKernels(backend: WasmBackend): SimdKernels | null {
-  const module = backend.wasm as unknown as { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
-  if (instances.has(module)) return instances.get(module)!;
-  let kernels: SimdKernels | null = null;
-  const off = typeof process !== "undefined" && process.env?.GPT_WASM_SIMD_KERNELS === "0";
-  const memory = module.wasmMemory ?? module.asm?.memory;
-  if (!off && memory instanceof WebAssembly.Memory) {
-    try {
-      const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-      const funcs = [tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(), dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc()];
-      kernels = instantiate(funcs, memory, shared) as unknown as SimdKernels;
-    } catch (error) {
-      if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn("SIMD kernels unavailable:", error);
-      kernels = null;
-    }
-  }
-  instances.set(module, kernels);
-  return kernels;
+  return simdModule.instance(heapMemory(backend));
 }

@@ -56,7 +56,7 @@ export function transposeWords(src: Words, dst: Words, shape: number[], perm: nu
     const size = rows * cols;
     const useSimd = simd && rows % 4 === 0 && cols % 4 === 0 && src.buffer === dst.buffer;
     for (let b = 0; b < n; b++) {
-      if (useSimd) simd.transpose(src.byteOffset + 4 * b * size, dst.byteOffset + 4 * b * size, rows, cols);
+      if (useSimd) simd.transpose(src.byteOffset + 4 * b * size, dst.byteOffset + 4 * b * size, rows, cols, cols, rows);
       else transpose2d(src, b * size, dst, b * size, rows, cols);
     }
     return;

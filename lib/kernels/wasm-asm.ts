@@ -326,11 +326,44 @@ export function encodeModule(funcs: Func[], shared: boolean): Uint8Array<ArrayBu
 }
 
 /**
- * Builds and instantiates a module of `funcs` over `memory`. A shared memory (the threaded wasm build) must
- * be imported as shared.
+ * A module of kernels, compiled once for each kind of heap (shared between threads or not) and instantiated
+ * once for each heap it works on. `instance` is null where it cannot be built (no WebAssembly SIMD) or when
+ * GPT_WASM_SIMD_KERNELS=0 turns our kernels off; the callers then take their fallback paths.
  */
-export function instantiate(funcs: Func[], memory: WebAssembly.Memory, shared: boolean): Record<string, (...args: number[]) => void> {
-  const module = new WebAssembly.Module(encodeModule(funcs, shared));
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
-  return instance.exports as unknown as Record<string, (...args: number[]) => void>;
+export class KernelModule<Kernels> {
+  private readonly modules = new Map<boolean, WebAssembly.Module>();
+  private readonly instances = new WeakMap<WebAssembly.Memory, Kernels | null>();
+
+  constructor(
+    private readonly description: string,
+    private readonly build: () => Func[],
+  ) {}
+
+  /** The compiled module for a shared or unshared memory (kernel threads instantiate it too). */
+  module(shared: boolean): WebAssembly.Module {
+    let module = this.modules.get(shared);
+    if (!module) {
+      module = new WebAssembly.Module(encodeModule(this.build(), shared));
+      this.modules.set(shared, module);
+    }
+    return module;
+  }
+
+  /** The kernels over `memory`. */
+  instance(memory: WebAssembly.Memory | undefined): Kernels | null {
+    if (!memory) return null;
+    if (this.instances.has(memory)) return this.instances.get(memory)!;
+    let kernels: Kernels | null = null;
+    const off = typeof process !== "undefined" && process.env?.GPT_WASM_SIMD_KERNELS === "0";
+    if (!off) {
+      try {
+        const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+        kernels = new WebAssembly.Instance(this.module(shared), { env: { memory } }).exports as unknown as Kernels;
+      } catch (error) {
+        if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn(`${this.description} unavailable:`, error);
+      }
+    }
+    this.instances.set(memory, kernels);
+    return kernels;
+  }
 }
