@@ -13,7 +13,8 @@
  *
  * Flags: --steps N (20) --warmup N (5) --batch N (16) --block N (128) --layers N (4) --heads N (4)
  *        --width N (128) --backend NAME (lib's initBackend default) --profile --no-pytorch --no-generation
- *        --gen-tokens N (256) --no-save --torch-threads N (2) --profile-detail (by input shapes)
+ *        --gen-tokens N (256) --no-save --torch-threads N (2) --rounds N (3: ours and PyTorch alternately)
+ *        --profile-detail (by input shapes)
  *        --without K1,K2 (disable some of lib/kernels' wasm kernels, e.g. --without BatchMatMul,Attention)
  */
 import { spawnSync } from "node:child_process";
@@ -142,17 +143,35 @@ async function main(): Promise<void> {
     return loss;
   }
 
+  // Rounds: our timed steps, then PyTorch's run, again and again; the machine's speed drifts over minutes
+  // (shared cores), and alternating exposes both sides to the same drift. The ratio is the median round's.
+  const torchAvailable = !flag("no-pytorch") && torchPython() !== undefined;
+  const rounds = torchAvailable ? option("rounds", 3) : 1;
   const stepMs: number[] = [];
   const cpuMs: number[] = [];
-  const losses: number[] = [];
-  for (let s = 0; s < warmupSteps + timedSteps; s++) {
-    const start = performance.now();
-    const cpuStart = process.cpuUsage();
-    losses.push(trainStep(batches[s]));
-    const cpu = process.cpuUsage(cpuStart);
-    if (s >= warmupSteps) {
-      stepMs.push(performance.now() - start);
-      cpuMs.push((cpu.user + cpu.system) / 1000);
+  const losses: number[] = []; // first round: the same batches as PyTorch's
+  const pytorchRuns: any[] = [];
+  const roundRatios: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const roundMs: number[] = [];
+    for (let s = round === 0 ? 0 : warmupSteps; s < warmupSteps + timedSteps; s++) {
+      const start = performance.now();
+      const cpuStart = process.cpuUsage();
+      const loss = trainStep(batches[s]);
+      const cpu = process.cpuUsage(cpuStart);
+      if (round === 0) losses.push(loss);
+      if (s >= warmupSteps) {
+        roundMs.push(performance.now() - start);
+        cpuMs.push((cpu.user + cpu.system) / 1000);
+      }
+    }
+    stepMs.push(...roundMs);
+    const run = torchAvailable ? runPyTorch(batches) : undefined;
+    if (run) {
+      const ours = (batchSize * T * 1000) / median(roundMs);
+      pytorchRuns.push(run);
+      roundRatios.push(ours / run.tokens_per_second);
+      console.log(`round ${round + 1}/${rounds}: ours ${ours.toFixed(0)} tokens/s, PyTorch ${run.tokens_per_second.toFixed(0)}: ${(ours / run.tokens_per_second).toFixed(2)}x`);
     }
   }
   const msPerStep = median(stepMs);
@@ -160,7 +179,7 @@ async function main(): Promise<void> {
   const trainPeakRss = peakRssBytes();
   const wasmHeapBytes = backend.name === "wasm" ? ((tf.backend() as any).wasm?.HEAPU8?.length as number | undefined) : undefined;
   console.log(
-    `training: ${tokensPerSecond.toFixed(0)} tokens/s, ${msPerStep.toFixed(1)} ms/step (median of ${timedSteps}; ` +
+    `training: ${tokensPerSecond.toFixed(0)} tokens/s, ${msPerStep.toFixed(1)} ms/step (median of ${stepMs.length}; ` +
       `min ${Math.min(...stepMs).toFixed(1)}, max ${Math.max(...stepMs).toFixed(1)}; CPU time ${median(cpuMs).toFixed(1)} ms/step), optimizer ${optimizer.name}, ` +
       `loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}, peak RSS ${mb(trainPeakRss)}, ` +
       `live tensors ${tf.memory().numTensors}${wasmHeapBytes ? `, wasm heap ${mb(wasmHeapBytes)}` : ""}`,
@@ -264,9 +283,10 @@ async function main(): Promise<void> {
   const peakRss = peakRssBytes();
 
   // ---------------------------------------------------------------------------------------- PyTorch
-  let pytorch: any;
-  const singleThreaded = backend.name !== "wasm" || (wasmThreadCount() ?? 1) <= 1;
-  if (!flag("no-pytorch")) pytorch = runPyTorch(batches);
+  // PyTorch's figures: its median round; the ratio: the median of the rounds' ratios
+  const pytorch = pytorchRuns.length > 0 ? [...pytorchRuns].sort((a, b) => a.tokens_per_second - b.tokens_per_second)[pytorchRuns.length >> 1] : undefined;
+  const tokensRatio = median(roundRatios);
+  const singleThreaded = backend.threads === 1;
   if (pytorch) {
     console.log(
       `PyTorch ${pytorch.torch_version} (${pytorch.threads} threads, BLAS ${pytorch.blas}): ${pytorch.tokens_per_second.toFixed(0)} tokens/s, ` +
@@ -274,7 +294,7 @@ async function main(): Promise<void> {
         `peak RSS ${mb(pytorch.peak_rss_bytes)}`,
     );
     console.log(
-      `ratio ours/PyTorch: ${(tokensPerSecond / pytorch.tokens_per_second).toFixed(2)}x tokens/s, ` +
+      `ratio ours/PyTorch: ${tokensRatio.toFixed(2)}x tokens/s (median of ${roundRatios.length} rounds: ${roundRatios.map((r) => r.toFixed(2)).join(", ")}), ` +
         (singleThreaded && pytorch.threads === 1
           ? `${(pytorch.cpu_ms_per_step / median(cpuMs)).toFixed(2)}x by CPU time per step (both 1 thread: work done, robust to other load), `
           : "") +
@@ -291,7 +311,7 @@ async function main(): Promise<void> {
     machine: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.cpus().length, memoryBytes: os.totalmem(), node: process.version },
     backend: backend.name,
     backendDescription: backend.description,
-    wasmThreads: backend.name === "wasm" ? wasmThreadCount() : undefined,
+    wasmThreads: backend.name === "wasm" ? backend.threads : undefined,
     config: { ...config, batchSize, warmupSteps, timedSteps },
     optimizer: optimizer.name,
     training: { tokensPerSecond, msPerStep, stepMs, cpuMsPerStep: median(cpuMs), losses, peakRssBytes: trainPeakRss, wasmHeapBytes },
@@ -309,7 +329,8 @@ async function main(): Promise<void> {
     ].join(" "),
     ratio: pytorch
       ? {
-          tokensPerSecond: tokensPerSecond / pytorch.tokens_per_second,
+          tokensPerSecond: tokensRatio,
+          rounds: roundRatios,
           cpuTimePerStep: singleThreaded && pytorch.threads === 1 ? pytorch.cpu_ms_per_step / median(cpuMs) : undefined,
           peakRss: trainPeakRss / pytorch.peak_rss_bytes,
         }
@@ -352,14 +373,6 @@ async function main(): Promise<void> {
   }
 }
 
-function wasmThreadCount(): number | undefined {
-  try {
-    const backend = tf.backend() as any;
-    return backend.wasm?.tfjs?.getThreadsCount?.();
-  } catch {
-    return undefined;
-  }
-}
 
 /** Runs bench/pytorch_reference.py on the same batches; undefined when Debian's torch is not importable. */
 function runPyTorch(batches: Int32Array[]): any {

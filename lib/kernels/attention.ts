@@ -204,7 +204,7 @@ function blockAttention(
     const queries = Q + 4 * (b * Tq + q0) * hs;
     scoreCalls.push(["dotProducts", queries, K + 4 * (b * Tk + k0) * hs, S + 4 * ((b * Tq + q0) * Tk + k0), rows, keys, hs, hs, hs, Tk, above, scale]);
   });
-  runShared(threads, simd, scoreCalls, blockCost);
+  runShared(threads, simd, scoreCalls);
   backend.wasm._Softmax!(tensorId(backend, scores), tensorId(backend, weights), Tk, batch * Tq);
   backend.disposeData(scores.dataId);
   const outputCalls: KernelCall[] = [];
@@ -212,12 +212,7 @@ function blockAttention(
     const p = P + 4 * ((b * Tq + q0) * Tk + k0);
     outputCalls.push(["weightedRows", p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, keys, above]);
   });
-  runShared(threads, simd, outputCalls, blockCost);
-}
-
-/** Work in a block's kernel call, for sharing calls out among threads: queries × keys (arguments 4 and 6). */
-function blockCost(call: KernelCall): number {
-  return (call[4] as number) * ((call[0] === "dotProducts" ? call[5] : call[6]) as number);
+  runShared(threads, simd, outputCalls);
 }
 
 /**
@@ -251,7 +246,7 @@ function blockAttentionGrad(
     valueCalls.push(["dotProducts", DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1]);
     valueCalls.push(["weightedRows", P + block, DO + query * hv, DV + key * hv, keys, hv, rows, 1, Tk, hv, hv, above, rows]);
   });
-  runShared(threads, simd, valueCalls, blockCost);
+  runShared(threads, simd, valueCalls);
   const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => ["softmaxBwd", P + 4 * from * Tk, DS + 4 * from * Tk, DP + 4 * from * Tk, count, Tk, scale]);
   runShared(threads, simd, rowCalls);
   const queryKeyCalls: KernelCall[] = [];
@@ -262,7 +257,7 @@ function blockAttentionGrad(
     queryKeyCalls.push(["weightedRows", DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, keys, above]);
     queryKeyCalls.push(["weightedRows", DS + block, Q + query * hs, DK + key * hs, keys, hs, rows, 1, Tk, hs, hs, above, rows]);
   });
-  runShared(threads, simd, queryKeyCalls, blockCost);
+  runShared(threads, simd, queryKeyCalls);
   backend.disposeData(dS.dataId);
 }
 

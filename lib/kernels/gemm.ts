@@ -1,4 +1,4 @@
-import { type KernelCall, kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type KernelCall, kernelThreads, pieceCount, rangeCalls, runShared } from "./threads.js";
 import { Func, KernelModule, encodeModule } from "./wasm-asm.js";
 import { simdKernels } from "./simd.js";
 import { type WasmBackend, heapMemory } from "./wasm-heap.js";
@@ -180,7 +180,7 @@ const PARALLEL_WORK = 1 << 21;
  */
 export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: Matrix, b: Matrix, c: number, cRowStride: number, M: number, K: number, N: number): void {
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
-  const parts = threads?.count ?? 1;
+  const pieces = pieceCount(threads);
   const strips = Math.ceil(N / STRIP);
   const stripBytes = K * STRIP * 4;
   // A stored transposed (Aᵀ row-major, as in dW = xᵀ·dy) is transposed first: the micro-kernel then reads
@@ -188,27 +188,27 @@ export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: 
   const simd = simdKernels(backend);
   const transposeA = simd !== null && a.rowStride === 1 && a.colStride === M && M % 4 === 0 && K % 4 === 0;
   const scratchBytes = 4 * STRIP * TILE_ROWS;
-  const packedBytes = strips * stripBytes + (parts + 1) * scratchBytes;
+  const packedBytes = strips * stripBytes + (pieces + 1) * scratchBytes;
   const packed = backend.wasm._malloc(packedBytes + (transposeA ? 4 * M * K : 0)) >>> 0;
   const scratch = packed + strips * stripBytes;
   try {
-    // B's strips, in one range of strips per thread
+    // B's strips, a few ranges of them per thread
     const prepare: KernelCall[] = rangeCalls(threads, strips, 1, (from, count) =>
       ["pack", b.offset + 4 * STRIP * from * b.colStride, b.rowStride, b.colStride, K, Math.min(N - STRIP * from, STRIP * count), packed + from * stripBytes]);
     if (transposeA) {
-      // Aᵀ is K × M row-major; rows of A (its columns) in one range per thread
+      // Aᵀ is K × M row-major; rows of A (its columns) in a few ranges per thread
       const transposed = packed + packedBytes;
       prepare.push(...rangeCalls(threads, M, 4, (from, count) => ["transpose", a.offset + 4 * from, transposed + 4 * from * K, K, count, M, K]));
       a = rowMajor(transposed, K);
     }
-    runShared(threads, { ...kernels, ...simd }, prepare, (call) => (call[0] === "pack" ? (call[4] as number) * (call[5] as number) : (call[3] as number) * (call[4] as number)));
-    // rows of C: one range (multiples of 4) per thread, and the last M mod 4 rows
+    runShared(threads, { ...kernels, ...simd }, prepare);
+    // rows of C: a few ranges (multiples of 4) per thread, and the last M mod 4 rows
     const tiles = Math.floor(M / TILE_ROWS);
     const rowsCall = (kernel: string, from: number, to: number, part: number): KernelCall =>
       [kernel, a.offset + 4 * from * a.rowStride, 4 * a.rowStride, 4 * a.colStride, packed, stripBytes, c + 4 * from * cRowStride, 4 * cRowStride, to - from, N, K, scratch + part * scratchBytes];
-    const calls = rangeCalls(threads, tiles, 1, (from, count, part) => rowsCall("rows4", TILE_ROWS * from, TILE_ROWS * (from + count), part));
-    if (TILE_ROWS * tiles < M) calls.push(rowsCall("rows1", TILE_ROWS * tiles, M, parts));
-    runShared(threads, kernels, calls, (call) => call[8] as number);
+    const calls = rangeCalls(threads, tiles, 1, (from, count, piece) => rowsCall("rows4", TILE_ROWS * from, TILE_ROWS * (from + count), piece));
+    if (TILE_ROWS * tiles < M) calls.push(rowsCall("rows1", TILE_ROWS * tiles, M, pieces));
+    runShared(threads, kernels, calls);
   } finally {
     backend.wasm._free(packed);
   }

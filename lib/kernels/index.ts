@@ -9,7 +9,7 @@ import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
-import { simdModule } from "./simd.js";
+import { simdKernels, simdModule } from "./simd.js";
 import { KernelThreads, setKernelThreads } from "./threads.js";
 import { transposeWasm } from "./transpose.js";
 import { type WasmBackend, heapMemory, isShared } from "./wasm-heap.js";
@@ -80,12 +80,14 @@ export function unregisterWasmKernels(names: readonly string[] = wasmKernelNames
 }
 
 /**
- * Starts `count` threads (the caller and count − 1 workers) for the matmul kernels, on the threaded build's
- * shared heap; with a single-threaded build or count < 2, the kernels run on the calling thread.
+ * Starts `count` threads (the caller and count − 1 workers) for our kernels, on the threaded build's shared
+ * heap; returns how many run (1: the kernels run on the calling thread, as with a single-threaded build).
  */
-export async function startKernelThreads(count: number): Promise<void> {
+export async function startKernelThreads(count: number): Promise<number> {
   const backend = tf.findBackend("wasm") as unknown as WasmBackend | null;
   const memory = backend ? heapMemory(backend) : undefined;
-  const threads = memory && isShared(memory) && gemmKernels(backend!) ? await KernelThreads.start(memory, [gemmModule.module(true), simdModule.module(true)], count) : null;
+  const usable = memory && isShared(memory) && gemmKernels(backend!) && simdKernels(backend!);
+  const threads = usable ? await KernelThreads.start(memory, [gemmModule.module(true), simdModule.module(true)], count) : null;
   setKernelThreads(threads);
+  return threads?.count ?? 1;
 }

@@ -51,6 +51,12 @@ export interface SimdKernels {
    */
   scatterAddRows(x: number, ids: number, out: number, rows: number, width: number, segments: number): void;
   /**
+   * Copies blocks of rows of 32-bit words: for o < outer and r < rows, the row of `rowBytes` bytes (a
+   * multiple of 4) at src + o · srcOuter + r · srcRow goes to dst + o · dstOuter + r · dstRow (all in bytes).
+   * What Transpose (when the innermost axis stays innermost), SplitV and Concat do.
+   */
+  copyBlocks(src: number, dst: number, outer: number, srcOuter: number, dstOuter: number, rows: number, rowBytes: number, srcRow: number, dstRow: number): void;
+  /**
    * dst (cols × rows) = srcᵀ for a rows × cols matrix, both multiples of 4, in 4 × 4 blocks; src's rows are
    * srcStride floats apart, dst's dstStride (a part of a bigger matrix: its columns from some j0).
    */
@@ -495,6 +501,28 @@ function columnSumsFunc(): Func {
   return f;
 }
 
+function copyBlocksFunc(): Func {
+  const f = new Func("copyBlocks", 9);
+  const [src, dst, outer, srcOuter, dstOuter, rows, rowBytes, srcRow, dstRow] = Array.from({ length: 9 }, (_, i) => i);
+  const [o, r, byte, from, to, vectorBytes] = Array.from({ length: 6 }, () => f.local("i32"));
+  f.get(rowBytes).i32(-16).and().set(vectorBytes);
+  f.forRange(o, () => f.i32(0), () => f.get(outer), 1, () => {
+    f.get(src).get(o).get(srcOuter).mul().add().set(from);
+    f.get(dst).get(o).get(dstOuter).mul().add().set(to);
+    f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
+      f.forRange(byte, () => f.i32(0), () => f.get(vectorBytes), 16, () => {
+        f.get(to).get(byte).add().get(from).get(byte).add().load().store();
+      });
+      f.forRange(byte, () => f.get(vectorBytes), () => f.get(rowBytes), 4, () => {
+        f.get(to).get(byte).add().get(from).get(byte).add().i32Load().i32Store();
+      });
+      f.get(from).get(srcRow).add().set(from);
+      f.get(to).get(dstRow).add().set(to);
+    });
+  });
+  return f;
+}
+
 function scatterAddRowsFunc(): Func {
   const f = new Func("scatterAddRows", 6);
   const [x, ids, out, rows, width, segments] = Array.from({ length: 6 }, (_, i) => i);
@@ -565,7 +593,7 @@ function transposeFunc(): Func {
 
 export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
   tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(),
-  dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc(),
+  dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc(), copyBlocksFunc(),
 ]);
 
 /**

@@ -4,10 +4,12 @@
  *
  * TensorFlow.js's threaded wasm build (backend/wasm-threads.ts) keeps the heap in a SharedArrayBuffer. Each
  * worker instantiates the same compiled kernel modules over that same memory, so it works on tensors in
- * place. A worker sleeps in `Atomics.wait` on its own control block; `run` writes a list of kernel calls
- * (kernel index, argument count, arguments) into each block, wakes the workers with `Atomics.notify`, makes
- * the caller's own calls, then waits until every worker has marked the job done. No message passing, no
- * copies: a hand-over costs tens of microseconds, against milliseconds of work in a Linear layer's matmul.
+ * place. A job is a list of independent kernel calls (each writes its own part of the output), written into
+ * a shared buffer; the workers are woken with `Atomics.notify`, and then every thread, the caller included,
+ * takes the next call not yet taken (an atomic counter) until none is left, and the caller waits until the
+ * calls taken are finished. Whoever starts late (a worker waking up takes ~10-100 µs) or runs slower
+ * simply takes fewer calls, so the callers cut their work into a few pieces per thread rather than one. No
+ * message passing, no copies.
  *
  * Workers are unref'ed: they never keep a script alive, and die with the process.
  */
@@ -17,18 +19,35 @@ export type KernelCall = [kernel: string, ...args: number[]];
 
 type Kernels = Record<string, (...args: number[]) => void>;
 
-/** A worker's control block: int32 words JOB (job number), CALLS (calls in it), DONE (last job done), FAILED. */
-const JOB = 0;
-const CALLS = 1;
-const DONE = 2;
-const FAILED = 3;
-const CALLS_OFFSET = 64; // bytes; then per call: kernel index, argument count, arguments, all float64
-const CALL_CAPACITY = 1 << 15; // float64 words of calls per job (256 KiB); longer lists go in several jobs
 /**
- * Checks of the job number before a waiting thread sleeps (a few hundred microseconds): a step's kernels
+ * The shared job: int32 words, then the calls' start offsets (int32), then the calls (float64 words). A call
+ * is claimed by incrementing NEXT, which holds the job number (low 16 bits) above the next call's index, so
+ * that a worker waking up late, after its job is over, cannot claim a call of the next one.
+ */
+const JOB = 0; // job number, incremented to wake the workers
+const CALLS = 1; // calls in the job
+const NEXT = 2; // (job & 0xffff) << 16 | next call to take
+const FINISHED = 3; // calls finished
+const FAILED = 4; // set by a worker whose kernel threw
+const MAX_CALLS = 4096;
+const STARTS_OFFSET = 4 * 8; // bytes
+const CALLS_OFFSET = STARTS_OFFSET + 4 * MAX_CALLS; // a multiple of 8
+const CALL_WORDS = 1 << 15; // float64 words of calls per job (256 KiB); longer lists go in several jobs
+/**
+ * Checks of the job number before an idle worker sleeps (a few hundred microseconds): a step's kernels
  * follow each other within milliseconds, and waking a sleeping thread takes longer than that spin.
  */
 const SPIN = 50_000;
+
+/** Claims the next call of `job` (its index), or returns −1 when there is none left. */
+function claim(state: Int32Array, job: number, count: number): number {
+  for (;;) {
+    const next = Atomics.load(state, NEXT);
+    const index = next & 0xffff;
+    if (next >>> 16 !== (job & 0xffff) || index >= count) return -1;
+    if (Atomics.compareExchange(state, NEXT, next, next + 1) === next) return index;
+  }
+}
 
 /** The worker's program (CommonJS, run with `eval: true`). */
 const workerSource = `
@@ -37,40 +56,50 @@ const { memory, modules, names, control } = workerData;
 const kernels = Object.assign({}, ...modules.map((module) => new WebAssembly.Instance(module, { env: { memory } }).exports));
 const byIndex = names.map((name) => kernels[name]);
 const state = new Int32Array(control);
-const calls = new Float64Array(control, ${CALLS_OFFSET}, ${CALL_CAPACITY});
+const starts = new Int32Array(control, ${STARTS_OFFSET}, ${MAX_CALLS});
+const words = new Float64Array(control, ${CALLS_OFFSET}, ${CALL_WORDS});
+const NEXT = ${NEXT};
+const claim = ${claim.toString()};
 parentPort.postMessage("ready");
 let job = 0;
 for (;;) {
   for (let spin = 0; spin < ${SPIN} && Atomics.load(state, ${JOB}) === job; spin++);
   Atomics.wait(state, ${JOB}, job);
   job = Atomics.load(state, ${JOB});
-  try {
-    for (let c = 0, at = 0; c < state[${CALLS}]; c++) {
-      const count = calls[at + 1];
-      byIndex[calls[at]](...calls.subarray(at + 2, at + 2 + count));
-      at += 2 + count;
+  const count = Atomics.load(state, ${CALLS});
+  for (let c = claim(state, job, count); c >= 0; c = claim(state, job, count)) {
+    try {
+      const at = starts[c];
+      byIndex[words[at]](...words.subarray(at + 2, at + 2 + words[at + 1]));
+    } catch (error) {
+      state[${FAILED}] = 1;
     }
-  } catch (error) {
-    state[${FAILED}] = 1;
+    if (Atomics.add(state, ${FINISHED}, 1) + 1 === count) Atomics.notify(state, ${FINISHED});
   }
-  Atomics.store(state, ${DONE}, job);
-  Atomics.notify(state, ${DONE});
 }
 `;
 
 export class KernelThreads {
   private job = 0;
+  private readonly state: Int32Array;
+  private readonly starts: Int32Array;
+  private readonly words: Float64Array;
 
   private constructor(
     readonly memory: WebAssembly.Memory,
     private readonly names: string[],
-    private readonly controls: Int32Array[],
+    control: SharedArrayBuffer,
+    private readonly workers: number,
     private readonly local: Kernels,
-  ) {}
+  ) {
+    this.state = new Int32Array(control);
+    this.starts = new Int32Array(control, STARTS_OFFSET, MAX_CALLS);
+    this.words = new Float64Array(control, CALLS_OFFSET, CALL_WORDS);
+  }
 
   /** Threads in all: the workers and the calling thread. */
   get count(): number {
-    return this.controls.length + 1;
+    return this.workers + 1;
   }
 
   /**
@@ -85,12 +114,12 @@ export class KernelThreads {
     } catch {
       return null;
     }
+    const workers = count - 1;
     const names = modules.flatMap((module) => WebAssembly.Module.exports(module).map((entry) => entry.name));
     const local: Kernels = Object.assign({}, ...modules.map((module) => new WebAssembly.Instance(module, { env: { memory } }).exports));
-    const controls: Int32Array[] = [];
+    const control = new SharedArrayBuffer(CALLS_OFFSET + 8 * CALL_WORDS);
     const started: Promise<boolean>[] = [];
-    for (let w = 1; w < count; w++) {
-      const control = new SharedArrayBuffer(CALLS_OFFSET + 8 * CALL_CAPACITY);
+    for (let w = 0; w < workers; w++) {
       const worker = new Worker(workerSource, { eval: true, workerData: { memory, modules, names, control } });
       started.push(
         new Promise((resolve) => {
@@ -101,68 +130,60 @@ export class KernelThreads {
           worker.once("error", () => resolve(false));
         }),
       );
-      controls.push(new Int32Array(control));
     }
     // a worker that cannot instantiate the kernels would never answer: then no pool at all
-    return (await Promise.all(started)).every(Boolean) ? new KernelThreads(memory, names, controls, local) : null;
+    return (await Promise.all(started)).every(Boolean) ? new KernelThreads(memory, names, control, workers, local) : null;
   }
 
-  /**
-   * Makes the calls of shares[0] on the calling thread and those of shares[w] on worker w − 1, in order
-   * within a share, all shares at once; returns when all are done.
-   */
-  run(shares: KernelCall[][]): void {
-    if (shares.length > this.count) throw new Error(`KernelThreads: ${shares.length} shares of work for ${this.count} threads`);
-    const pending = shares.slice(1).map((calls) => calls.slice());
-    let own: KernelCall[] = shares[0] ?? [];
-    while (own.length > 0 || pending.some((calls) => calls.length > 0)) {
-      const job = ++this.job;
-      const busy = pending.map((calls, w) => calls.length > 0 && this.post(w, calls, job));
-      const g = globalThis as any; g.T ??= { own: 0, wait: 0, n: 0 }; const t0 = performance.now();
-      try {
-        for (const [name, ...args] of own) this.local[name](...args);
-        own = [];
-      } finally {
-        const t1 = performance.now();
-        busy.forEach((posted, w) => posted && this.waitFor(w, job));
-        g.T.own += t1 - t0; g.T.wait += performance.now() - t1; g.T.n++;
-      }
-      busy.forEach((posted, w) => {
-        if (posted && this.controls[w][FAILED]) {
-          this.controls[w][FAILED] = 0;
-          throw new Error("KernelThreads: a kernel failed on a worker thread (see the calls in the stack trace's caller)");
+  /** Makes `calls` (independent of each other) on all threads at once; returns when all are done. */
+  run(calls: KernelCall[]): void {
+    for (let first = 0; first < calls.length; ) {
+      const count = this.post(calls, first);
+      let failure: unknown;
+      for (let c = claim(this.state, this.job, count); c >= 0; c = claim(this.state, this.job, count)) {
+        const [name, ...args] = calls[first + c];
+        try {
+          this.local[name](...args);
+        } catch (error) {
+          failure ??= error;
         }
-      });
+        Atomics.add(this.state, FINISHED, 1);
+      }
+      // the calls the workers took: wait until they are finished (briefly spinning, then sleeping)
+      for (let spin = 0; spin < SPIN && Atomics.load(this.state, FINISHED) !== count; spin++);
+      for (let done = Atomics.load(this.state, FINISHED); done !== count; done = Atomics.load(this.state, FINISHED)) {
+        Atomics.wait(this.state, FINISHED, done);
+      }
+      if (failure !== undefined) throw failure;
+      if (this.state[FAILED]) {
+        this.state[FAILED] = 0;
+        throw new Error(`KernelThreads: a kernel failed on a worker thread, in one of these calls: ${JSON.stringify(calls.slice(first, first + count))}`);
+      }
+      first += count;
     }
   }
 
-  /** Writes as many of `calls` as fit into worker w's block (removing them from the list) and wakes it. */
-  private post(w: number, calls: KernelCall[], job: number): boolean {
-    const state = this.controls[w];
-    const words = new Float64Array(state.buffer, CALLS_OFFSET, CALL_CAPACITY);
+  /** Writes as many calls from calls[first] on as fit into the shared job, and wakes the workers. */
+  private post(calls: KernelCall[], first: number): number {
     let at = 0;
     let count = 0;
-    for (const [name, ...args] of calls) {
-      if (at + 2 + args.length > CALL_CAPACITY) break;
+    for (const [name, ...args] of calls.slice(first, first + MAX_CALLS)) {
+      if (at + 2 + args.length > CALL_WORDS) break;
       const index = this.names.indexOf(name);
       if (index < 0) throw new Error(`KernelThreads: no kernel named ${name}`);
-      words[at] = index;
-      words[at + 1] = args.length;
-      words.set(args, at + 2);
+      this.starts[count++] = at;
+      this.words[at] = index;
+      this.words[at + 1] = args.length;
+      this.words.set(args, at + 2);
       at += 2 + args.length;
-      count++;
     }
-    calls.splice(0, count);
-    state[CALLS] = count;
-    Atomics.store(state, JOB, job);
-    Atomics.notify(state, JOB);
-    return true;
-  }
-
-  private waitFor(w: number, job: number): void {
-    const state = this.controls[w];
-    for (let spin = 0; spin < SPIN && Atomics.load(state, DONE) !== job; spin++);
-    for (let done = Atomics.load(state, DONE); done !== job; done = Atomics.load(state, DONE)) Atomics.wait(state, DONE, done);
+    const job = ++this.job;
+    Atomics.store(this.state, CALLS, count);
+    Atomics.store(this.state, FINISHED, 0);
+    Atomics.store(this.state, NEXT, (job & 0xffff) << 16);
+    Atomics.store(this.state, JOB, job);
+    Atomics.notify(this.state, JOB);
+    return count;
   }
 }
 
@@ -175,41 +196,37 @@ export function setKernelThreads(threads: KernelThreads | null): void {
 
 /**
  * The pool for kernels working on `memory`, if one is running and the job is worth it: `work` at least
- * `minimum` (in the caller's units; a hand-over costs ~20-50 µs, so a job should take a good deal more).
+ * `minimum` (in the caller's units; a hand-over costs ~10-100 µs, so a job should take a good deal more).
  */
 export function kernelThreads(memory: WebAssembly.Memory | undefined, work = 1, minimum = 0): KernelThreads | null {
   return memory !== undefined && running?.memory === memory && work >= minimum ? running : null;
 }
 
-/**
- * Makes `calls` (independent of each other: they write disjoint memory) on all threads at once, cut into
- * consecutive shares of about equal `cost`; without threads, one after the other on `local`.
- */
-export function runShared(threads: KernelThreads | null, local: object, calls: KernelCall[], cost: (call: KernelCall) => number = () => 1): void {
+/** Makes `calls` (independent: they write disjoint memory) on all threads, or one after the other on `local`. */
+export function runShared(threads: KernelThreads | null, local: object, calls: KernelCall[]): void {
   if (threads === null || calls.length < 2) {
     for (const [name, ...args] of calls) (local as Kernels)[name](...args);
     return;
   }
-  const costs = calls.map(cost);
-  const total = costs.reduce((sum, c) => sum + c, 0);
-  const shares: KernelCall[][] = Array.from({ length: threads.count }, () => []);
-  let done = 0;
-  calls.forEach((call, i) => {
-    const share = Math.min(threads.count - 1, Math.floor((threads.count * (done + costs[i] / 2)) / total));
-    shares[share].push(call);
-    done += costs[i];
-  });
-  threads.run(shares);
+  threads.run(calls);
+}
+
+/** Pieces of work per thread: enough for a late or slow thread to take fewer. */
+const PIECES_PER_THREAD = 4;
+
+/** How many pieces `rangeCalls` cuts work into. */
+export function pieceCount(threads: KernelThreads | null): number {
+  return threads === null ? 1 : threads.count * PIECES_PER_THREAD;
 }
 
 /**
- * Work on items 0 … n−1 cut into one range per thread, range starts multiples of `align`: `call(from,
- * count, part)` gives the call for items from … from + count − 1, the part-th range.
+ * Work on items 0 … n−1 cut into a few pieces per thread (one piece without threads), piece starts
+ * multiples of `align`: `call(from, count, piece)` gives the call for items from … from + count − 1.
  */
-export function rangeCalls(threads: KernelThreads | null, n: number, align: number, call: (from: number, count: number, part: number) => KernelCall): KernelCall[] {
-  const parts = threads === null ? 1 : threads.count;
-  const bounds = Array.from({ length: parts + 1 }, (_, p) => (p === parts ? n : align * Math.floor((n * p) / parts / align)));
+export function rangeCalls(threads: KernelThreads | null, n: number, align: number, call: (from: number, count: number, piece: number) => KernelCall): KernelCall[] {
+  const pieces = pieceCount(threads);
+  const bounds = Array.from({ length: pieces + 1 }, (_, p) => (p === pieces ? n : align * Math.floor((n * p) / pieces / align)));
   const calls: KernelCall[] = [];
-  for (let p = 0; p < parts; p++) if (bounds[p + 1] > bounds[p]) calls.push(call(bounds[p], bounds[p + 1] - bounds[p], p));
+  for (let p = 0; p < pieces; p++) if (bounds[p + 1] > bounds[p]) calls.push(call(bounds[p], bounds[p + 1] - bounds[p], calls.length));
   return calls;
 }

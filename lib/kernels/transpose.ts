@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, runOriginal } from "./registry.js";
 import { type SimdKernels, simdKernels } from "./simd.js";
-import type { WasmBackend } from "./wasm-heap.js";
+import { type RowCopy, copyRows } from "./copy.js";
+import { type WasmBackend, heapOffset } from "./wasm-heap.js";
 
 /**
  * Transpose (permute axes) in JavaScript over the wasm heap, for float32 and int32 tensors.
@@ -167,6 +168,37 @@ function permuteGeneric(src: Words, dst: Words, shape: number[], perm: number[],
   }
 }
 
+/**
+ * A permutation that keeps the innermost axis (simplified: `shape`, `perm` with perm[last] = last) as copies
+ * of rows of that axis: the last two other output axes are each copy's blocks and rows, and every index of
+ * the output axes before them is one copy. src and dst are byte offsets in the heap.
+ */
+function rowCopies(shape: number[], perm: number[], src: number, dst: number): RowCopy[] {
+  const rank = shape.length;
+  const inStrides = shape.map((_, axis) => 4 * tf.util.sizeFromShape(shape.slice(axis + 1))); // bytes
+  const outShape = perm.map((axis) => shape[axis]);
+  const outStrides = outShape.map((_, axis) => 4 * tf.util.sizeFromShape(outShape.slice(axis + 1)));
+  const [blockAxis, rowAxis] = [rank - 3, rank - 2]; // output axes (rank ≥ 3: rank 2 keeping its last axis is no permutation)
+  const copy = (srcBase: number, dstBase: number): RowCopy => ({
+    src: srcBase,
+    dst: dstBase,
+    outer: outShape[blockAxis],
+    srcOuter: inStrides[perm[blockAxis]],
+    dstOuter: outStrides[blockAxis],
+    rows: outShape[rowAxis],
+    rowBytes: outStrides[rowAxis],
+    srcRow: inStrides[perm[rowAxis]],
+    dstRow: outStrides[rowAxis],
+  });
+  const copies: RowCopy[] = [];
+  const visit = (axis: number, srcBase: number, dstBase: number) => {
+    if (axis === blockAxis) copies.push(copy(srcBase, dstBase));
+    else for (let i = 0; i < outShape[axis]; i++) visit(axis + 1, srcBase + i * inStrides[perm[axis]], dstBase + i * outStrides[axis]);
+  };
+  visit(0, src, dst);
+  return copies;
+}
+
 export function wordsOf(backend: WasmBackend, tensor: tf.TensorInfo): Words {
   const { memoryOffset } = backend.dataIdMap.get(tensor.dataId);
   return new Int32Array(backend.wasm.HEAPU8.buffer, memoryOffset, tf.util.sizeFromShape(tensor.shape));
@@ -190,7 +222,14 @@ export function transposeWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[]
     backend.incRef(x.dataId); // only size-1 axes move: the data is already in order, share it
     return { dataId: x.dataId, shape: perm.map((axis) => x.shape[axis]), dtype: x.dtype };
   }
-  // Moving whole rows (innermost axis stays innermost, e.g. splitting heads): the C++ kernel is faster.
-  if (simple.perm[simple.perm.length - 1] === simple.perm.length - 1) return runOriginal("Transpose", args);
+  const simd = simdKernels(backend);
+  if (simple.perm[simple.perm.length - 1] === simple.perm.length - 1) {
+    // Moving whole rows (innermost axis stays innermost, e.g. splitting heads): the SIMD copy kernel, on all
+    // threads; without it the C++ kernel, faster than ours in JavaScript.
+    if (!simd) return runOriginal("Transpose", args);
+    const out = backend.makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
+    copyRows(backend, simd, rowCopies(simple.shape, simple.perm, heapOffset(backend, x), heapOffset(backend, out)));
+    return out;
+  }
   return transposeTensor(backend, x, perm);
 }

@@ -168,6 +168,9 @@ export class Func {
   i32Load(offset = 0): this {
     return this.emit(0x28, 2, ...unsignedLeb(offset));
   }
+  i32Store(offset = 0): this {
+    return this.emit(0x36, 2, ...unsignedLeb(offset));
+  }
 
   // f32 / f64 scalars
   f32Load(offset = 0): this {

@@ -117,6 +117,12 @@ let threadPoolAddress: number | undefined;
 export function setThreadPoolAddress(address: number | undefined): void {
   threadPoolAddress = address;
 }
+
+/** Switches the module's thread pool off for good: XNNPACK then always runs on the calling thread. */
+export function switchOffThreadPool(backend: WasmBackend, address: number): void {
+  backend.wasm.HEAP32[address >>> 2] = 0;
+  threadPoolAddress = undefined;
+}
 export function getThreadPoolAddress() { return threadPoolAddress; }
 
 /**
