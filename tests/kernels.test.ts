@@ -233,6 +233,29 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
     );
   });
 
+  it("Add: one shape, a bias row on either side, other broadcasts and int32 (fallback), odd sizes", async () => {
+    for (const [aShape, bShape] of [
+      [[3, 37, 5], [3, 37, 5]], // one shape, 555 elements: a SIMD part and a tail
+      [[300, 130], [300, 130]], // big enough to be shared out among threads
+      [[7, 13, 65], [65]], // a bias row, width 65 (not a multiple of 4)
+      [[1, 40], [600, 40]], // the row first
+      [[1, 1, 24], [2000, 24]], // shared out
+      [[5, 1], [5, 3]], // another broadcast: tfjs's own kernel
+    ]) {
+      const results = await onBoth(
+        [
+          { data: randomData(tf.util.sizeFromShape(aShape)), shape: aShape },
+          { data: randomData(tf.util.sizeFromShape(bShape)), shape: bShape },
+        ],
+        (a, b) => tf.add(a, b),
+      );
+      expectClose(results, `add ${aShape} + ${bShape}`);
+    }
+    await tf.setBackend("wasm");
+    expect(Array.from(tf.add(tf.tensor([1, 2, 3], [3], "int32"), tf.tensor([10, 20, 30], [3], "int32")).dataSync())).toEqual([11, 22, 33]);
+    await tf.setBackend("cpu");
+  });
+
   it("Tanh: across its whole range, incl. saturation, tiny values, ±Infinity and NaN", async () => {
     const data = new Float32Array(4001);
     for (let i = 0; i < 4001; i++) data[i] = (i - 2000) / 200; // -10 .. 10
@@ -617,23 +640,40 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     expect(t.description).toContain("2 threads");
     expect(s.description).toContain("1 thread");
     expect(Math.abs(t.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
+    // without our SIMD kernels, matmuls go to XNNPACK (and its own thread pool stays on)
+    const xnnpack = runScript(script, { GPT_WASM_THREADS: "2", GPT_WASM_SIMD_KERNELS: "0" });
+    expect(xnnpack.status, xnnpack.stderr).toBe(0);
+    const x = JSON.parse(xnnpack.stdout.trim().split("\n").pop()!);
+    expect(x.description).toContain("2 threads");
+    expect(Math.abs(x.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
   });
 
-  it("the kernel threads (lib/kernels/threads.ts) give the same bits as one thread: matmuls, attention, GELU", async () => {
+  it("the kernel threads (lib/kernels/threads.ts) give the same bits as one thread: every shared-out kernel", async () => {
     const { kernelThreads, setKernelThreads } = await import("../lib/kernels/threads.ts");
     const { heapMemory } = await import("../lib/kernels/wasm-heap.ts");
     await tf.setBackend("wasm");
     const threads = kernelThreads(heapMemory(tf.backend() as never));
     expect(threads?.count).toBe(2);
-    // each big enough to be shared out: matmuls of ≥ 2M multiply-adds, 32K attention scores, 32K GELU inputs
-    const shapes = { a: [256, 96], b: [96, 200], dy: [256, 200], q: [2, 4, 64, 16], k: [2, 4, 64, 16], v: [2, 4, 64, 16], x: [64, 520] };
+    // each big enough to be shared out: matmuls of ≥ 2M multiply-adds, 32K attention scores, 64K elements
+    const shapes = { a: [256, 96], b: [96, 200], dy: [256, 200], q: [2, 4, 64, 16], k: [2, 4, 64, 16], v: [2, 4, 64, 16], x: [128, 520], g: [520], h: [520] };
     const data = Object.values(shapes).map((shape) => randomData(tf.util.sizeFromShape(shape)));
     const run = () =>
       tf.tidy(() => {
-        const [a, b, dy, q, k, v, x] = Object.values(shapes).map((shape, i) => tf.tensor(data[i], shape));
+        const [a, b, dy, q, k, v, x, g, h] = Object.values(shapes).map((shape, i) => tf.tensor(data[i], shape));
         const layer = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, x: tf.Tensor) =>
           tf.add(fusedAttention(q, k, v, { causal: true })!.output.square().sum(), fusedGeluTanh(x)!.sum()) as tf.Scalar;
-        const outputs = [tf.matMul(a, b), tf.matMul(a, dy, true, false), tf.matMul(dy, b, false, true), ...tf.grads(layer)([q, k, v, x])];
+        const outputs = [
+          tf.matMul(a, b),
+          tf.matMul(a, dy, true, false),
+          tf.matMul(dy, b, false, true),
+          ...tf.grads(layer)([q, k, v, x]),
+          fusedLayerNorm(x, g, h, 1e-5)!,
+          tf.add(x, x.reverse(0)),
+          tf.add(g, x),
+          x.sum(0),
+          x.reshape([4, 32, 4, 130]).transpose([0, 2, 1, 3]),
+          ...tf.split(x, [100, 420], 1),
+        ];
         return outputs.map((t) => Array.from(t.dataSync()));
       });
     const parallel = run();

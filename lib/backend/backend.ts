@@ -25,9 +25,11 @@ import {
  * (or its argument) names one.
  *
  * Speed-ups it installs (each computes exactly what it replaces; each can be turned off for comparisons):
- *   - on wasm: custom kernels and fused ops (lib/kernels/, GPT_WASM_KERNELS=0 keeps tfjs's own),
- *     WebAssembly SIMD loops inside them (GPT_WASM_SIMD_KERNELS=0), and worker threads in Node
- *     (wasm-threads.ts: by default the CPUs idle at start-up; GPT_WASM_THREADS=0 or =<n>);
+ *   - on wasm: custom kernels and fused ops (lib/kernels/, GPT_WASM_KERNELS=0 keeps tfjs's own), among
+ *     them our own matmul (kernels/gemm.ts), WebAssembly SIMD loops inside them (GPT_WASM_SIMD_KERNELS=0;
+ *     fused multiply-adds where the runtime has relaxed SIMD, GPT_WASM_FMA=0 turns those off), and worker
+ *     threads in Node (wasm-threads.ts, kernels/threads.ts: by default the CPUs idle at start-up;
+ *     GPT_WASM_THREADS=0 or =<n>);
  *   - on every backend: backward-pass memory freed as soon as it is no longer needed
  *     (gradient-memory.ts, GPT_FREE_GRADIENTS=0).
  * Measurements: bench/NOTES.md.

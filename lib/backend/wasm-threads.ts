@@ -22,9 +22,12 @@ import * as tf from "@tensorflow/tfjs";
  * at its end instead of exiting. `unrefWorkers()` marks them as not keeping the process alive, so scripts,
  * tests and notebooks end normally (a process that exits kills its workers).
  *
- * Only the threaded build's own code runs; nothing about the maths changes. By default it uses the CPUs
- * that are idle at start-up (`wantedThreadCount`); GPT_WASM_THREADS=0 turns it off, GPT_WASM_THREADS=<n>
- * picks the number of threads.
+ * Nothing about the maths changes. By default it uses the CPUs that are idle at start-up
+ * (`wantedThreadCount`); GPT_WASM_THREADS=0 turns it off, GPT_WASM_THREADS=<n> picks the number of threads.
+ *
+ * With our kernels (lib/kernels/), what the threaded build gives is above all its heap in a
+ * SharedArrayBuffer: our own kernel threads (kernels/threads.ts) work on it, and the build's pool is then
+ * switched off (backend.ts), since its threads would only compete with ours for the same cores.
  */
 
 type WorkerConstructor = new (url: string | URL, options?: Record<string, unknown>) => { postMessage(message: unknown, transfer?: unknown): void; unref(): void };

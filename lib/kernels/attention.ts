@@ -19,8 +19,8 @@ import { type WasmBackend, f32, heapMemory, heapOffset, i32, tensorId, withoutTh
  *   keys it may see (below the causal diagonal, inside its own document), with the SIMD kernels of simd.ts,
  *   and P·V and the gradients only over those keys. Causal attention skips half the work; rows packed
  *   with short conversations skip most of it (fine-tuning: the attention kernels' time ÷ 3).
- * - over whole rows: XNNPACK 2-D matmuls per (batch, head) on in-place views, then the mask. The per-head
- *   matmuls are small (~1 MFLOP), so they run without the thread pool (`withoutThreadPool`).
+ * - over whole rows: 2-D matmuls per (batch, head) (`multiply2d`), then the mask. The per-head matmuls are
+ *   small (~1 MFLOP): with XNNPACK (no SIMD kernels), they run without its thread pool (`withoutThreadPool`).
  * The softmax is XNNPACK's over whole rows either way (hidden keys get exactly 0), and scaling and the
  * softmax gradient are single passes (SIMD where possible).
  *
@@ -99,7 +99,7 @@ function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
     return [output, weights];
   }
 
-  // scores = Q Kᵀ per (batch, head), into a temporary (XNNPACK wants Kᵀ as a row-major (hs, Tk) matrix)
+  // scores = Q Kᵀ per (batch, head), into a temporary (multiply2d takes Kᵀ as a row-major (hs, Tk) matrix)
   const kT = backend.makeOutput([batch, hs, Tk], "float32");
   transposeWords(wordsOf(backend, k), wordsOf(backend, kT), [batch, Tk, hs], [0, 2, 1], simd);
   // the scale goes into Kᵀ (Q (Kᵀ·scale) = (Q Kᵀ)·scale, a 4-times smaller tensor than the scores)
@@ -359,7 +359,7 @@ function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
   }
   const dOBase = heapOffset(backend, dO);
 
-  // dS starts as dO Vᵀ (XNNPACK wants Vᵀ as a row-major (hv, Tk) matrix)
+  // dS starts as dO Vᵀ (multiply2d takes Vᵀ as a row-major (hv, Tk) matrix)
   const vT = backend.makeOutput([batch, hv, Tk], "float32");
   transposeWords(wordsOf(backend, v), wordsOf(backend, vT), [batch, Tk, hv], [0, 2, 1], simd);
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");

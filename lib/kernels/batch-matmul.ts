@@ -64,6 +64,11 @@ export function batchMatMulWasm(args: KernelArgs): tf.TensorInfo {
     const aBase = heapOffset(backend, a);
     const bBase = heapOffset(backend, b);
     const outBase = heapOffset(backend, out);
+    if (batchB === 1 && !transposeA) {
+      // one right-hand matrix for the whole batch: a single (batch·M, K) × (K, N) product, B packed once
+      multiplyMatrices(backend, gemm, rowMajor(aBase, K), rowMajor(bBase, transposeB ? K : N, transposeB), outBase, N, batch * M, K, N);
+      return out;
+    }
     for (let i = 0; i < batch; i++) {
       const aMatrix = rowMajor(aBase + i * aStride, transposeA ? M : K, transposeA);
       const bMatrix = rowMajor(bBase + i * bStride, transposeB ? K : N, transposeB);

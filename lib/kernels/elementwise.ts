@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, runOriginal } from "./registry.js";
 import { simdKernels } from "./simd.js";
-import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
+import { kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
 
 /**
  * Element-wise kernels for the wasm backend that are slow there for reasons unrelated to the maths:
@@ -13,6 +14,9 @@ import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
  *            multiplying; small integer exponents are now repeated multiplication.
  *  Tanh      the C library's tanh() per element; here a rational approximation accurate to float32
  *            precision (the one Eigen and XNNPACK use), in WebAssembly SIMD (simd.ts).
+ *  Add       residual connections, biases and the backward pass's sums of gradients: single-threaded in
+ *            tfjs; here a SIMD loop on all kernel threads (threads.ts), for two tensors of one shape or a
+ *            row (a bias) added to every row. Float addition is commutative, so a + b = b + a bit for bit.
  */
 
 export function identityWasm(args: KernelArgs): tf.TensorInfo {
@@ -115,5 +119,30 @@ export function tanhWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const done = simd ? n - (n % 4) : 0; // SIMD for whole groups of 4, JavaScript for the rest
   if (done > 0) simd!.tanh(heapOffset(backend, x), heapOffset(backend, out), done);
   tanhInto(f32(backend, x).subarray(done), f32(backend, out).subarray(done));
+  return out;
+}
+
+/** Elements from which an Add is shared out among the kernel threads. */
+const PARALLEL_ELEMENTS = 1 << 16;
+
+export function addWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const backend = args.backend as WasmBackend;
+  const simd = simdKernels(backend);
+  let a = args.inputs.a as tf.TensorInfo;
+  let b = args.inputs.b as tf.TensorInfo;
+  if (tf.util.sizeFromShape(b.shape) > tf.util.sizeFromShape(a.shape)) [a, b] = [b, a];
+  const n = tf.util.sizeFromShape(a.shape);
+  const width = b.shape.length > 0 ? b.shape[b.shape.length - 1] : 1;
+  const sameShape = a.shape.join() === b.shape.join();
+  // b one row (leading dimensions of size 1) matching a's last dimension: a bias
+  const row = !sameShape && b.shape.length <= a.shape.length && width === a.shape[a.shape.length - 1] && tf.util.sizeFromShape(b.shape) === width;
+  if (!simd || a.dtype !== "float32" || b.dtype !== "float32" || !(sameShape || row) || n === 0) return runOriginal("Add", args);
+  const out = backend.makeOutput([...a.shape], "float32");
+  const [A, B, OUT] = [a, b, out].map((t) => heapOffset(backend, t));
+  const threads = kernelThreads(heapMemory(backend), n, PARALLEL_ELEMENTS);
+  const calls = sameShape
+    ? rangeCalls(threads, n, 4, (from, count) => ["addRows", A + 4 * from, B + 4 * from, OUT + 4 * from, 1, count, 0])
+    : rangeCalls(threads, n / width, 1, (from, count) => ["addRows", A + 4 * from * width, B, OUT + 4 * from * width, count, width, 0]);
+  runShared(threads, simd, calls);
   return out;
 }

@@ -3,7 +3,7 @@ import { FUSED_ADAMW, registerFusedAdamW } from "./adamw.js";
 import { FUSED_ATTENTION, FUSED_ATTENTION_GRAD, FUSED_DOCUMENT_ATTENTION, registerFusedAttention } from "./attention.js";
 import { registerWasmBatchMatMul } from "./batch-matmul.js";
 import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
-import { identityWasm, powWasm, tanhWasm } from "./elementwise.js";
+import { addWasm, identityWasm, powWasm, tanhWasm } from "./elementwise.js";
 import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
@@ -31,6 +31,7 @@ export const wasmKernelNames = [
   "Concat",
   "Pow",
   "Tanh",
+  "Add",
   "Sum",
   "GatherV2",
   "UnsortedSegmentSum", // missing in tfjs-backend-wasm
@@ -62,6 +63,7 @@ export function registerWasmKernels(): void {
   replaceKernel("Concat", "wasm", concatWasm);
   replaceKernel("Pow", "wasm", powWasm);
   replaceKernel("Tanh", "wasm", tanhWasm);
+  replaceKernel("Add", "wasm", addWasm);
   replaceKernel("Sum", "wasm", sumWasm);
   replaceKernel("GatherV2", "wasm", gatherV2Wasm);
   defineKernel("UnsortedSegmentSum", "wasm", unsortedSegmentSumWasm);

@@ -2,7 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { sumRows } from "./reduce.js";
 import { type KernelArgs, defineKernel } from "./registry.js";
 import { simdKernels } from "./simd.js";
-import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
+import { kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
 
 /**
  * Layer normalisation over the last axis as one kernel and one gradient kernel, for the wasm backend:
@@ -20,6 +21,8 @@ import { type WasmBackend, f32, heapOffset } from "./wasm-heap.js";
  */
 export const FUSED_LAYER_NORM = "GptFusedLayerNorm";
 export const FUSED_LAYER_NORM_GRAD = "GptFusedLayerNormGrad";
+/** Elements from which the forward pass is shared out among the kernel threads. */
+const PARALLEL_ELEMENTS = 1 << 16;
 
 /** Forward: inputs x (..., C), gamma (C), beta (C) → [y (..., C), mean (rows), rstd (rows)]. */
 function layerNormWasm(args: KernelArgs): tf.TensorInfo[] {
@@ -33,8 +36,11 @@ function layerNormWasm(args: KernelArgs): tf.TensorInfo[] {
   const rstdOut = backend.makeOutput([rows], "float32");
   const simd = simdKernels(backend);
   if (simd && C % 4 === 0 && rows > 0) {
-    const at = (t: tf.TensorInfo) => heapOffset(backend, t);
-    simd.layerNormFwd(at(x), at(gamma), at(beta), at(y), at(meanOut), at(rstdOut), rows, C, epsilon);
+    // rows are independent: a few ranges of them per kernel thread
+    const [X, G, B, Y, MEAN, RSTD] = [x, gamma, beta, y, meanOut, rstdOut].map((t) => heapOffset(backend, t));
+    const threads = kernelThreads(heapMemory(backend), rows * C, PARALLEL_ELEMENTS);
+    const calls = rangeCalls(threads, rows, 1, (from, count) => ["layerNormFwd", X + 4 * from * C, G, B, Y + 4 * from * C, MEAN + 4 * from, RSTD + 4 * from, count, C, epsilon]);
+    runShared(threads, simd, calls);
     return [y, meanOut, rstdOut];
   }
   const xs = f32(backend, x);

@@ -1,7 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, runOriginal } from "./registry.js";
 import { simdKernels } from "./simd.js";
-import { type WasmBackend, f32, heapOffset, i32 } from "./wasm-heap.js";
+import { kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type WasmBackend, f32, heapMemory, heapOffset, i32 } from "./wasm-heap.js";
+
+/** Elements from which a sum is shared out among the kernel threads. */
+const PARALLEL_ELEMENTS = 1 << 16;
 
 /**
  * Sum over the leading axes, e.g. a bias gradient: db = Σ_rows dy for dy of shape (B·T, C).
@@ -24,7 +28,11 @@ export function sumWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const simd = simdKernels(backend);
   if (simd && width % 4 === 0) {
     const acc64 = backend.makeOutput([2 * width], "float32"); // scratch: width float64 accumulators
-    simd.columnSums(heapOffset(backend, x), heapOffset(backend, out), heapOffset(backend, acc64), rows, width);
+    const [X, OUT, ACC] = [x, out, acc64].map((t) => heapOffset(backend, t));
+    // columns are independent: bands of them (multiples of 4) on the kernel threads
+    const threads = kernelThreads(heapMemory(backend), rows * width, PARALLEL_ELEMENTS);
+    const calls = rangeCalls(threads, width, 4, (from, count) => ["columnSums", X + 4 * from, OUT + 4 * from, ACC + 8 * from, rows, count, width]);
+    runShared(threads, simd, calls);
     backend.disposeData(acc64.dataId);
     return out;
   }

@@ -41,10 +41,11 @@ export interface SimdKernels {
    */
   weightedRows(w: number, x: number, c: number, m: number, n: number, k: number, wRowStride: number, wColStride: number, xStride: number, cStride: number, below: number, above: number): void;
   /**
-   * Column sums of a rows × width matrix (width a multiple of 4), out[j] = Σ_r x[r, j], added up in float64
-   * (acc64: scratch for width doubles) four rows at a time, exactly as reduce.ts's `sumRows` does.
+   * Column sums of a rows × width matrix (width a multiple of 4; rows `stride` floats apart, so it can be a
+   * band of columns of a wider one), out[j] = Σ_r x[r, j], added up in float64 (acc64: scratch for width
+   * doubles) four rows at a time, exactly as reduce.ts's `sumRows` does.
    */
-  columnSums(x: number, out: number, acc64: number, rows: number, width: number): void;
+  columnSums(x: number, out: number, acc64: number, rows: number, width: number, stride: number): void;
   /**
    * out[ids[r], :] += x[r, :] for rows r < rows of `width` floats, skipping ids outside [0, segments): the
    * scatter-add of an embedding gradient (UnsortedSegmentSum). ids is an int32 array.
@@ -449,11 +450,12 @@ function weightedRowsFunc(): Func {
 }
 
 function columnSumsFunc(): Func {
-  const f = new Func("columnSums", 5);
-  const [x, out, acc64, rows, width] = Array.from({ length: 5 }, (_, i) => i);
-  const [r, j, rowBytes, rows4, src, acc] = Array.from({ length: 6 }, () => f.local("i32"));
+  const f = new Func("columnSums", 6);
+  const [x, out, acc64, rows, width, stride] = Array.from({ length: 6 }, (_, i) => i);
+  const [r, j, rowBytes, strideBytes, rows4, src, acc] = Array.from({ length: 7 }, () => f.local("i32"));
   const v = Array.from({ length: 4 }, () => f.local("v128"));
   f.get(width).i32(2).shl().set(rowBytes);
+  f.get(stride).i32(2).shl().set(strideBytes);
   f.get(rows).i32(-4).and().set(rows4);
   f.forRange(j, () => f.i32(0), () => f.get(width).i32(3).shl(), 16, () => f.get(acc64).get(j).add().f32(0).splat().store());
   // acc += promote(a) for the float64 pairs of 4 floats: low lanes to acc, high lanes to acc + 16
@@ -472,8 +474,8 @@ function columnSumsFunc(): Func {
   // four rows at a time: acc += ((x0 + x1) + x2) + x3, in float64 (sumRows' order)
   f.forRange(r, () => f.i32(0), () => f.get(rows4), 4, () => {
     f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
-      f.get(x).get(r).get(rowBytes).mul().add().get(j).add().set(src);
-      for (let k = 0; k < 4; k++) f.get(src).load(0).set(v[k]).get(src).get(rowBytes).add().set(src);
+      f.get(x).get(r).get(strideBytes).mul().add().get(j).add().set(src);
+      for (let k = 0; k < 4; k++) f.get(src).load(0).set(v[k]).get(src).get(strideBytes).add().set(src);
       f.get(acc64).get(j).i32(1).shl().add().set(acc);
       for (const half of ["low", "high"] as const) {
         addHalves(() => {
@@ -488,7 +490,7 @@ function columnSumsFunc(): Func {
   });
   f.forRange(r, () => f.get(rows4), () => f.get(rows), 1, () => {
     f.forRange(j, () => f.i32(0), () => f.get(rowBytes), 16, () => {
-      f.get(x).get(r).get(rowBytes).mul().add().get(j).add().load().set(v[0]);
+      f.get(x).get(r).get(strideBytes).mul().add().get(j).add().load().set(v[0]);
       f.get(acc64).get(j).i32(1).shl().add().set(acc);
       for (const half of ["low", "high"] as const) addHalves(() => promoted(v[0], half), half);
     });
@@ -497,6 +499,34 @@ function columnSumsFunc(): Func {
     f.get(out).get(j).add();
     f.get(acc64).get(j).i32(1).shl().add().f64Load().f32FromF64();
     f.f32Store();
+  });
+  return f;
+}
+
+function addRowsFunc(): Func {
+  const f = new Func("addRows", 6);
+  const [a, b, out, rows, width, bStride] = [0, 1, 2, 3, 4, 5];
+  const [r, i, vectorEnd, rowBytes, bRowBytes, aRow, bRow, outRow] = Array.from({ length: 8 }, () => f.local("i32"));
+  f.get(width).i32(2).shl().set(rowBytes);
+  f.get(bStride).i32(2).shl().set(bRowBytes);
+  f.get(rowBytes).i32(-16).and().set(vectorEnd);
+  f.get(a).set(aRow);
+  f.get(b).set(bRow);
+  f.get(out).set(outRow);
+  f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
+    f.forRange(i, () => f.i32(0), () => f.get(vectorEnd), 16, () => {
+      f.get(outRow).get(i).add();
+      f.get(aRow).get(i).add().load().get(bRow).get(i).add().load().vadd();
+      f.store();
+    });
+    f.forRange(i, () => f.get(vectorEnd), () => f.get(rowBytes), 4, () => {
+      f.get(outRow).get(i).add();
+      f.get(aRow).get(i).add().f32Load().get(bRow).get(i).add().f32Load().f32Add();
+      f.f32Store();
+    });
+    f.get(aRow).get(rowBytes).add().set(aRow);
+    f.get(bRow).get(bRowBytes).add().set(bRow);
+    f.get(outRow).get(rowBytes).add().set(outRow);
   });
   return f;
 }
@@ -593,7 +623,7 @@ function transposeFunc(): Func {
 
 export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
   tanhFunc(), geluFwdFunc(), geluBwdFunc(), layerNormFwdFunc(), layerNormBwdFunc(), softmaxBwdFunc(), adamWFunc(),
-  dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc(), copyBlocksFunc(),
+  dotProductsFunc(), weightedRowsFunc(), columnSumsFunc(), scatterAddRowsFunc(), transposeFunc(), copyBlocksFunc(), addRowsFunc(),
 ]);
 
 /**
