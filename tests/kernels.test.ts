@@ -137,13 +137,15 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
     }
   });
 
-  it("BatchMatMul: a Linear layer's products (gemm.ts): K in chunks, transposed A, strips and rows with remainders", async () => {
+  it("BatchMatMul: a Linear layer's products (gemm.ts): K in chunks, transposed A, packed or not, remainders", async () => {
     for (const [aShape, bShape, transposeA, transposeB] of [
       [[601, 37], [601, 203], true, false], // dW = xᵀ·dy: K = 601 in 3 chunks, A read through strides (37 rows)
       [[512, 64], [512, 200], true, false], // dW with M, K multiples of 4: A transposed first; shared out among threads
       [[403, 19], [301, 19], false, true], // dx = dy·Wᵀ: B packed through strides
       [[300, 128], [128, 65]], // forward with the lm_head's 65 columns: a last strip of 1 column, 300 = 4·75 rows
       [[1027, 96], [96, 130]], // 1027 = 4·256 + 3 rows: the last 3 one at a time
+      [[1, 128], [128, 384]], // generation, one row: B read as it is (not packed)
+      [[6, 300], [300, 24]], // a few rows against an unpacked B, K in 2 chunks
     ] as Array<[number[], number[], boolean?, boolean?]>) {
       const results = await onBoth(
         [

@@ -10,7 +10,8 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  * The classic blocked algorithm (GotoBLAS, BLIS), scaled down to WebAssembly's 128-bit vectors:
  *  - B is first *packed*: copied into strips of 8 columns, each strip K rows of 8 floats one after another,
  *    zero-padded past column N. The inner loop then reads B sequentially whatever B's layout was (a
- *    transposed B is packed through its strides), and every strip is a full 8 wide.
+ *    transposed B is packed through its strides), and every strip is a full 8 wide. (Except for a few rows
+ *    of A, as in generation, against a row-major B: then packing would cost as much as the product.)
  *  - The micro-kernel computes a 4 × 8 tile of C in 8 vector registers (4 rows × 2 vectors of 4 floats): for
  *    each k it loads 8 floats of the strip and one float of each of 4 rows of A (broadcast to 4 lanes), and
  *    does 8 vector multiply-adds: 32 multiply-adds for 6 loads. 8 accumulators also keep the multiply-add
@@ -44,15 +45,16 @@ export interface GemmKernels {
    */
   pack(b: number, rowStride: number, colStride: number, K: number, N: number, packed: number): void;
   /**
-   * C rows 0 … rows−1 (rows a multiple of 4; `rows1` takes any count) = A · packed B, for N columns and K
-   * products per entry. Byte strides: A's element (i, k) at a + i · aRowBytes + k · aKBytes; a packed
-   * strip's length stripBytes; C's rows cRowBytes apart. scratch: 128 bytes for the last strip when N is
-   * not a multiple of 8.
+   * C rows 0 … rows−1 (rows a multiple of 4; `rows1` takes any count) = A · B, for N columns and K products
+   * per entry. Byte strides: A's element (i, k) at a + i · aRowBytes + k · aKBytes; B's strip s (8 columns)
+   * at b + s · stripBytes, its row k bKBytes further each (packed: stripBytes = 32 K, bKBytes = 32; a
+   * row-major B with N a multiple of 8 as it is: 32 and 4 N); C's rows cRowBytes apart. scratch: 128 bytes
+   * for the last strip when N is not a multiple of 8.
    */
-  rows4(a: number, aRowBytes: number, aKBytes: number, packed: number, stripBytes: number, c: number, cRowBytes: number,
-    rows: number, N: number, K: number, scratch: number): void;
-  rows1(a: number, aRowBytes: number, aKBytes: number, packed: number, stripBytes: number, c: number, cRowBytes: number,
-    rows: number, N: number, K: number, scratch: number): void;
+  rows4(a: number, aRowBytes: number, aKBytes: number, b: number, stripBytes: number, bKBytes: number, c: number,
+    cRowBytes: number, rows: number, N: number, K: number, scratch: number): void;
+  rows1(a: number, aRowBytes: number, aKBytes: number, b: number, stripBytes: number, bKBytes: number, c: number,
+    cRowBytes: number, rows: number, N: number, K: number, scratch: number): void;
 }
 
 function packFunc(): Func {
@@ -92,8 +94,8 @@ function packFunc(): Func {
  * (the first overwrites C, the others add to it), then tiles of R rows, then strips.
  */
 function rowsFunc(name: string, R: number, fused: boolean): Func {
-  const f = new Func(name, 11);
-  const [a, aRowBytes, aKBytes, packed, stripBytes, c, cRowBytes, rows, N, K, scratch] = Array.from({ length: 11 }, (_, i) => i);
+  const f = new Func(name, 12);
+  const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch] = Array.from({ length: 12 }, (_, i) => i);
   const [k0, chunkBytes, i, j, p, pEnd, cRow, col, r] = Array.from({ length: 9 }, () => f.local("i32"));
   const aRow = Array.from({ length: R }, () => f.local("i32"));
   const acc = Array.from({ length: 2 * R }, () => f.local("v128"));
@@ -104,16 +106,16 @@ function rowsFunc(name: string, R: number, fused: boolean): Func {
   };
   const fullStrip = () => f.get(j).i32(STRIP).add().get(N).ltU().get(j).i32(STRIP).add().get(N).sub().eqz().or();
   f.forRange(k0, () => f.i32(0), () => f.get(K), K_CHUNK, () => {
-    // this chunk's packed rows: min(K_CHUNK, K − k0) rows of 32 bytes
-    f.get(K).get(k0).sub().tee(chunkBytes).i32(K_CHUNK).get(chunkBytes).i32(K_CHUNK).ltU().select().i32(5).shl().set(chunkBytes);
+    // this chunk's rows of a strip: min(K_CHUNK, K − k0) rows, bKBytes apart
+    f.get(K).get(k0).sub().tee(chunkBytes).i32(K_CHUNK).get(chunkBytes).i32(K_CHUNK).ltU().select().get(bKBytes).mul().set(chunkBytes);
     f.forRange(i, () => f.i32(0), () => f.get(rows), R, () => {
       f.forRange(j, () => f.i32(0), () => f.get(N), STRIP, () => {
         for (const x of acc) f.f32(0).splat().set(x);
         for (let q = 0; q < R; q++) {
           f.get(a).get(i).i32(q).add().get(aRowBytes).mul().add().get(k0).get(aKBytes).mul().add().set(aRow[q]);
         }
-        // strip j / 8 of packed B, from row k0
-        f.get(packed).get(j).i32(3).shrU().get(stripBytes).mul().add().get(k0).i32(5).shl().add().tee(p).get(chunkBytes).add().set(pEnd);
+        // strip j / 8 of B, from row k0
+        f.get(b).get(j).i32(3).shrU().get(stripBytes).mul().add().get(k0).get(bKBytes).mul().add().tee(p).get(chunkBytes).add().set(pEnd);
         f.block(() => f.loop(() => {
           f.get(p).get(pEnd).ltU().eqz().brIf(1);
           f.get(p).load().set(b0);
@@ -124,7 +126,7 @@ function rowsFunc(name: string, R: number, fused: boolean): Func {
             multiplyAdd(av, b1, acc[2 * q + 1]);
             f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
           }
-          f.get(p).i32(4 * STRIP).add().set(p);
+          f.get(p).get(bKBytes).add().set(p);
           f.br(0);
         }));
         f.get(c).get(i).get(cRowBytes).mul().add().get(j).i32(2).shl().add().set(cRow);
@@ -174,6 +176,8 @@ export function rowMajor(offset: number, cols: number, transposed = false): Matr
   return transposed ? { offset, rowStride: 1, colStride: cols } : { offset, rowStride: cols, colStride: 1 };
 }
 
+/** Rows of A from which B is packed (below, a row-major B with whole strips is read as it is). */
+const PACK_MIN_ROWS = 16;
 /** Multiply-adds from which a matmul is shared out among the kernel threads (~50 µs of work). */
 const PARALLEL_WORK = 1 << 21;
 
@@ -185,34 +189,41 @@ export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: 
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
   const pieces = pieceCount(threads);
   const strips = Math.ceil(N / STRIP);
-  const stripBytes = K * STRIP * 4;
+  // A few rows (generation: one at a time) against a row-major B of whole strips: B is read as it is, since
+  // packing it would move as many floats as the product multiplies
+  const packB = !(M < PACK_MIN_ROWS && b.colStride === 1 && N % STRIP === 0);
+  const packedStripBytes = K * STRIP * 4;
+  const packedBytes = packB ? strips * packedStripBytes : 0;
   // A stored transposed (Aᵀ row-major, as in dW = xᵀ·dy) is transposed first (see the top of the file)
   const simd = simdKernels(backend);
   const transposeA = simd !== null && a.rowStride === 1 && a.colStride === M && M % 4 === 0 && K % 4 === 0;
   const scratchBytes = 4 * STRIP * TILE_ROWS;
-  const packedBytes = strips * stripBytes + (pieces + 1) * scratchBytes;
-  const packed = backend.wasm._malloc(packedBytes + (transposeA ? 4 * M * K : 0)) >>> 0;
-  const scratch = packed + strips * stripBytes;
+  const transposedAt = packedBytes + (pieces + 1) * scratchBytes;
+  const memory = backend.wasm._malloc(transposedAt + (transposeA ? 4 * M * K : 0)) >>> 0;
+  const scratch = memory + packedBytes;
   try {
-    // B's strips, a few ranges of them per thread
-    const prepare: KernelCall[] = rangeCalls(threads, strips, 1, (from, count) =>
-      ["pack", b.offset + 4 * STRIP * from * b.colStride, b.rowStride, b.colStride, K, Math.min(N - STRIP * from, STRIP * count), packed + from * stripBytes]);
+    const prepare: KernelCall[] = [];
+    if (packB) {
+      // B's strips, a few ranges of them per thread
+      prepare.push(...rangeCalls(threads, strips, 1, (from, count) =>
+        ["pack", b.offset + 4 * STRIP * from * b.colStride, b.rowStride, b.colStride, K, Math.min(N - STRIP * from, STRIP * count), memory + from * packedStripBytes]));
+    }
     if (transposeA) {
       // Aᵀ is K × M row-major; rows of A (its columns) in a few ranges per thread
-      const transposed = packed + packedBytes;
-      prepare.push(...rangeCalls(threads, M, 4, (from, count) => ["transpose", a.offset + 4 * from, transposed + 4 * from * K, K, count, M, K]));
-      a = rowMajor(transposed, K);
+      prepare.push(...rangeCalls(threads, M, 4, (from, count) => ["transpose", a.offset + 4 * from, memory + transposedAt + 4 * from * K, K, count, M, K]));
+      a = rowMajor(memory + transposedAt, K);
     }
     runShared(threads, { ...kernels, ...simd }, prepare);
     // rows of C: a few ranges (multiples of 4) per thread, and the last M mod 4 rows
+    const bStrips = packB ? [memory, packedStripBytes, 4 * STRIP] : [b.offset, 4 * STRIP, 4 * b.rowStride];
     const tiles = Math.floor(M / TILE_ROWS);
     const rowsCall = (kernel: string, from: number, to: number, part: number): KernelCall =>
-      [kernel, a.offset + 4 * from * a.rowStride, 4 * a.rowStride, 4 * a.colStride, packed, stripBytes, c + 4 * from * cRowStride, 4 * cRowStride, to - from, N, K, scratch + part * scratchBytes];
+      [kernel, a.offset + 4 * from * a.rowStride, 4 * a.rowStride, 4 * a.colStride, ...bStrips, c + 4 * from * cRowStride, 4 * cRowStride, to - from, N, K, scratch + part * scratchBytes];
     const calls = rangeCalls(threads, tiles, 1, (from, count, piece) => rowsCall("rows4", TILE_ROWS * from, TILE_ROWS * (from + count), piece));
     if (TILE_ROWS * tiles < M) calls.push(rowsCall("rows1", TILE_ROWS * tiles, M, pieces));
     runShared(threads, kernels, calls);
   } finally {
-    backend.wasm._free(packed);
+    backend.wasm._free(memory);
   }
 }
 
