@@ -120,18 +120,15 @@ const loaders: Record<BackendName, Loader> = {
     }
     if (!started) return { ok: false, reason: "the WebAssembly backend failed to start" };
     unrefWorkers();
+    const customKernels = readEnvironment("GPT_WASM_KERNELS") !== "0";
+    if (customKernels) registerWasmKernels();
+    // Our kernels' threads (kernels/threads.ts) do the heavy work; the module's own pool (XNNPACK's, for
+    // tfjs's remaining kernels) would only compete with them for the cores: switched off (steps 6-7% faster)
+    const kernelThreads = customKernels && threaded ? await startKernelThreads(threadCount) : 1;
     const poolAddress = threaded ? validatedThreadPoolAddress(await findThreadPoolAddress()) : undefined;
-    let threads = wasmThreadsInUse();
-    if (readEnvironment("GPT_WASM_KERNELS") !== "0") {
-      registerWasmKernels();
-      // Our kernels' threads (kernels/threads.ts) do the heavy work; the module's own pool (XNNPACK's, for
-      // tfjs's remaining kernels) would only compete with them for the cores: switched off (steps 6-7% faster)
-      const kernelThreads = threaded ? await startKernelThreads(threadCount) : 1;
-      if (kernelThreads > 1 && poolAddress !== undefined) {
-        switchOffThreadPool(tf.backend() as unknown as WasmBackend, poolAddress);
-        threads = kernelThreads;
-      } else setThreadPoolAddress(poolAddress);
-    } else setThreadPoolAddress(poolAddress);
+    if (kernelThreads > 1 && poolAddress !== undefined) switchOffThreadPool(tf.backend() as unknown as WasmBackend, poolAddress);
+    else setThreadPoolAddress(poolAddress);
+    const threads = kernelThreads > 1 ? kernelThreads : wasmThreadsInUse();
     const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
     return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})`, threads };
   },

@@ -15,8 +15,8 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  *  GatherV2 (embedding lookups, the loss's target logits) computed every element's position through
  *          general index arithmetic (11 ms for 2,048 rows of 128); it now copies whole rows.
  *
- * float32 and int32 tensors are moved as 32-bit words inside the heap (`copyWithin`); other dtypes go to
- * the original kernels.
+ * float32 and int32 tensors are moved as 32-bit words inside the heap (the SIMD `copyBlocks` kernel, or
+ * `copyWithin` without it); other dtypes go to the original kernels.
  */
 
 const movable = (dtype: tf.DataType) => dtype === "float32" || dtype === "int32";
