@@ -1,6 +1,5 @@
 import { type KernelCall, kernelThreads, pieceCount, rangeCalls, runShared } from "./threads.js";
 import { Func, KernelModule, encodeModule } from "./wasm-asm.js";
-import { simdKernels } from "./simd.js";
 import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
 /**
@@ -16,17 +15,17 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  *    each k it loads 8 floats of the strip and one float of each of 4 rows of A (broadcast to 4 lanes), and
  *    does 8 vector multiply-adds: 32 multiply-adds for 6 loads. 8 accumulators also keep the multiply-add
  *    unit busy: each depends on its previous value (latency ~4 cycles) and 2 start per cycle.
- *  - A is read through a row stride and a k stride. A transposed A (a weight gradient dW = xᵀ·dy) is
- *    first transposed into a scratch copy when its sizes are multiples of 4, so that each row of A is read
- *    sequentially (1.15-1.4x faster than 4 floats from every 64-byte cache line).
+ *  - A is packed too, in panels of 4 rows: for each k the 4 floats the micro-kernel broadcasts, side by
+ *    side, so that it reads them through one pointer (row-major A and a transposed A, as in a weight
+ *    gradient dW = xᵀ·dy, alike). The last M mod 4 rows are read through A's strides, one at a time.
  *  - Long K (that weight gradient: K = batch · tokens) is cut into chunks so that the part of packed B in
  *    use stays in the core's L2 cache; each chunk adds its partial products into C.
- *  - Packing, transposing and the rows of C are shared out among the kernel threads (threads.ts). Each
- *    entry of C is one thread's sum in k order, so the result does not depend on the number of threads.
+ *  - Packing and the rows of C are shared out among the kernel threads (threads.ts). Each entry of C is one
+ *    thread's sum in k order, so the result does not depend on the number of threads.
  *
  * With relaxed SIMD (`f32x4.relaxed_madd`, one fused multiply-add instruction on CPUs with FMA) the
- * multiply-add is one instruction instead of two: measured here 34-39 GFLOP/s per core against 23-24 for
- * XNNPACK's SIMD-128 kernels (bench/NOTES.md §18). Node 20 has relaxed SIMD behind a V8 flag, which
+ * multiply-add is one instruction instead of two: measured here 1.5-2x the speed of XNNPACK's SIMD-128
+ * kernels per core (bench/NOTES.md §18). Node 20 has relaxed SIMD behind a V8 flag, which
  * `relaxedSimdAvailable` turns on; Node ≥ 22 and current browsers have it. Without it the kernels use a
  * multiply then an add (still faster than XNNPACK here). A fused multiply-add rounds once instead of twice,
  * so results differ from an unfused product in the last bits; on one machine they are always the same.
@@ -45,14 +44,20 @@ export interface GemmKernels {
    */
   pack(b: number, rowStride: number, colStride: number, K: number, N: number, packed: number): void;
   /**
-   * C rows 0 … rows−1 (rows a multiple of 4; `rows1` takes any count) = A · B, for N columns and K products
-   * per entry. Byte strides: A's element (i, k) at a + i · aRowBytes + k · aKBytes; B's strip s (8 columns)
-   * at b + s · stripBytes, its row k bKBytes further each (packed: stripBytes = 32 K, bKBytes = 32; a
-   * row-major B with N a multiple of 8 as it is: 32 and 4 N); C's rows cRowBytes apart. scratch: 128 bytes
-   * for the last strip when N is not a multiple of 8.
+   * Packs rows of A (M × K, M a multiple of 4, element (i, k) at a + 4 (i · rowStride + k · colStride)) into
+   * panels of 4 rows at `packed`: panel t holds, for each k, the 4 floats A[4t … 4t+3, k]. Needs 4 M K bytes.
    */
-  rows4(a: number, aRowBytes: number, aKBytes: number, b: number, stripBytes: number, bKBytes: number, c: number,
+  packA(a: number, rowStride: number, colStride: number, M: number, K: number, packed: number): void;
+  /**
+   * C rows 0 … rows−1 (a multiple of 4) = A · B, for N columns and K products per entry, A in panels of 4
+   * rows (`packA`; panelBytes = 16 K). B's strip s (8 columns) is at b + s · stripBytes, its row k bKBytes
+   * further each (packed: stripBytes = 32 K, bKBytes = 32; a row-major B with N a multiple of 8 as it is:
+   * 32 and 4 N). C's rows are cRowBytes apart. scratch: 128 bytes for the last strip when N is not a
+   * multiple of 8. (unused: 16, the panels' k stride.)
+   */
+  rows4(panels: number, panelBytes: number, unused: number, b: number, stripBytes: number, bKBytes: number, c: number,
     cRowBytes: number, rows: number, N: number, K: number, scratch: number): void;
+  /** The same for any number of rows, one at a time, A's element (i, k) at a + i · aRowBytes + k · aKBytes. */
   rows1(a: number, aRowBytes: number, aKBytes: number, b: number, stripBytes: number, bKBytes: number, c: number,
     cRowBytes: number, rows: number, N: number, K: number, scratch: number): void;
 }
@@ -90,14 +95,69 @@ function packFunc(): Func {
 }
 
 /**
- * The micro-kernel's loops for `R` rows at a time (R = 4, or 1 for the last rows): K in chunks of K_CHUNK
- * (the first overwrites C, the others add to it), then tiles of R rows, then strips.
+ * Packs rows of A (M × K, element (i, k) at a + 4 (i · rowStride + k · colStride), M a multiple of 4) into
+ * panels of 4 rows at `packed`: panel t holds, for k = 0 … K−1, the 4 floats A[4t … 4t+3, k].
  */
-function rowsFunc(name: string, R: number, fused: boolean): Func {
+function packAFunc(): Func {
+  const f = new Func("packA", 6);
+  const [a, rowStride, colStride, M, K, packed] = [0, 1, 2, 3, 4, 5];
+  const [t, k, r, out, from, rowBytes, colBytes, k4] = Array.from({ length: 8 }, () => f.local("i32"));
+  const [r0, r1, r2, r3, t0, t1, t2, t3] = Array.from({ length: 8 }, () => f.local("v128"));
+  f.get(rowStride).i32(2).shl().set(rowBytes);
+  f.get(colStride).i32(2).shl().set(colBytes);
+  f.get(K).i32(-4).and().set(k4);
+  f.get(packed).set(out);
+  f.forRange(t, () => f.i32(0), () => f.get(M), 4, () => {
+    f.get(a).get(t).get(rowBytes).mul().add().set(from);
+    // row-major A: 4 rows × 4 k at a time, transposed in registers
+    f.get(colStride).i32(1).sub().eqz().if_(() => {
+      f.forRange(k, () => f.i32(0), () => f.get(k4), 4, () => {
+        f.get(from).get(k).i32(2).shl().add().load().set(r0);
+        f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
+        f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
+        f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
+        f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
+        f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
+        f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
+        f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
+        f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
+        f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
+        f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
+        f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
+        f.get(out).i32(64).add().set(out);
+      });
+    });
+    // a transposed A (rowStride 1): the 4 floats of each k are next to each other
+    f.get(rowStride).i32(1).sub().eqz().if_(() => {
+      f.forRange(k, () => f.i32(0), () => f.get(K), 1, () => {
+        f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
+        f.get(out).i32(16).add().set(out);
+      });
+    });
+    // what is left (all of it for an A read through other strides): one float at a time
+    const start = () => f.get(k4).get(K).i32(0).get(rowStride).i32(1).sub().eqz().select().get(colStride).i32(1).sub().eqz().select();
+    f.forRange(k, start, () => f.get(K), 1, () => {
+      f.forRange(r, () => f.i32(0), () => f.i32(4), 1, () => {
+        f.get(out).get(r).i32(2).shl().add();
+        f.get(from).get(r).get(rowBytes).mul().add().get(k).get(colBytes).mul().add().f32Load();
+        f.f32Store();
+      });
+      f.get(out).i32(16).add().set(out);
+    });
+  });
+  return f;
+}
+
+/**
+ * The micro-kernel's loops for `R` rows at a time: K in chunks of K_CHUNK (the first overwrites C, the others
+ * add to it), then tiles of R rows, then strips. `panels` (R = 4): A packed in panels of 4 rows (`packA`),
+ * read through one pointer with constant offsets; otherwise (R = 1) A through its strides.
+ */
+function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Func {
   const f = new Func(name, 12);
   const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch] = Array.from({ length: 12 }, (_, i) => i);
   const [k0, chunkBytes, i, j, p, pEnd, cRow, col, r] = Array.from({ length: 9 }, () => f.local("i32"));
-  const aRow = Array.from({ length: R }, () => f.local("i32"));
+  const aRow = Array.from({ length: panels ? 1 : R }, () => f.local("i32"));
   const acc = Array.from({ length: 2 * R }, () => f.local("v128"));
   const [b0, b1, av] = [f.local("v128"), f.local("v128"), f.local("v128")];
   const multiplyAdd = (x: number, y: number, sum: number) => {
@@ -111,8 +171,13 @@ function rowsFunc(name: string, R: number, fused: boolean): Func {
     f.forRange(i, () => f.i32(0), () => f.get(rows), R, () => {
       f.forRange(j, () => f.i32(0), () => f.get(N), STRIP, () => {
         for (const x of acc) f.f32(0).splat().set(x);
-        for (let q = 0; q < R; q++) {
-          f.get(a).get(i).i32(q).add().get(aRowBytes).mul().add().get(k0).get(aKBytes).mul().add().set(aRow[q]);
+        if (panels) {
+          // panel i / 4 (aRowBytes: bytes per panel), from k0: 4 floats per k
+          f.get(a).get(i).i32(2).shrU().get(aRowBytes).mul().add().get(k0).i32(4).shl().add().set(aRow[0]);
+        } else {
+          for (let q = 0; q < R; q++) {
+            f.get(a).get(i).i32(q).add().get(aRowBytes).mul().add().get(k0).get(aKBytes).mul().add().set(aRow[q]);
+          }
         }
         // strip j / 8 of B, from row k0
         f.get(b).get(j).i32(3).shrU().get(stripBytes).mul().add().get(k0).get(bKBytes).mul().add().tee(p).get(chunkBytes).add().set(pEnd);
@@ -121,11 +186,13 @@ function rowsFunc(name: string, R: number, fused: boolean): Func {
           f.get(p).load().set(b0);
           f.get(p).load(16).set(b1);
           for (let q = 0; q < R; q++) {
-            f.get(aRow[q]).loadSplat().set(av);
+            if (panels) f.get(aRow[0]).loadSplat(4 * q).set(av);
+            else f.get(aRow[q]).loadSplat().set(av);
             multiplyAdd(av, b0, acc[2 * q]);
             multiplyAdd(av, b1, acc[2 * q + 1]);
-            f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
+            if (!panels) f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
           }
+          if (panels) f.get(aRow[0]).i32(16).add().set(aRow[0]);
           f.get(p).get(bKBytes).add().set(p);
           f.br(0);
         }));
@@ -189,38 +256,33 @@ export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: 
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
   const pieces = pieceCount(threads);
   const strips = Math.ceil(N / STRIP);
+  const tiles = Math.floor(M / TILE_ROWS);
   // A few rows (generation: one at a time) against a row-major B of whole strips: B is read as it is, since
   // packing it would move as many floats as the product multiplies
   const packB = !(M < PACK_MIN_ROWS && b.colStride === 1 && N % STRIP === 0);
   const packedStripBytes = K * STRIP * 4;
-  const packedBytes = packB ? strips * packedStripBytes : 0;
-  // A stored transposed (Aᵀ row-major, as in dW = xᵀ·dy) is transposed first (see the top of the file)
-  const simd = simdKernels(backend);
-  const transposeA = simd !== null && a.rowStride === 1 && a.colStride === M && M % 4 === 0 && K % 4 === 0;
+  const panelBytes = K * TILE_ROWS * 4;
+  const panelsAt = packB ? strips * packedStripBytes : 0;
+  const scratchAt = panelsAt + tiles * panelBytes;
   const scratchBytes = 4 * STRIP * TILE_ROWS;
-  const transposedAt = packedBytes + (pieces + 1) * scratchBytes;
-  const memory = backend.wasm._malloc(transposedAt + (transposeA ? 4 * M * K : 0)) >>> 0;
-  const scratch = memory + packedBytes;
+  const memory = backend.wasm._malloc(scratchAt + (pieces + 1) * scratchBytes) >>> 0;
   try {
-    const prepare: KernelCall[] = [];
+    // B's strips and A's panels, a few ranges of each per thread
+    const prepare: KernelCall[] = rangeCalls(threads, tiles, 1, (from, count) =>
+      ["packA", a.offset + 4 * TILE_ROWS * from * a.rowStride, a.rowStride, a.colStride, TILE_ROWS * count, K, memory + panelsAt + from * panelBytes]);
     if (packB) {
-      // B's strips, a few ranges of them per thread
       prepare.push(...rangeCalls(threads, strips, 1, (from, count) =>
         ["pack", b.offset + 4 * STRIP * from * b.colStride, b.rowStride, b.colStride, K, Math.min(N - STRIP * from, STRIP * count), memory + from * packedStripBytes]));
     }
-    if (transposeA) {
-      // Aᵀ is K × M row-major; rows of A (its columns) in a few ranges per thread
-      prepare.push(...rangeCalls(threads, M, 4, (from, count) => ["transpose", a.offset + 4 * from, memory + transposedAt + 4 * from * K, K, count, M, K]));
-      a = rowMajor(memory + transposedAt, K);
-    }
-    runShared(threads, { ...kernels, ...simd }, prepare);
-    // rows of C: a few ranges (multiples of 4) per thread, and the last M mod 4 rows
+    runShared(threads, kernels, prepare);
+    // rows of C: a few ranges of tiles per thread, and the last M mod 4 rows one at a time
     const bStrips = packB ? [memory, packedStripBytes, 4 * STRIP] : [b.offset, 4 * STRIP, 4 * b.rowStride];
-    const tiles = Math.floor(M / TILE_ROWS);
-    const rowsCall = (kernel: string, from: number, to: number, part: number): KernelCall =>
-      [kernel, a.offset + 4 * from * a.rowStride, 4 * a.rowStride, 4 * a.colStride, ...bStrips, c + 4 * from * cRowStride, 4 * cRowStride, to - from, N, K, scratch + part * scratchBytes];
-    const calls = rangeCalls(threads, tiles, 1, (from, count, piece) => rowsCall("rows4", TILE_ROWS * from, TILE_ROWS * (from + count), piece));
-    if (TILE_ROWS * tiles < M) calls.push(rowsCall("rows1", TILE_ROWS * tiles, M, pieces));
+    const calls = rangeCalls(threads, tiles, 1, (from, count, piece): KernelCall =>
+      ["rows4", memory + panelsAt + from * panelBytes, panelBytes, 16, ...bStrips, c + 4 * TILE_ROWS * from * cRowStride, 4 * cRowStride, TILE_ROWS * count, N, K, memory + scratchAt + piece * scratchBytes]);
+    const tail = TILE_ROWS * tiles;
+    if (tail < M) {
+      calls.push(["rows1", a.offset + 4 * tail * a.rowStride, 4 * a.rowStride, 4 * a.colStride, ...bStrips, c + 4 * tail * cRowStride, 4 * cRowStride, M - tail, N, K, memory + scratchAt + pieces * scratchBytes]);
+    }
     runShared(threads, kernels, calls);
   } finally {
     backend.wasm._free(memory);
@@ -253,7 +315,7 @@ export function relaxedSimdAvailable(): boolean {
 
 export const gemmModule = new KernelModule<GemmKernels>("matmul kernels", () => {
   const fused = relaxedSimdAvailable();
-  return [packFunc(), rowsFunc("rows4", TILE_ROWS, fused), rowsFunc("rows1", 1, fused)];
+  return [packFunc(), packAFunc(), rowsFunc("rows4", TILE_ROWS, fused, true), rowsFunc("rows1", 1, fused, false)];
 });
 
 /** The matmul kernels over this backend's heap, or null where WebAssembly SIMD is unavailable. */
