@@ -17,12 +17,13 @@ import { type WasmBackend, f32, heapMemory, heapOffset, i32, tensorId, withoutTh
  * tensor. Here it is one pass per step, in one of two ways:
  * - block by block (head sizes a multiple of 4, the usual case): a query's scores are computed only for the
  *   keys it may see (below the causal diagonal, inside its own document), with the SIMD kernels of simd.ts,
- *   and P·V and the gradients only over those keys. Causal attention skips half the work; rows packed
- *   with short conversations skip most of it (fine-tuning: the attention kernels' time ÷ 3).
- * - over whole rows: 2-D matmuls per (batch, head) (`multiply2d`), then the mask. The per-head matmuls are
- *   small (~1 MFLOP): with XNNPACK (no SIMD kernels), they run without its thread pool (`withoutThreadPool`).
- * The softmax is XNNPACK's over whole rows either way (hidden keys get exactly 0), and scaling and the
- * softmax gradient are single passes (SIMD where possible).
+ *   their softmax over those keys only (the others get exactly 0), and P·V and the gradients only over
+ *   those keys too, all shared out among the kernel threads. Causal attention skips half the work; rows
+ *   packed with short conversations skip most of it (fine-tuning: the attention kernels' time ÷ 3).
+ * - over whole rows: 2-D matmuls per (batch, head) (`multiply2d`), then the mask, and XNNPACK's softmax over
+ *   whole rows (hidden keys get exactly 0). The per-head matmuls are small (~1 MFLOP): with XNNPACK (no
+ *   SIMD kernels), they run without its thread pool (`withoutThreadPool`).
+ * Scaling and the softmax gradient are single passes (SIMD where possible).
  *
  * Inputs q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) with equal leading dimensions; with `causal`,
  * query i (the last Tq of Tk positions) sees keys j ≤ i + Tk − Tq, as `causalMask` defines. Optional
@@ -183,9 +184,10 @@ function forEachBlock(batch: number, blocks: Block[][], f: (b: number, block: Bl
 
 /**
  * The forward pass block by block with the SIMD kernels (simd.ts): scores only where a query may look
- * (its block, below the causal diagonal), MASKED_SCORE everywhere else, so the softmax (XNNPACK's, over
- * whole rows) gives those keys exactly 0; then O = P V over the visible keys only. For one causal block this
- * skips the half of the work above the diagonal; for rows packed with short documents, most of it.
+ * (its block, below the causal diagonal), their softmax (and exact zeros for every other key), then O = P V
+ * over the visible keys only. For one causal block this skips the half of the work above the diagonal; for
+ * rows packed with short documents, most of it. Each of the three steps is shared out among the kernel
+ * threads, block by block.
  */
 function blockAttention(
   backend: WasmBackend,
@@ -195,17 +197,19 @@ function blockAttention(
   scale: number,
   blocks: Block[][],
 ): void {
-  const scores = backend.makeOutput([batch, Tq, Tk], "float32");
-  f32(backend, scores).fill(MASKED_SCORE);
+  const scores = backend.makeOutput([batch, Tq, Tk], "float32"); // only the visible entries are written and read
   const [Q, K, V, S, O, P] = [q, k, v, scores, output, weights].map((t) => heapOffset(backend, t));
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
   const scoreCalls: KernelCall[] = [];
+  const softmaxCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
     const queries = Q + 4 * (b * Tq + q0) * hs;
-    scoreCalls.push(["dotProducts", queries, K + 4 * (b * Tk + k0) * hs, S + 4 * ((b * Tq + q0) * Tk + k0), rows, keys, hs, hs, hs, Tk, above, scale]);
+    const block = 4 * ((b * Tq + q0) * Tk + k0);
+    scoreCalls.push(["dotProducts", queries, K + 4 * (b * Tk + k0) * hs, S + block, rows, keys, hs, hs, hs, Tk, above, scale]);
+    softmaxCalls.push(["softmaxBlock", S + block, P + block, rows, keys, above, Tk, k0]);
   });
   runShared(threads, simd, scoreCalls);
-  backend.wasm._Softmax!(tensorId(backend, scores), tensorId(backend, weights), Tk, batch * Tq);
+  runShared(threads, simd, softmaxCalls);
   backend.disposeData(scores.dataId);
   const outputCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {

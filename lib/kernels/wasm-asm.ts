@@ -194,6 +194,19 @@ export class Func {
   f32Sqrt(): this {
     return this.emit(0x91);
   }
+  f32Max(): this {
+    return this.emit(0x97);
+  }
+  f32Nearest(): this {
+    return this.emit(0x90);
+  }
+  /** i32.trunc_sat_f32_s (NaN gives 0, no trap), and f32.reinterpret_i32 (the bits of an i32 as a float). */
+  i32FromF32(): this {
+    return this.emit(0xfc, 0x00);
+  }
+  f32Bits(): this {
+    return this.emit(0xbe);
+  }
   f64Load(offset = 0): this {
     return this.emit(0x2b, 3, ...unsignedLeb(offset));
   }
@@ -269,6 +282,30 @@ export class Func {
   }
   vabs(): this {
     return this.simd(0xe0);
+  }
+  /** f32x4.pmax: b where a < b, else a (one instruction, unlike f32x4.max's NaN rules); pmin likewise. */
+  vpmax(): this {
+    return this.simd(0xeb);
+  }
+  vpmin(): this {
+    return this.simd(0xea);
+  }
+  /** f32x4.nearest: round to the nearest integer, ties to even. */
+  vnearest(): this {
+    return this.simd(0x6a);
+  }
+  /** i32x4.trunc_sat_f32x4_s, then i32x4 add and shift left by a scalar: to build powers of two. */
+  vtruncToInt(): this {
+    return this.simd(0xf8);
+  }
+  vintAdd(): this {
+    return this.simd(0xae);
+  }
+  vintShl(): this {
+    return this.simd(0xab);
+  }
+  vintSplat(): this {
+    return this.simd(0x11);
   }
   vgt(): this {
     return this.simd(0x44); // f32x4.gt → lane mask
