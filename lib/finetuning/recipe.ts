@@ -9,8 +9,8 @@ import type { TrainerOptions } from "../training/trainer.js";
  * BPE tokenizer, 24 tokens per conversation; a conversation has only a few graded tokens, its answer).
  * Peak learning rate 2e-3: with packed batches it learned faster than 1e-3 (PyTorch simulation of this
  * recipe: 80% vs 46% of held-out additions after 1,600 steps). 2,100 steps, about 4.7 passes over the
- * 17,000 training conversations; from the BPE base model they reach 83-90% of held-out additions and 93-95%
- * of capitals, in 9-14 minutes with pretraining on this 2-core machine (data/README.md has the runs, and how
+ * 17,000 training conversations; from the BPE base model they reach 83-90.5% of held-out additions and 93-95.5%
+ * of capitals, in 7.5-14 minutes with pretraining on this 2-core machine (data/README.md has the runs, and how
  * the time varies with the machine's other tenants).
  */
 export const courseFineTuning = {

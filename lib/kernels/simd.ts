@@ -81,14 +81,13 @@ const A = [4.89352455891786e-3, 6.37261928875436e-4, 1.48572235717979e-5, 5.1222
 const B = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.19825839466702e-6];
 
 /** Pushes tanh(u) (u: v128 local) with the saturation fix; uses scratch v128 locals. */
-function emitTanh(f: Func, u: number, s: { c: number; u2: number; p: number; q: number }): void {
-  // u2 = u² (no clamp: lanes with |u| > CLAMP, where the polynomials may overflow, are replaced below)
-  f.get(u).set(s.c);
-  f.get(s.c).get(s.c).vmul().set(s.u2);
-  // p = c · (A1 + u2·(A3 + u2·(A5 + u2·(A7 + u2·(A9 + u2·(A11 + u2·A13))))))
+function emitTanh(f: Func, u: number, s: { u2: number; p: number; q: number }): void {
+  // u2 = u² (no clamp of u: lanes with |u| > CLAMP, where the polynomials may overflow, are replaced below)
+  f.get(u).get(u).vmul().set(s.u2);
+  // p = u · (A1 + u2·(A3 + u2·(A5 + u2·(A7 + u2·(A9 + u2·(A11 + u2·A13))))))
   f.f32(A[6]).splat();
   for (let k = 5; k >= 0; k--) f.get(s.u2).vmul().f32(A[k]).splat().vadd();
-  f.get(s.c).vmul().set(s.p);
+  f.get(u).vmul().set(s.p);
   // q = B0 + u2·(B2 + u2·(B4 + u2·B6))
   f.f32(B[3]).splat();
   for (let k = 2; k >= 0; k--) f.get(s.u2).vmul().f32(B[k]).splat().vadd();
@@ -101,7 +100,7 @@ function emitTanh(f: Func, u: number, s: { c: number; u2: number; p: number; q: 
 }
 
 function scratch(f: Func) {
-  return { c: f.local("v128"), u2: f.local("v128"), p: f.local("v128"), q: f.local("v128") };
+  return { u2: f.local("v128"), p: f.local("v128"), q: f.local("v128") };
 }
 
 function tanhFunc(): Func {
