@@ -146,6 +146,8 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
       [[1027, 96], [96, 130]], // 1027 = 4·256 + 3 rows: the last 3 one at a time
       [[1, 128], [128, 384]], // generation, one row: B read as it is (not packed)
       [[6, 300], [300, 24]], // a few rows against an unpacked B, K in 2 chunks
+      [[500, 1], [16, 1], false, true], // K = 1: A's rows and columns both 1 float apart
+      [[1, 40], [1, 24], true, false], // K = 1, A transposed
     ] as Array<[number[], number[], boolean?, boolean?]>) {
       const results = await onBoth(
         [

@@ -127,14 +127,15 @@ function packAFunc(): Func {
         f.get(out).i32(64).add().set(out);
       });
     });
-    // a transposed A (rowStride 1): the 4 floats of each k are next to each other
-    f.get(rowStride).i32(1).sub().eqz().if_(() => {
+    // a transposed A (rowStride 1, colStride not): the 4 floats of each k are next to each other
+    f.get(rowStride).i32(1).sub().eqz().get(colStride).i32(1).sub().eqz().eqz().and().if_(() => {
       f.forRange(k, () => f.i32(0), () => f.get(K), 1, () => {
         f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
         f.get(out).i32(16).add().set(out);
       });
     });
-    // what is left (all of it for an A read through other strides): one float at a time
+    // what is left (all of it for an A read through other strides): one float at a time, from k4 after the
+    // row-major path, from K (nothing) after the transposed one, else from 0
     const start = () => f.get(k4).get(K).i32(0).get(rowStride).i32(1).sub().eqz().select().get(colStride).i32(1).sub().eqz().select();
     f.forRange(k, start, () => f.get(K), 1, () => {
       f.forRange(r, () => f.i32(0), () => f.i32(4), 1, () => {
