@@ -630,7 +630,9 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     const c = tf.matMul(a, b).dataSync();
     let sum = 0;
     for (const x of c) sum += x;
-    console.log(JSON.stringify({ description: backend.description, sum }));
+    await initBackend("cpu");
+    const again = await initBackend("wasm"); // a second start reuses the threads of the first
+    console.log(JSON.stringify({ description: backend.description, again: again.description, sum }));
     // no process.exit(): the process must end by itself
   `;
 
@@ -642,6 +644,7 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     const t = JSON.parse(threaded.stdout.trim().split("\n").pop()!);
     const s = JSON.parse(single.stdout.trim().split("\n").pop()!);
     expect(t.description).toContain("2 threads");
+    expect(t.again).toContain("2 threads");
     expect(s.description).toContain("1 thread");
     expect(Math.abs(t.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
     // without our SIMD kernels, matmuls go to XNNPACK (and its own thread pool stays on)
@@ -689,6 +692,21 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
       setKernelThreads(threads);
       await tf.setBackend("cpu");
     }
+  });
+
+  it("a kernel call that fails on the threads throws, and the next job runs normally", async () => {
+    const { kernelThreads } = await import("../lib/kernels/threads.ts");
+    const { heapMemory } = await import("../lib/kernels/wasm-heap.ts");
+    await tf.setBackend("wasm");
+    const threads = kernelThreads(heapMemory(tf.backend() as never))!;
+    const outside = 0xfffff000; // far past the heap: every call traps, on whichever thread takes it
+    const bad = Array.from({ length: 64 }, (): [string, ...number[]] => ["addRows", outside, outside, outside, 1, 1024, 0]);
+    expect(() => threads.run(bad)).toThrow(/memory access out of bounds|failed on a worker thread/);
+    const x = tf.tensor(randomData(300 * 256), [300, 256]);
+    const doubled = tf.add(x, x); // big enough to be shared out
+    expect(Array.from(doubled.dataSync())).toEqual(Array.from(x.dataSync(), (v) => v + v));
+    tf.dispose([x, doubled]);
+    await tf.setBackend("cpu");
   });
 
   it("counts the CPUs idle now (the default number of threads): a CPU kept busy is not counted", async () => {

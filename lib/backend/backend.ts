@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { registerWasmKernels, startKernelThreads } from "../kernels/index.js";
+import { kernelThreadCount, registerWasmKernels, startKernelThreads } from "../kernels/index.js";
 import { type WasmBackend, setThreadPoolAddress, switchOffThreadPool } from "../kernels/wasm-heap.js";
 import { freeGradientMemoryEarly } from "./gradient-memory.js";
 import {
@@ -124,11 +124,13 @@ const loaders: Record<BackendName, Loader> = {
     if (customKernels) registerWasmKernels();
     // Our kernels' threads (kernels/threads.ts) do the heavy work; the module's own pool (XNNPACK's, for
     // tfjs's remaining kernels) would only compete with them for the cores: switched off (steps 6-7% faster)
-    const kernelThreads = customKernels && threaded ? await startKernelThreads(threadCount) : 1;
-    const poolAddress = threaded ? validatedThreadPoolAddress(await findThreadPoolAddress()) : undefined;
-    if (kernelThreads > 1 && poolAddress !== undefined) switchOffThreadPool(tf.backend() as unknown as WasmBackend, poolAddress);
-    else setThreadPoolAddress(poolAddress);
-    const threads = kernelThreads > 1 ? kernelThreads : wasmThreadsInUse();
+    const kernelThreads = customKernels && threaded ? await startKernelThreads(threadCount) : kernelThreadCount();
+    if (threaded) {
+      const poolAddress = validatedThreadPoolAddress(await findThreadPoolAddress());
+      if (kernelThreads > 1 && poolAddress !== undefined) switchOffThreadPool(tf.backend() as unknown as WasmBackend, poolAddress);
+      else setThreadPoolAddress(poolAddress);
+    }
+    const threads = kernelThreads > 1 ? kernelThreads : Math.max(1, wasmThreadsInUse());
     const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
     return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})`, threads };
   },

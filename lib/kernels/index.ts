@@ -10,7 +10,7 @@ import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from 
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
 import { simdKernels, simdModule } from "./simd.js";
-import { KernelThreads, setKernelThreads } from "./threads.js";
+import { KernelThreads, kernelThreads, setKernelThreads } from "./threads.js";
 import { transposeWasm } from "./transpose.js";
 import { type WasmBackend, heapMemory, isShared } from "./wasm-heap.js";
 
@@ -92,4 +92,10 @@ export async function startKernelThreads(count: number): Promise<number> {
   const threads = usable ? await KernelThreads.start(memory, [gemmModule.module(true), simdModule.module(true)], count) : null;
   setKernelThreads(threads);
   return threads?.count ?? 1;
+}
+
+/** How many threads our kernels run on (the pool `startKernelThreads` started, which outlives a re-init). */
+export function kernelThreadCount(): number {
+  const backend = tf.findBackend("wasm") as unknown as WasmBackend | null;
+  return (backend && kernelThreads(heapMemory(backend))?.count) || 1;
 }

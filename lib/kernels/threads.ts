@@ -154,9 +154,10 @@ export class KernelThreads {
       for (let done = Atomics.load(this.state, FINISHED); done !== count; done = Atomics.load(this.state, FINISHED)) {
         Atomics.wait(this.state, FINISHED, done);
       }
+      const workerFailed = this.state[FAILED] !== 0;
+      this.state[FAILED] = 0;
       if (failure !== undefined) throw failure;
-      if (this.state[FAILED]) {
-        this.state[FAILED] = 0;
+      if (workerFailed) {
         throw new Error(`KernelThreads: a kernel failed on a worker thread, in one of these calls: ${JSON.stringify(calls.slice(first, first + count))}`);
       }
       first += count;
@@ -177,10 +178,12 @@ export class KernelThreads {
       this.words.set(args, at + 2);
       at += 2 + args.length;
     }
+    // NEXT first: from then on, a worker still holding an earlier job number claims nothing (it may read the
+    // new CALLS), and JOB last: a worker that sees the new job number sees everything before it
     const job = ++this.job;
+    Atomics.store(this.state, NEXT, (job & 0xffff) << 16);
     Atomics.store(this.state, CALLS, count);
     Atomics.store(this.state, FINISHED, 0);
-    Atomics.store(this.state, NEXT, (job & 0xffff) << 16);
     Atomics.store(this.state, JOB, job);
     Atomics.notify(this.state, JOB);
     return count;

@@ -123,7 +123,6 @@ export function switchOffThreadPool(backend: WasmBackend, address: number): void
   backend.wasm.HEAP32[address >>> 2] = 0;
   threadPoolAddress = undefined;
 }
-export function getThreadPoolAddress() { return threadPoolAddress; }
 
 /**
  * Runs `f` with the wasm module's thread pool switched off (XNNPACK then works on the calling thread), for
