@@ -75,19 +75,20 @@ function packFunc(): Func {
       // columns j … j+7 (fewer at the end), zeros past N; contiguous full strips as two vector copies
       f.get(N).get(j).sub().tee(count).i32(STRIP).get(count).i32(STRIP).ltU().select().set(count);
       f.get(colStride).i32(1).sub().eqz().get(count).i32(STRIP).sub().eqz().and();
-      f.if_(() => {
-        f.get(out).get(from).load().store();
-        f.get(out).get(from).load(16).store(16);
-      });
-      f.get(colStride).i32(1).sub().eqz().get(count).i32(STRIP).sub().eqz().and().eqz();
-      f.if_(() => {
-        f.get(out).f32(0).splat().store();
-        f.get(out).f32(0).splat().store(16);
-        f.forRange(col, () => f.i32(0), () => f.get(count), 1, () => {
-          f.get(out).get(col).i32(2).shl().add().get(from).f32Load().f32Store();
-          f.get(from).get(colBytes).add().set(from);
-        });
-      });
+      f.ifElse(
+        () => {
+          f.get(out).get(from).load().store();
+          f.get(out).get(from).load(16).store(16);
+        },
+        () => {
+          f.get(out).f32(0).splat().store();
+          f.get(out).f32(0).splat().store(16);
+          f.forRange(col, () => f.i32(0), () => f.get(count), 1, () => {
+            f.get(out).get(col).i32(2).shl().add().get(from).f32Load().f32Store();
+            f.get(from).get(colBytes).add().set(from);
+          });
+        },
+      );
       f.get(out).i32(4 * STRIP).add().set(out);
     });
   });
@@ -109,42 +110,51 @@ function packAFunc(): Func {
   f.get(packed).set(out);
   f.forRange(t, () => f.i32(0), () => f.get(M), 4, () => {
     f.get(a).get(t).get(rowBytes).mul().add().set(from);
-    // row-major A: 4 rows × 4 k at a time, transposed in registers
-    f.get(colStride).i32(1).sub().eqz().if_(() => {
-      f.forRange(k, () => f.i32(0), () => f.get(k4), 4, () => {
-        f.get(from).get(k).i32(2).shl().add().load().set(r0);
-        f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
-        f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
-        f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
-        f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
-        f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
-        f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
-        f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
-        f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
-        f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
-        f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
-        f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
-        f.get(out).i32(64).add().set(out);
-      });
-    });
-    // a transposed A (rowStride 1, colStride not): the 4 floats of each k are next to each other
-    f.get(rowStride).i32(1).sub().eqz().get(colStride).i32(1).sub().eqz().eqz().and().if_(() => {
-      f.forRange(k, () => f.i32(0), () => f.get(K), 1, () => {
-        f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
+    // one float at a time, for k from `first` on
+    const oneByOne = (first: () => void) =>
+      f.forRange(k, first, () => f.get(K), 1, () => {
+        f.forRange(r, () => f.i32(0), () => f.i32(4), 1, () => {
+          f.get(out).get(r).i32(2).shl().add();
+          f.get(from).get(r).get(rowBytes).mul().add().get(k).get(colBytes).mul().add().f32Load();
+          f.f32Store();
+        });
         f.get(out).i32(16).add().set(out);
       });
-    });
-    // what is left (all of it for an A read through other strides): one float at a time, from k4 after the
-    // row-major path, from K (nothing) after the transposed one, else from 0
-    const start = () => f.get(k4).get(K).i32(0).get(rowStride).i32(1).sub().eqz().select().get(colStride).i32(1).sub().eqz().select();
-    f.forRange(k, start, () => f.get(K), 1, () => {
-      f.forRange(r, () => f.i32(0), () => f.i32(4), 1, () => {
-        f.get(out).get(r).i32(2).shl().add();
-        f.get(from).get(r).get(rowBytes).mul().add().get(k).get(colBytes).mul().add().f32Load();
-        f.f32Store();
-      });
-      f.get(out).i32(16).add().set(out);
-    });
+    f.get(colStride).i32(1).sub().eqz();
+    f.ifElse(
+      () => {
+        // row-major A: 4 rows × 4 k at a time, transposed in registers, then the last K mod 4
+        f.forRange(k, () => f.i32(0), () => f.get(k4), 4, () => {
+          f.get(from).get(k).i32(2).shl().add().load().set(r0);
+          f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
+          f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
+          f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
+          f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
+          f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
+          f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
+          f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
+          f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
+          f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
+          f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
+          f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
+          f.get(out).i32(64).add().set(out);
+        });
+        oneByOne(() => f.get(k4));
+      },
+      () => {
+        f.get(rowStride).i32(1).sub().eqz();
+        f.ifElse(
+          // a transposed A (rowStride 1): the 4 floats of each k are next to each other
+          () =>
+            f.forRange(k, () => f.i32(0), () => f.get(K), 1, () => {
+              f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
+              f.get(out).i32(16).add().set(out);
+            }),
+          // any other strides
+          () => oneByOne(() => f.i32(0)),
+        );
+      },
+    );
   });
   return f;
 }
@@ -165,7 +175,6 @@ function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Fun
     if (fused) f.get(x).get(y).get(sum).vmadd().set(sum);
     else f.get(sum).get(x).get(y).vmul().vadd().set(sum);
   };
-  const fullStrip = () => f.get(j).i32(STRIP).add().get(N).ltU().get(j).i32(STRIP).add().get(N).sub().eqz().or();
   f.forRange(k0, () => f.i32(0), () => f.get(K), K_CHUNK, () => {
     // this chunk's rows of a strip: min(K_CHUNK, K − k0) rows, bKBytes apart
     f.get(K).get(k0).sub().tee(chunkBytes).i32(K_CHUNK).get(chunkBytes).i32(K_CHUNK).ltU().select().get(bKBytes).mul().set(chunkBytes);
@@ -198,34 +207,36 @@ function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Fun
           f.br(0);
         }));
         f.get(c).get(i).get(cRowBytes).mul().add().get(j).i32(2).shl().add().set(cRow);
-        fullStrip();
-        f.if_(() => {
-          // a full strip: add the earlier chunks' sums, store
-          for (let q = 0; q < R; q++) {
-            for (let half = 0; half < 2; half++) {
-              f.get(k0).if_(() => f.get(acc[2 * q + half]).get(cRow).load(16 * half).vadd().set(acc[2 * q + half]));
-              f.get(cRow).get(acc[2 * q + half]).store(16 * half);
+        // j + 8 ≤ N: a full strip; else the last strip, N − j < 8 columns
+        f.get(j).i32(STRIP).add().get(N).ltU().get(j).i32(STRIP).add().get(N).sub().eqz().or();
+        f.ifElse(
+          () => {
+            // add the earlier chunks' sums, store
+            for (let q = 0; q < R; q++) {
+              for (let half = 0; half < 2; half++) {
+                f.get(k0).if_(() => f.get(acc[2 * q + half]).get(cRow).load(16 * half).vadd().set(acc[2 * q + half]));
+                f.get(cRow).get(acc[2 * q + half]).store(16 * half);
+              }
+              f.get(cRow).get(cRowBytes).add().set(cRow);
             }
-            f.get(cRow).get(cRowBytes).add().set(cRow);
-          }
-        });
-        fullStrip();
-        f.eqz().if_(() => {
-          // the last strip, N − j < 8 columns: through scratch, column by column
-          for (let q = 0; q < R; q++) {
-            f.get(scratch).get(acc[2 * q]).store(32 * q);
-            f.get(scratch).get(acc[2 * q + 1]).store(32 * q + 16);
-          }
-          f.forRange(r, () => f.i32(0), () => f.i32(R), 1, () => {
-            f.forRange(col, () => f.i32(0), () => f.get(N).get(j).sub(), 1, () => {
-              f.get(cRow).get(col).i32(2).shl().add();
-              f.get(scratch).get(r).i32(5).shl().add().get(col).i32(2).shl().add().f32Load();
-              f.get(cRow).get(col).i32(2).shl().add().f32Load().f32(0).get(k0).select().f32Add();
-              f.f32Store();
+          },
+          () => {
+            // through scratch, column by column
+            for (let q = 0; q < R; q++) {
+              f.get(scratch).get(acc[2 * q]).store(32 * q);
+              f.get(scratch).get(acc[2 * q + 1]).store(32 * q + 16);
+            }
+            f.forRange(r, () => f.i32(0), () => f.i32(R), 1, () => {
+              f.forRange(col, () => f.i32(0), () => f.get(N).get(j).sub(), 1, () => {
+                f.get(cRow).get(col).i32(2).shl().add();
+                f.get(scratch).get(r).i32(5).shl().add().get(col).i32(2).shl().add().f32Load();
+                f.get(cRow).get(col).i32(2).shl().add().f32Load().f32(0).get(k0).select().f32Add();
+                f.f32Store();
+              });
+              f.get(cRow).get(cRowBytes).add().set(cRow);
             });
-            f.get(cRow).get(cRowBytes).add().set(cRow);
-          });
-        });
+          },
+        );
       });
     });
   });

@@ -12,7 +12,8 @@ import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } fr
 import { simdKernels, simdModule } from "./simd.js";
 import { KernelThreads, kernelThreads, setKernelThreads } from "./threads.js";
 import { transposeWasm } from "./transpose.js";
-import { type WasmBackend, heapMemory, isShared } from "./wasm-heap.js";
+import { isShared } from "./wasm-asm.js";
+import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
 /**
  * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm

@@ -591,6 +591,23 @@ function columnSumsFunc(): Func {
   return f;
 }
 
+/**
+ * One row of floats: out[i] = a[i] + b[i] for byte offsets i < rowBytes (pointers and counts are i32 locals),
+ * 4 at a time up to vectorBytes, then one at a time; i is the loop's local.
+ */
+function emitRowSum(f: Func, out: number, a: number, b: number, i: number, vectorBytes: number, rowBytes: number): void {
+  f.forRange(i, () => f.i32(0), () => f.get(vectorBytes), 16, () => {
+    f.get(out).get(i).add();
+    f.get(a).get(i).add().load().get(b).get(i).add().load().vadd();
+    f.store();
+  });
+  f.forRange(i, () => f.get(vectorBytes), () => f.get(rowBytes), 4, () => {
+    f.get(out).get(i).add();
+    f.get(a).get(i).add().f32Load().get(b).get(i).add().f32Load().f32Add();
+    f.f32Store();
+  });
+}
+
 function addRowsFunc(): Func {
   const f = new Func("addRows", 6);
   const [a, b, out, rows, width, bStride] = [0, 1, 2, 3, 4, 5];
@@ -602,16 +619,7 @@ function addRowsFunc(): Func {
   f.get(b).set(bRow);
   f.get(out).set(outRow);
   f.forRange(r, () => f.i32(0), () => f.get(rows), 1, () => {
-    f.forRange(i, () => f.i32(0), () => f.get(vectorEnd), 16, () => {
-      f.get(outRow).get(i).add();
-      f.get(aRow).get(i).add().load().get(bRow).get(i).add().load().vadd();
-      f.store();
-    });
-    f.forRange(i, () => f.get(vectorEnd), () => f.get(rowBytes), 4, () => {
-      f.get(outRow).get(i).add();
-      f.get(aRow).get(i).add().f32Load().get(bRow).get(i).add().f32Load().f32Add();
-      f.f32Store();
-    });
+    emitRowSum(f, outRow, aRow, bRow, i, vectorEnd, rowBytes);
     f.get(aRow).get(rowBytes).add().set(aRow);
     f.get(bRow).get(bRowBytes).add().set(bRow);
     f.get(outRow).get(rowBytes).add().set(outRow);
@@ -653,16 +661,7 @@ function scatterAddRowsFunc(): Func {
     f.if_(() => {
       f.get(x).get(r).get(rowBytes).mul().add().set(src);
       f.get(out).get(id).get(rowBytes).mul().add().set(dst);
-      f.forRange(j, () => f.i32(0), () => f.get(vectorBytes), 16, () => {
-        f.get(dst).get(j).add();
-        f.get(dst).get(j).add().load().get(src).get(j).add().load().vadd();
-        f.store();
-      });
-      f.forRange(j, () => f.get(vectorBytes), () => f.get(rowBytes), 4, () => {
-        f.get(dst).get(j).add();
-        f.get(dst).get(j).add().f32Load().get(src).get(j).add().f32Load().f32Add();
-        f.f32Store();
-      });
+      emitRowSum(f, dst, dst, src, j, vectorBytes, rowBytes);
     });
   });
   return f;

@@ -1,3 +1,5 @@
+import { isShared } from "./wasm-asm.js";
+
 /**
  * Worker threads that run our WebAssembly kernels (gemm.ts, simd.ts) on the shared wasm heap, beside the
  * calling thread: how a matmul, an attention layer or a GELU uses every core.
@@ -107,7 +109,7 @@ export class KernelThreads {
    * returns null where that is impossible (no worker threads, as in browsers; count < 2).
    */
   static async start(memory: WebAssembly.Memory, modules: WebAssembly.Module[], count: number): Promise<KernelThreads | null> {
-    if (count < 2 || !(memory.buffer instanceof SharedArrayBuffer)) return null;
+    if (count < 2 || !isShared(memory)) return null;
     let Worker: typeof import("node:worker_threads").Worker;
     try {
       ({ Worker } = await import("node:worker_threads"));

@@ -113,6 +113,14 @@ export class Func {
     then();
     return this.emit(0x0b);
   }
+  /** if (cond on stack) { then } else { otherwise } */
+  ifElse(then: () => void, otherwise: () => void): this {
+    this.emit(0x04, 0x40);
+    then();
+    this.emit(0x05);
+    otherwise();
+    return this.emit(0x0b);
+  }
   select(): this {
     return this.emit(0x1b);
   }
@@ -283,12 +291,9 @@ export class Func {
   vabs(): this {
     return this.simd(0xe0);
   }
-  /** f32x4.pmax: b where a < b, else a (one instruction, unlike f32x4.max's NaN rules); pmin likewise. */
+  /** f32x4.pmax: b where a < b, else a (one instruction, unlike f32x4.max's NaN rules). */
   vpmax(): this {
     return this.simd(0xeb);
-  }
-  vpmin(): this {
-    return this.simd(0xea);
   }
   /** f32x4.nearest: round to the nearest integer, ties to even. */
   vnearest(): this {
@@ -365,6 +370,11 @@ export function encodeModule(funcs: Func[], shared: boolean): Uint8Array<ArrayBu
   ]);
 }
 
+/** Whether a memory is shared between threads (the threaded wasm build's). */
+export function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+}
+
 /**
  * A module of kernels, compiled once for each kind of heap (shared between threads or not) and instantiated
  * once for each heap it works on. `instance` is null where it cannot be built (no WebAssembly SIMD) or when
@@ -397,8 +407,7 @@ export class KernelModule<Kernels> {
     const off = typeof process !== "undefined" && process.env?.GPT_WASM_SIMD_KERNELS === "0";
     if (!off) {
       try {
-        const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-        kernels = new WebAssembly.Instance(this.module(shared), { env: { memory } }).exports as unknown as Kernels;
+        kernels = new WebAssembly.Instance(this.module(isShared(memory)), { env: { memory } }).exports as unknown as Kernels;
       } catch (error) {
         if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn(`${this.description} unavailable:`, error);
       }

@@ -56,11 +56,6 @@ export function heapMemory(backend: WasmBackend): WebAssembly.Memory | undefined
   return memory instanceof WebAssembly.Memory ? memory : undefined;
 }
 
-/** Whether a memory is shared between threads (the threaded wasm build's). */
-export function isShared(memory: WebAssembly.Memory): boolean {
-  return typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-}
-
 /** Byte offset of a tensor's data in the wasm heap. */
 export function heapOffset(backend: WasmBackend, tensor: tf.TensorInfo): number {
   return backend.dataIdMap.get(tensor.dataId).memoryOffset;
