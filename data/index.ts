@@ -3,5 +3,5 @@ export { loadSpeeches, loadStateOfTheUnion, toPlainAscii } from "./sotu.js";
 export type { Speech, SotuOptions } from "./sotu.js";
 export { TASKS, SYSTEM_PROMPTS, defaultInstructionOptions, generateInstructions, checkHeldOut } from "./instructions.js";
 export type { TaskName, InstructionOptions } from "./instructions.js";
-export { conversationsToJsonl, writeConversations, readConversations, parseConversations, conversationProblems } from "./instructions-jsonl.js";
+export { conversationsToJsonl, writeConversations, readConversations, readInstructions, instructionsFile, parseConversations, conversationProblems } from "./instructions-jsonl.js";
 export type { Conversation } from "./instructions-jsonl.js";

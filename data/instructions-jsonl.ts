@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import type { ChatMessage, Role } from "gpt-course";
 
 /**
@@ -33,6 +34,17 @@ export function writeConversations(file: string, conversations: readonly Convers
 export function readConversations(file: string): Conversation[] {
   if (!fs.existsSync(file)) throw new Error(`readConversations: ${file} does not exist.`);
   return parseConversations(fs.readFileSync(file, "utf8"), file);
+}
+
+/** The course's instruction data, data/instructions/train.jsonl or test.jsonl, wherever this package is. */
+export function instructionsFile(split: "train" | "test"): string {
+  const packageRoot = path.basename(__dirname) === "dist" ? path.dirname(__dirname) : __dirname; // built or source
+  return path.join(packageRoot, "instructions", `${split}.jsonl`);
+}
+
+/** The course's training or test conversations (`npm run data:instructions` writes them). */
+export function readInstructions(split: "train" | "test"): Conversation[] {
+  return readConversations(instructionsFile(split));
 }
 
 /** Most problems listed in one error; the rest are counted. */

@@ -78,7 +78,7 @@ export { evaluateExactMatch, accuracyTable } from "./finetuning/evaluate.js";
 export type { EvaluationExample, GradedAnswer, TaskAccuracy, EvaluationResult, EvaluationOptions } from "./finetuning/evaluate.js";
 export { extendVocabulary } from "./finetuning/extend-vocabulary.js";
 export { LoRAAdapter, LoRAGPT, defaultLoRAOptions } from "./finetuning/lora.js";
-export { courseFineTuning } from "./finetuning/recipe.js";
+export { chatBasePretraining, courseFineTuning } from "./finetuning/recipe.js";
 export type { LoRAOptions, LoRATarget } from "./finetuning/lora.js";
 
 // Weights I/O.
@@ -90,7 +90,7 @@ export type { HFGPT2Config } from "./weights/gpt2.js";
 // Visualisation: Plotly figures, shown in notebooks.
 export { lineChart, lossCurves, heatmap, barChart, sideBySide } from "./viz/figures.js";
 export type { Figure } from "./viz/figures.js";
-export { showFigure, liveFigure, figureHtml, showTable, tableHtml, escapeHtml } from "./viz/notebook.js";
+export { showFigure, liveFigure, figureHtml, figureFromHtml, FIGURE_MARK, PLOTLY_LIBRARY_MARK, showTable, tableHtml, escapeHtml } from "./viz/notebook.js";
 
 // Utilities.
 export { Random } from "./utils/random.js";

@@ -4,8 +4,7 @@
  *
  *   npm run evaluate:chat -- --checkpoint chat_dir [--base base_dir] [--test file] [--per-task N] [--tasks a,b]
  */
-import * as path from "node:path";
-import { readConversations } from "course-data";
+import { instructionsFile, readConversations } from "course-data";
 import {
   accuracyTable,
   addChatTokens,
@@ -38,7 +37,7 @@ run(async () => {
   });
   if (!flags.checkpoint) fail(`--checkpoint is required.\n\n${usage}`);
   const examples = selectExamples(
-    readConversations(flags.test ?? path.join("data", "instructions", "test.jsonl")),
+    readConversations(flags.test ?? instructionsFile("test")),
     integerFlag("per-task", flags["per-task"], Number.MAX_SAFE_INTEGER),
     flags.tasks?.split(","),
   );

@@ -10,7 +10,7 @@
  * continues exactly (with the same --data and batch options).
  */
 import * as path from "node:path";
-import { type Conversation, readConversations } from "course-data";
+import { type Conversation, instructionsFile, readConversations } from "course-data";
 import {
   addChatTokens,
   ConversationDataset,
@@ -77,8 +77,7 @@ run(async () => {
     trainerOptions.minLearningRate = (trainerOptions.learningRate as number) / 10;
   }
 
-  const dataFolder = flags.data ?? path.join("data", "instructions");
-  const conversations = readConversations(path.join(dataFolder, "train.jsonl"));
+  const conversations = readConversations(flags.data ? path.join(flags.data, "train.jsonl") : instructionsFile("train"));
   const { batchSize, validationFraction, seed } = courseFineTuning.data;
   const validationCount = Math.max(1, Math.round(conversations.length * validationFraction));
   const dataset = new ConversationDataset(

@@ -1,18 +1,20 @@
 /**
  * Pretrains a GPT from scratch and saves checkpoints.
  *
- *   npm run pretrain -- [--config file.json] [--steps N] [--out dir] [--resume dir] [--corpus path]
+ *   npm run pretrain -- [--recipe chat-base] [--config file.json] [--steps N] [--out dir] [--resume dir] [--corpus path]
  *
- * Default: the course's CPU model (4 layers, 4 heads, 128 wide, context 128) with a character tokenizer on
- * the State of the Union addresses. A config's "tokenizer" section can ask for byte-pair encoding instead,
- * trained here on the corpus (and on extra files, e.g. the chat data the model will later be fine-tuned on).
+ * Default: the course's recipe (notebook 05): the course model (4 layers, 4 heads, 128 wide, context 128) with
+ * a character tokenizer on the State of the Union addresses. `--recipe chat-base` trains notebook 07's base
+ * model for chat instead: a BPE tokenizer with single digits, trained on the corpus and the chat data. A
+ * config's "tokenizer" section can ask for byte-pair encoding too.
  * Ctrl-C saves a checkpoint and stops; `--resume` continues exactly.
  */
 import * as fs from "node:fs";
-import { loadStateOfTheUnion, readConversations } from "course-data";
+import { instructionsFile, loadStateOfTheUnion, readConversations } from "course-data";
 import {
   BPETokenizer,
   CharTokenizer,
+  chatBasePretraining,
   DIGITS_PATTERN,
   formatDuration,
   GPT2_PATTERN,
@@ -31,6 +33,8 @@ import {
 import { fail, integerFlag, parseCommandLine, run, startBackend, trainWithCheckpoints } from "./cli.js";
 
 const usage = `usage: npm run pretrain -- [options]
+  --recipe NAME     "course" (the default: notebook 05's character model) or "chat-base" (notebook 07's base
+                    model for chat: BPE with single digits, trained on the speeches and the chat data)
   --config FILE     JSON with optional "model" (GPT config fields or "preset"), "trainer" (Trainer options),
                     "data" ({ "batchSize": 16, "validationFraction": 0.1, "seed": 1337 }) and "tokenizer"
                     ({ "kind": "char" }, the default, or { "kind": "bpe", "vocabSize": 1536, "splitDigits": true,
@@ -60,6 +64,7 @@ interface RunConfig {
 
 run(async () => {
   const flags = parseCommandLine(usage, {
+    recipe: { type: "string" },
     config: { type: "string" },
     steps: { type: "string" },
     out: { type: "string" },
@@ -67,7 +72,8 @@ run(async () => {
     corpus: { type: "string" },
     "save-every": { type: "string" },
   });
-  const userConfig = flags.config ? readRunConfig(flags.config) : {};
+  const recipe = recipeConfig(flags.recipe ?? "course");
+  const userConfig: RunConfig = { ...recipe, ...(flags.config ? readRunConfig(flags.config) : {}) };
   const out = flags.out ?? flags.resume ?? "checkpoints/pretrain";
   const saveEvery = integerFlag("save-every", flags["save-every"], 500);
   await startBackend();
@@ -78,7 +84,7 @@ run(async () => {
   let trainerOptions: Partial<TrainerOptions> & { maxSteps: number };
   const checkpoint = flags.resume ? await loadCheckpoint(flags.resume) : undefined;
   if (checkpoint) {
-    if (flags.config) fail("--resume uses the checkpoint's own config; leave out --config.");
+    if (flags.config || flags.recipe) fail("--resume uses the checkpoint's own config; leave out --config and --recipe.");
     if (!checkpoint.tokenizer || !checkpoint.trainerOptions) fail(`${flags.resume} has no tokenizer or trainer state to resume from.`);
     ({ model, tokenizer } = checkpoint as { model: GPT; tokenizer: Tokenizer });
     trainerOptions = checkpoint.trainerOptions;
@@ -106,6 +112,16 @@ run(async () => {
   await trainWithCheckpoints(trainer, last, saveEvery, () => saveCheckpoint(out, { model, tokenizer, trainer }));
   console.error(`saved ${out} at step ${trainer.step}`);
 });
+
+/** The named recipes, as config sections (a --config file's sections replace them). */
+function recipeConfig(name: string): RunConfig {
+  if (name === "course") return {};
+  if (name === "chat-base") {
+    const { tokenizer, ...rest } = chatBasePretraining;
+    return { ...rest, tokenizer: { kind: "bpe", vocabSize: tokenizer.vocabSize, splitDigits: true, alsoTrainOn: [instructionsFile("train")] } };
+  }
+  fail(`--recipe must be "course" or "chat-base", got "${name}".`);
+}
 
 function readRunConfig(file: string): RunConfig {
   if (!fs.existsSync(file)) fail(`--config: ${file} does not exist.`);

@@ -295,6 +295,13 @@ def run_notebook(nb_path: Path, args, env: dict) -> None:
                     print("\n".join("    | " + line for line in _strip_ansi(out).rstrip().splitlines()))
     finally:
         _kill_kernel(client)
+        if failure is None:
+            # How this run went, for scripts/figures.ts --store (the notebooks' stored outputs record it).
+            nb.metadata["execution"] = {
+                "mode": "quick" if args.quick else "full",
+                "seconds": round(time.monotonic() - t_start, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
         if args.out:
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)

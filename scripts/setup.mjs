@@ -8,7 +8,9 @@
  *    - on Debian/Ubuntu as root (or with password-less sudo): apt-get installs the Debian packages;
  *    - else, when pip is available: `python3 -m pip install notebook nbclient nbconvert`;
  *    - else prints the commands to run yourself;
- * 4. checks that Jupyter sees the repo's TypeScript kernel (jupyter/kernels/tslab, through JUPYTER_PATH).
+ * 4. checks that Jupyter sees the repo's TypeScript kernel (jupyter/kernels/tslab, through JUPYTER_PATH);
+ * 5. checks for Chromium, which draws the course's figures for `npm run figures` and the figure tests
+ *    (Debian's `chromium`, installed with the packages above; elsewhere set CHROMIUM=/path/to/chrome).
  *
  * Options: --skip-npm (Jupyter part only), --skip-jupyter (npm part only), --with-torch (also the Debian
  * PyTorch packages that the reference-comparison tests use).
@@ -84,16 +86,18 @@ if (!args.has("--skip-jupyter")) {
   step("looking for Jupyter and nbclient ...");
   let jupyter = findJupyter();
   let python = findNotebookRunnerPython();
-  if (!jupyter || !python || args.has("--with-torch")) {
+  const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
+  const needChromium = !existsSync(chromium);
+  if (!jupyter || !python || needChromium || args.has("--with-torch")) {
     const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
     const hasApt = process.platform === "linux" && succeeds("apt-get", ["--version"]);
     const sudo = isRoot ? [] : succeeds("sudo", ["-n", "true"]) ? ["sudo", "-n"] : undefined;
-    const packages = [...APT_PACKAGES, ...(args.has("--with-torch") ? APT_PACKAGES_OPTIONAL : [])];
+    const packages = [...APT_PACKAGES, ...(needChromium ? ["chromium"] : []), ...(args.has("--with-torch") ? APT_PACKAGES_OPTIONAL : [])];
     if (hasApt && sudo) {
       const [cmd, ...pre] = [...sudo, "apt-get"];
       const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
       if (!run(cmd, [...pre, "update"], { env }) || !run(cmd, [...pre, "install", "-y", "--no-install-recommends", ...packages], { env })) {
-        problems.push("apt-get could not install the Jupyter packages (see above)");
+        problems.push("apt-get could not install the Debian packages (see above)");
       }
     } else if (!jupyter || !python) {
       const pip = ["python3", "/usr/bin/python3"].find((py) => succeeds(py, ["-m", "pip", "--version"]));
@@ -116,6 +120,9 @@ if (!args.has("--skip-jupyter")) {
   else problems.push(`Jupyter (Notebook or Lab) is not installed.\n${INSTALL_HELP}`);
   if (python) console.log(`[setup] ok: ${python} has nbclient and nbconvert (notebook tests, HTML export)`);
   else problems.push(`no Python with nbclient and nbconvert (needed by the notebook tests).\n${INSTALL_HELP}`);
+
+  if (existsSync(chromium)) console.log(`[setup] ok: Chromium at ${chromium} (draws the figures for \`npm run figures\` and the figure tests)`);
+  else problems.push(`Chromium was not found at ${chromium}: the figure tests and \`npm run figures\` draw figures in it. Install Chromium or Chrome and set CHROMIUM=/path/to/it.`);
 
   // 4. The repo's kernelspec.
   if (jupyter) {

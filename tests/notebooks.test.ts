@@ -5,13 +5,20 @@
  * which stops at the first failing cell and prints its index, source and stderr; that text becomes the
  * assertion message here. Notebooks import `gpt-course` from lib/dist, which `npm test` builds first.
  *
+ * The executed notebooks (quick mode, written to a temporary folder, never over the committed ones) are then
+ * read back, and every figure in them is checked: heatmaps go from white (smallest value) to dark (largest).
+ *
  * Environment knobs: NOTEBOOK_CELL_TIMEOUT_S (default 300), NOTEBOOK_TEST_TIMEOUT_S (default 900, per
- * notebook), NOTEBOOK_OUT_DIR (write executed notebooks there), JUPYTER_PYTHON (Python with nbclient).
+ * notebook), NOTEBOOK_OUT_DIR (where to write executed notebooks; default a temporary folder), JUPYTER_PYTHON
+ * (Python with nbclient).
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { type Figure, figureFromHtml } from "gpt-course";
+import { readNotebook, textOf } from "../scripts/notebook-outputs.js";
 
 const repo = resolve(__dirname, "..");
 const notebooksDir = join(repo, "notebooks");
@@ -20,6 +27,7 @@ const libEntry = join(repo, "lib", "dist", "index.js");
 const python = process.env.JUPYTER_PYTHON ?? (existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3");
 const cellTimeoutS = Number(process.env.NOTEBOOK_CELL_TIMEOUT_S ?? 300);
 const testTimeoutS = Number(process.env.NOTEBOOK_TEST_TIMEOUT_S ?? 900);
+const outDir = resolve(process.env.NOTEBOOK_OUT_DIR ?? mkdtempSync(join(tmpdir(), "quick-notebooks-")));
 
 const notebooks = existsSync(notebooksDir)
   ? readdirSync(notebooksDir)
@@ -34,8 +42,7 @@ interface RunResult {
 }
 
 function runNotebook(file: string): Promise<RunResult> {
-  const args = [runner, "--quick", "--timeout", String(cellTimeoutS), join(notebooksDir, file)];
-  if (process.env.NOTEBOOK_OUT_DIR) args.splice(1, 0, "--out", resolve(process.env.NOTEBOOK_OUT_DIR));
+  const args = [runner, "--quick", "--timeout", String(cellTimeoutS), "--out", outDir, join(notebooksDir, file)];
   return new Promise((done, fail) => {
     // SIGTERM (not SIGKILL) on timeout: the runner then shuts its kernel down before exiting.
     const child = spawn(python, args, {
@@ -51,6 +58,36 @@ function runNotebook(file: string): Promise<RunResult> {
     child.on("error", fail);
     child.on("close", (code, signal) => done({ code, signal, output }));
   });
+}
+
+/** The figures among an executed notebook's outputs. */
+function figuresIn(file: string): Figure[] {
+  return readNotebook(join(outDir, file)).cells.flatMap((cell) =>
+    (cell.outputs ?? []).flatMap((output) => {
+      const figure = figureFromHtml(textOf(output.data?.["text/html"]));
+      return figure ? [figure] : [];
+    }),
+  );
+}
+
+/** Relative luminance of a #rrggbb colour, 0 (black) to 1 (white). */
+function luminance(colour: string): number {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16) / 255);
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/** What is wrong with a figure's heatmaps: the course draws small values light and large values dark. */
+function heatmapProblems(figure: Figure): string[] {
+  const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "";
+  return figure.data
+    .filter((trace) => trace.type === "heatmap")
+    .flatMap((trace) => {
+      const scale = trace.colorscale as Array<[number, string]> | string | undefined;
+      if (!Array.isArray(scale) || !scale.every(([, colour]) => /^#[0-9a-f]{6}$/i.test(colour))) return [`"${title}": colour scale ${JSON.stringify(scale)} is not a list of #rrggbb stops`];
+      const [low, high] = [luminance(scale[0][1]), luminance(scale[scale.length - 1][1])];
+      const reversed = trace.reversescale === true;
+      return (reversed ? low < high : low > high) ? [] : [`"${title}": the smallest value is drawn darker than the largest`];
+    });
 }
 
 function libBuildProblem(): string | undefined {
@@ -102,6 +139,7 @@ describe("notebooks", () => {
               : `failed (exit ${result.code}) after ${seconds} s`;
           throw new Error(`notebooks/${file} ${how}\n${result.output.trim()}`);
         }
+        expect(figuresIn(file).flatMap(heatmapProblems)).toEqual([]);
       },
       testTimeoutS * 1000,
     );

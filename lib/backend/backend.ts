@@ -28,7 +28,7 @@ import {
  *   - on wasm: custom kernels and fused ops (lib/kernels/, GPT_WASM_KERNELS=0 keeps tfjs's own), among
  *     them our own matmul (kernels/gemm.ts), WebAssembly SIMD loops inside them (GPT_WASM_SIMD_KERNELS=0;
  *     fused multiply-adds where the runtime has relaxed SIMD, GPT_WASM_FMA=0 turns those off), and worker
- *     threads in Node (wasm-threads.ts, kernels/threads.ts: by default the CPUs idle at start-up;
+ *     threads in Node (wasm-threads.ts, kernels/threads.ts: by default one per CPU;
  *     GPT_WASM_THREADS=0 or =<n>);
  *   - on every backend: backward-pass memory freed as soon as it is no longer needed
  *     (gradient-memory.ts, GPT_FREE_GRADIENTS=0).
@@ -109,7 +109,7 @@ const loaders: Record<BackendName, Loader> = {
     // Threads are chosen once, before the wasm module first starts (see wasm-threads.ts; GPT_WASM_THREADS).
     // (not tf.findBackend: it would start the module, before the flag below is set)
     const firstStart = !("wasm" in ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry ?? {}));
-    const threadCount = firstStart ? await wantedThreadCount() : 1; // sampling idle CPUs takes 200 ms: only once
+    const threadCount = firstStart ? await wantedThreadCount() : 1;
     const threaded = firstStart && (await enableWasmThreads(wasmPackage, threadCount));
     let started = threaded ? await withCpuCountFor(threadCount, () => tf.setBackend("wasm")) : await tf.setBackend("wasm");
     if (!started && threaded) {

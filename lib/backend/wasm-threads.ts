@@ -22,8 +22,8 @@ import * as tf from "@tensorflow/tfjs";
  * at its end instead of exiting. `unrefWorkers()` marks them as not keeping the process alive, so scripts,
  * tests and notebooks end normally (a process that exits kills its workers).
  *
- * Nothing about the maths changes. By default it uses the CPUs that are idle at start-up
- * (`wantedThreadCount`); GPT_WASM_THREADS=0 turns it off, GPT_WASM_THREADS=<n> picks the number of threads.
+ * Nothing about the maths changes. By default it uses one thread per CPU (`wantedThreadCount`);
+ * GPT_WASM_THREADS=0 turns it off, GPT_WASM_THREADS=<n> picks the number of threads.
  *
  * With our kernels (lib/kernels/), what the threaded build gives is above all its heap in a
  * SharedArrayBuffer: our own kernel threads (kernels/threads.ts) work on it, and the build's pool is then
@@ -37,11 +37,10 @@ let installed = false;
 const isNode = (): boolean => typeof process !== "undefined" && typeof process.versions?.node === "string";
 
 /**
- * How many threads to use: GPT_WASM_THREADS if set (0 or 1: none), else the CPUs that are idle when the
- * backend starts (`idleCpus`, rounded; at most 8). A parallel region needs all its threads running at once;
- * on a machine whose cores are already busy, threads wait for each other and a step gets slower, not
- * faster (measured here: 2 threads with a load average of 11 on 2 CPUs were 25-35% slower than 1). On an
- * idle laptop this gives every core.
+ * How many threads to use: GPT_WASM_THREADS if set (0 or 1: none), else one per CPU (at most 8). Kernel
+ * threads share each call's work through one queue (kernels/threads.ts), so a thread slowed by another
+ * program on its core takes fewer pieces instead of holding the others up; bench/NOTES.md has the
+ * measurement with a busy core.
  */
 export async function wantedThreadCount(): Promise<number> {
   if (!isNode()) return 1;
@@ -52,30 +51,7 @@ export async function wantedThreadCount(): Promise<number> {
     return Math.max(1, n);
   }
   const cpus = (await import("node:os")).cpus().length;
-  return Math.max(1, Math.min(Math.round(await idleCpus()), cpus, 8));
-}
-
-/**
- * How many CPUs are idle right now: the idle share of all CPUs' time over a short sample, from the
- * operating system's per-CPU counters. (Not the load average: it remembers the last minute, so a
- * `npm run finetune` started right after `npm run pretrain` would see that run's load and take 1 thread.)
- */
-export async function idleCpus(sampleMilliseconds = 200): Promise<number> {
-  const os = await import("node:os");
-  const totals = () => {
-    let idle = 0;
-    let all = 0;
-    for (const { times } of os.cpus()) {
-      idle += times.idle;
-      all += times.user + times.nice + times.sys + times.idle + times.irq;
-    }
-    return { idle, all };
-  };
-  const before = totals();
-  await new Promise((resolve) => setTimeout(resolve, sampleMilliseconds));
-  const after = totals();
-  const elapsed = after.all - before.all;
-  return elapsed > 0 ? (os.cpus().length * (after.idle - before.idle)) / elapsed : os.cpus().length;
+  return Math.max(1, Math.min(cpus, 8));
 }
 
 /**

@@ -9,12 +9,32 @@ export interface Figure {
   layout: Record<string, unknown>;
 }
 
+/**
+ * Titles sit left-aligned just above the plot area (and above a heatmap's top tick labels: `automargin` pushes
+ * the top margin as far as they need), wrapped to lines of at most 60 characters, so that they never run
+ * under Plotly's toolbar, which appears at the top right when the mouse is over a figure.
+ */
+export function titleLayout(text: string): Record<string, unknown> {
+  return { text: wrapText(text, 60), x: 0, xanchor: "left", xref: "paper", y: 1, yanchor: "bottom", yref: "paper", pad: { b: 10 }, automargin: true };
+}
+
 const baseLayout = (title: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  title: { text: title },
-  margin: { l: 60, r: 20, t: 50, b: 50 },
+  title: titleLayout(title),
+  margin: { l: 60, r: 20, t: 40, b: 50 },
   height: 380,
   ...extra,
 });
+
+/** Breaks text at spaces into lines of at most `width` characters, joined with Plotly's <br>. */
+export function wrapText(text: string, width: number): string {
+  const lines: string[] = [];
+  for (const word of text.split(" ")) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + 1 + word.length <= width) lines[last] += ` ${word}`;
+    else lines.push(word);
+  }
+  return lines.join("<br>");
+}
 
 /** One line per series, e.g. { train: [...], validation: [...] } against shared or per-series x values. */
 export function lineChart(
@@ -24,8 +44,8 @@ export function lineChart(
   return {
     data: Object.entries(series).map(([name, { x, y }]) => ({ type: "scatter", mode: "lines", name, x, y })),
     layout: baseLayout(options.title ?? "", {
-      xaxis: { title: { text: options.xTitle ?? "" }, type: options.logX ? "log" : "linear" },
-      yaxis: { title: { text: options.yTitle ?? "" }, type: options.logY ? "log" : "linear" },
+      xaxis: { title: { text: options.xTitle ?? "" }, type: options.logX ? "log" : "linear", automargin: true },
+      yaxis: { title: { text: options.yTitle ?? "" }, type: options.logY ? "log" : "linear", automargin: true },
     }),
   };
 }
@@ -42,7 +62,16 @@ export function lossCurves(history: TrainingHistory, title = "Loss"): Figure {
   );
 }
 
-/** A matrix as a heatmap; rows top to bottom, like the matrix is written. Attention maps use this. */
+/** The course's colour scale for heatmaps: white for the smallest value (e.g. weight 0), dark blue for the largest. */
+export const HEATMAP_COLOURS: Array<[number, string]> = [
+  [0, "#ffffff"],
+  [1, "#08306b"],
+];
+
+/**
+ * A matrix as a heatmap; rows top to bottom, like the matrix is written. Attention maps
+ * use this with zmin 0 and zmax 1: white is weight 0, dark blue weight 1.
+ */
 export function heatmap(
   matrix: number[][],
   options: {
@@ -51,8 +80,8 @@ export function heatmap(
     yLabels?: string[];
     xTitle?: string;
     yTitle?: string;
-    /** A Plotly scale name or [position, colour] stops; default white (0) to dark blue (max). */
-    colorscale?: string | Array<[number, string]>;
+    /** [position, colour] stops from zmin to zmax; default HEATMAP_COLOURS (white to dark blue) */
+    colorscale?: Array<[number, string]>;
     zmin?: number;
     zmax?: number;
   } = {},
@@ -68,15 +97,15 @@ export function heatmap(
         // Plotly merges repeated category labels; a zero-width space per position keeps every token its own column.
         x: uniqueLabels(x),
         y: uniqueLabels(y),
-        colorscale: options.colorscale ?? [[0, "#ffffff"], [1, "#08306b"]],
+        colorscale: options.colorscale ?? HEATMAP_COLOURS,
         zmin: options.zmin,
         zmax: options.zmax,
       },
     ],
     layout: baseLayout(options.title ?? "", {
-      xaxis: { title: { text: options.xTitle ?? "" }, side: "top", type: "category" },
-      yaxis: { title: { text: options.yTitle ?? "" }, autorange: "reversed", type: "category" },
-      height: Math.max(300, 40 + 22 * y.length),
+      xaxis: { title: { text: options.xTitle ?? "" }, type: "category", automargin: true },
+      yaxis: { title: { text: options.yTitle ?? "" }, autorange: "reversed", type: "category", automargin: true },
+      height: Math.max(300, 120 + 22 * y.length),
     }),
   };
 }
@@ -90,23 +119,67 @@ export function barChart(
   return {
     data: [{ type: "bar", x: uniqueLabels(labels), y: values, name: options.name ?? "" }],
     layout: baseLayout(options.title ?? "", {
-      xaxis: { title: { text: options.xTitle ?? "" }, type: "category" },
-      yaxis: { title: { text: options.yTitle ?? "" } },
+      xaxis: { title: { text: options.xTitle ?? "" }, type: "category", automargin: true },
+      yaxis: { title: { text: options.yTitle ?? "" }, automargin: true },
     }),
   };
 }
 
-/** Several figures' traces side by side in one row (each trace keeps its own axis). */
-export function sideBySide(figures: Figure[], title = ""): Figure {
+/**
+ * Several figures in one row, each keeping its own axes and axis titles; each panel's title sits above it.
+ * Heatmaps share one colour scale (zmin and zmax: given, else the range of all their values) with one colour
+ * bar at the right, so that equal colours mean equal values in every panel.
+ */
+export function sideBySide(figures: Figure[], title = "", options: { zmin?: number; zmax?: number; height?: number } = {}): Figure {
   const n = figures.length;
-  const layout: Record<string, unknown> = baseLayout(title, { grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: false });
+  const heatmaps = figures.flatMap((figure) => figure.data).filter((trace) => trace.type === "heatmap");
+  const values = heatmaps.flatMap((trace) => (trace.z as number[][]).flat());
+  const zmin = options.zmin ?? Math.min(...values);
+  const zmax = options.zmax ?? Math.max(...values);
+  // Panels with the same row labels (e.g. attention maps of one sentence) show them once, at the left;
+  // otherwise the gap between panels leaves room for each panel's row labels and axis title.
+  const rowLabels = (figure: Figure) => JSON.stringify([figure.data[0]?.y, (figure.layout.yaxis as { title?: unknown })?.title]);
+  const sharedRows = figures.every((figure) => figure.data[0]?.type === "heatmap" && rowLabels(figure) === rowLabels(figures[0]));
+  const longestRowLabel = Math.max(0, ...figures.slice(1).flatMap((figure) => figure.data.flatMap((trace) => (trace.type === "heatmap" ? (trace.y as string[]) : []).map((label) => label.length))));
+  const gapPixels = sharedRows ? 24 : 60 + 7 * longestRowLabel;
+  const gap = Math.min(0.2, gapPixels / 780); // as a fraction of the plotting width (about 780 px in a notebook)
+  const width = (1 - gap * (n - 1)) / n;
+  const layout: Record<string, unknown> = {
+    ...baseLayout(title),
+    // The figure's title goes above the panel titles (the pad leaves them a line).
+    title: { ...titleLayout(title), pad: { b: 32 } },
+    margin: { l: 60, r: 20, t: 40, b: 20 },
+    height: options.height ?? Math.max(...figures.map((figure) => Number(figure.layout.height ?? 380))) + 40,
+    showlegend: false,
+    annotations: [],
+  };
+  const annotations = layout.annotations as Array<Record<string, unknown>>;
   const data = figures.flatMap((figure, i) => {
     const suffix = i === 0 ? "" : String(i + 1);
-    // Each panel's own title goes under its x axis; only the first heatmap keeps a colour bar.
-    layout[`xaxis${suffix}`] = { ...(figure.layout.xaxis as object), side: "bottom", title: (figure.layout.title as object) ?? {} };
-    layout[`yaxis${suffix}`] = figure.layout.yaxis;
-    return figure.data.map((trace) => ({ ...trace, xaxis: `x${suffix}`, yaxis: `y${suffix}`, ...(i > 0 ? { showscale: false } : {}) }));
+    const domain = [i * (width + gap), i * (width + gap) + width];
+    layout[`xaxis${suffix}`] = { ...(figure.layout.xaxis as object), domain, anchor: `y${suffix}`, automargin: true };
+    const hideRows = sharedRows && i > 0 ? { showticklabels: false, title: { text: "" } } : {};
+    layout[`yaxis${suffix}`] = { ...(figure.layout.yaxis as object), anchor: `x${suffix}`, automargin: true, ...hideRows };
+    const panelTitle = (figure.layout.title as { text?: string } | undefined)?.text ?? "";
+    annotations.push({
+      text: panelTitle,
+      xref: `x${suffix} domain`,
+      yref: `y${suffix} domain`,
+      x: 0.5,
+      y: 1,
+      xanchor: "center",
+      yanchor: "bottom",
+      yshift: 6,
+      showarrow: false,
+      font: { size: 14 },
+    });
+    return figure.data.map((trace) => {
+      const placed: Record<string, unknown> = { ...trace, xaxis: `x${suffix}`, yaxis: `y${suffix}` };
+      if (trace.type === "heatmap") Object.assign(placed, { zmin, zmax, showscale: i === n - 1 });
+      return placed;
+    });
   });
+  if (heatmaps.length > 0) layout.margin = { ...(layout.margin as object), r: 90 };
   return { data, layout };
 }
 

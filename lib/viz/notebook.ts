@@ -16,6 +16,10 @@ interface Tslab {
   newDisplay(): NotebookDisplay;
 }
 
+/** Attributes that let tools find the outputs again (scripts/figures.ts turns figures into PNG images). */
+export const FIGURE_MARK = 'class="course-figure"';
+export const PLOTLY_LIBRARY_MARK = 'data-course="plotly-library"';
+
 let plotlySent = false;
 let figureCount = 0;
 
@@ -30,7 +34,7 @@ function tslab(): Tslab {
 function ensurePlotly(display: NotebookDisplay): void {
   if (plotlySent) return;
   const library = fs.readFileSync(require.resolve("plotly.js-dist-min/plotly.min.js"), "utf8");
-  display.html(`<script type="text/javascript">${library.replace(/<\/script/gi, "<\\/script")}</script>`);
+  display.html(`<script type="text/javascript" ${PLOTLY_LIBRARY_MARK}>${library.replace(/<\/script/gi, "<\\/script")}</script>`);
   plotlySent = true;
 }
 
@@ -38,10 +42,19 @@ function ensurePlotly(display: NotebookDisplay): void {
 export function figureHtml(figure: Figure, id = `figure-${process.pid}-${++figureCount}`): string {
   const spec = JSON.stringify({ data: figure.data, layout: figure.layout, config: { responsive: true, displaylogo: false } });
   return (
-    `<div id="${id}" style="width:100%;min-height:${Number(figure.layout.height ?? 380)}px"></div>` +
+    `<div id="${id}" ${FIGURE_MARK} style="width:100%;min-height:${Number(figure.layout.height ?? 380)}px"></div>` +
     `<script type="text/javascript">(function(){var s=${spec.replace(/<\//g, "<\\/")};` +
     `function draw(){if(window.Plotly){window.Plotly.newPlot("${id}",s.data,s.layout,s.config);}else{setTimeout(draw,50);}}draw();})();</script>`
   );
+}
+
+/** The figure inside an output written by `figureHtml`, or undefined for any other HTML. */
+export function figureFromHtml(html: string): Figure | undefined {
+  if (!html.includes(FIGURE_MARK)) return undefined;
+  const spec = /var s=(\{.*?\});function draw\(\)/s.exec(html);
+  if (!spec) return undefined;
+  const { data, layout } = JSON.parse(spec[1]) as Figure; // `<\/` is a valid JSON escape of `</`
+  return { data, layout };
 }
 
 /** Shows a figure as a new output of the current cell. */

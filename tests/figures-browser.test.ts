@@ -1,0 +1,74 @@
+/**
+ * The course's figures drawn by plotly.js in headless Chromium, as a learner sees them in a notebook: no title
+ * under Plotly's toolbar, no title on top of tick labels, nothing cut off at the figure's edges.
+ * (Chromium: Debian's `chromium`, which .ci/run installs; or $CHROMIUM.)
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { barChart, type Figure, heatmap, lineChart, sideBySide } from "gpt-course";
+import { FigureRenderer, type TextBox } from "../scripts/figure-renderer.js";
+
+const tokens = ["Fellow", "-", "Citizens", " of", " the", " Senate", " and", " House"];
+const attention = tokens.map((_, i) => tokens.map((_, j) => (j <= i ? 1 / (i + 1) : 0)));
+const characters = "The capital of France".split("");
+const charAttention = characters.map((_, i) => characters.map((_, j) => (j <= i ? 1 / (i + 1) : 0)));
+const longTitle = 'The 10 most likely next tokens after "The capital of France is" (uniform would be 1/V = 1.99e-5)';
+
+const figures: Record<string, Figure> = {
+  "a bar chart with a long title": barChart(["a", "b", "c"], [1, 2, 3], { title: longTitle, yTitle: "probability" }),
+  "a line chart": lineChart({ loss: { x: [1, 2, 3], y: [3, 2, 1] } }, { title: "Pretraining loss", xTitle: "step", yTitle: "nats" }),
+  "a heatmap of tokens": heatmap(attention, { title: longTitle, xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query", zmin: 0, zmax: 1 }),
+  "a heatmap of characters": heatmap(charAttention, { title: "Block 0, head 0", xLabels: characters, yLabels: characters, zmin: 0, zmax: 1 }),
+  "attention maps side by side": sideBySide(
+    [0, 1, 2].map((head) => heatmap(attention, { title: `head ${head}: the previous token`, xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query" })),
+    "Three hand-built heads",
+    { zmin: 0, zmax: 1 },
+  ),
+  "heatmaps of different sizes side by side": sideBySide(
+    [heatmap(attention, { title: "sequence 1", xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query" }), heatmap(charAttention, { title: "sequence 2", xLabels: characters, yLabels: characters, xTitle: "key", yTitle: "query" })],
+    longTitle,
+  ),
+  "bar charts side by side": sideBySide(
+    [barChart(tokens, [5, 4, 3, 2, 1, 1, 1, 1], { title: "GPT-2: % of all tokens" }), barChart(characters.slice(0, 8), [5, 4, 3, 2, 1, 1, 1, 1], { title: "ours: % of all tokens" })],
+    "The most frequent tokens",
+  ),
+};
+
+const overlap = (a: TextBox, b: TextBox) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+const describeBox = (box: TextBox) => `${box.kind} "${box.text}" [${[box.left, box.top, box.right, box.bottom].map(Math.round).join(", ")}]`;
+
+describe("figures in a browser", () => {
+  let renderer: FigureRenderer;
+  beforeAll(async () => {
+    renderer = await FigureRenderer.start();
+  }, 60_000);
+  afterAll(async () => {
+    await renderer?.close();
+  });
+
+  for (const [name, figure] of Object.entries(figures)) {
+    it(`${name}: no text overlaps another, the toolbar or the figure's edge`, async () => {
+      const boxes = await renderer.draw(figure, { modeBar: true });
+      const frame = await renderer.frame();
+      const labels = boxes.filter((box) => box.kind !== "modebar");
+      expect(labels.some((box) => box.kind === "title")).toBe(true);
+      const problems: string[] = [];
+      for (const [i, a] of boxes.entries()) {
+        for (const b of boxes.slice(i + 1)) {
+          const sameAxisTicks = a.kind === b.kind && (a.kind === "xtick" || a.kind === "ytick");
+          if (!sameAxisTicks && overlap(a, b)) problems.push(`${describeBox(a)} overlaps ${describeBox(b)}`);
+        }
+      }
+      for (const box of labels) {
+        const inside = box.left >= frame.left - 0.5 && box.right <= frame.right + 0.5 && box.top >= frame.top - 0.5 && box.bottom <= frame.bottom + 0.5;
+        if (!inside) problems.push(`${describeBox(box)} is cut off by the figure's edge`);
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+
+  it("side-by-side panels keep their axis titles and show each panel's title", async () => {
+    const boxes = await renderer.draw(figures["heatmaps of different sizes side by side"]);
+    expect(boxes.filter((box) => box.kind === "axis title").map((box) => box.text)).toEqual(expect.arrayContaining(["key", "query"]));
+    expect(boxes.filter((box) => box.kind === "annotation").map((box) => box.text)).toEqual(["sequence 1", "sequence 2"]);
+  });
+});
