@@ -85,6 +85,17 @@ describe("checkpoints", () => {
     fs.renameSync(directory, `${directory}.previous`); // the state right after the first rename
     const recovered = await loadCheckpoint(directory);
     expect(recovered.model.config).toEqual(model.config);
+    const original = new Map(model.namedParameters());
+    for (const [name, variable] of recovered.model.namedParameters()) {
+      expect(Array.from(variable.dataSync()), name).toEqual(Array.from(original.get(name)!.dataSync()));
+    }
+    const state = trainer.getState();
+    expect(recovered.trainerState?.step).toBe(state.step);
+    expect(recovered.trainerState?.data).toEqual(state.data);
+    for (const [name, moment] of Object.entries(state.optimizer.secondMoments)) {
+      expect(Array.from(recovered.trainerState!.optimizer.secondMoments[name].dataSync()), name).toEqual(Array.from(moment.dataSync()));
+    }
+    tf.dispose([...Object.values(state.optimizer.firstMoments), ...Object.values(state.optimizer.secondMoments)]);
     recovered.disposeTrainerState();
     recovered.model.dispose();
     trainer.dispose();
@@ -143,8 +154,81 @@ describe("checkpoints", () => {
       fs.writeFileSync(file, JSON.stringify(config));
       await expect(loadCheckpoint(directory)).rejects.toThrow(/has shape \[.*\] but the model expects/);
     });
+    /** As a checkpoint saved before config.json held checksums: the file checks below then meet the damage. */
+    const withoutChecksums = (directory: string) => {
+      const file = path.join(directory, "config.json");
+      const config = JSON.parse(fs.readFileSync(file, "utf8"));
+      delete config.checksums;
+      fs.writeFileSync(file, JSON.stringify(config));
+    };
+    const makeWithTrainer = async (name: string): Promise<string> => {
+      const { model, trainer } = freshRun();
+      const directory = path.join(folder, name);
+      await saveCheckpoint(directory, { model, tokenizer, trainer });
+      trainer.dispose();
+      model.dispose();
+      return directory;
+    };
+
+    it("config.json that holds no object", async () => {
+      const directory = await make("null-config");
+      fs.writeFileSync(path.join(directory, "config.json"), "null");
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/config\.json must hold a JSON object, got null/);
+    });
+    it("a weights file changed on disk: the checksum names it", async () => {
+      const directory = await make("corrupt");
+      const file = path.join(directory, "model.safetensors");
+      const bytes = fs.readFileSync(file);
+      bytes[bytes.length - 3] ^= 0x40; // one bit of one weight
+      fs.writeFileSync(file, bytes);
+      const before = tf.memory().numTensors;
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/model\.safetensors is corrupt \(its SHA-256 checksum differs/);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+    it("a weight that is not a number", async () => {
+      const directory = await make("nan");
+      withoutChecksums(directory);
+      const file = path.join(directory, "model.safetensors");
+      const bytes = fs.readFileSync(file);
+      bytes.writeFloatLE(Number.NaN, bytes.length - 4);
+      fs.writeFileSync(file, bytes);
+      const before = tf.memory().numTensors;
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/holds NaN at index \d+: the weights are corrupt/);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+    it("missing optimizer.safetensors", async () => {
+      const directory = await makeWithTrainer("no-optimizer");
+      withoutChecksums(directory);
+      fs.rmSync(path.join(directory, "optimizer.safetensors"));
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/optimizer\.safetensors is missing, but trainer\.json is there/);
+    });
+    it("an optimizer file that lacks a tensor: the moments read so far are freed", async () => {
+      const directory = await makeWithTrainer("short-optimizer");
+      withoutChecksums(directory);
+      const { openSafetensors, writeSafetensors } = await import("gpt-course");
+      const file = path.join(directory, "optimizer.safetensors");
+      const reader = await openSafetensors(file);
+      const kept: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
+      for (const name of reader.names().filter((name) => name !== "v.ln_f.bias")) {
+        const { shape, data } = await reader.readTensor(name);
+        kept[name] = { dtype: "F32", shape: [...shape], data: data as Float32Array };
+      }
+      await reader.close();
+      await writeSafetensors(file, kept);
+      const before = tf.memory().numTensors;
+      await expect(loadCheckpoint(directory)).rejects.toThrow(/v\.ln_f\.bias/);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+    it("saving under a path whose parent is a file", async () => {
+      const blocker = path.join(folder, "a-file");
+      fs.writeFileSync(blocker, "not a folder");
+      const model = new GPT(modelConfig);
+      await expect(saveCheckpoint(path.join(blocker, "run"), { model })).rejects.toThrow(/cannot create a folder at ".*a-file\/run\.incoming" \(ENOTDIR\)/);
+      model.dispose();
+    });
     it("truncated weights", async () => {
       const directory = await make("truncated");
+      withoutChecksums(directory);
       const file = path.join(directory, "model.safetensors");
       const bytes = fs.readFileSync(file);
       fs.writeFileSync(file, bytes.subarray(0, bytes.length - 1000));

@@ -81,6 +81,45 @@ describe("loadGPT2", () => {
   });
 });
 
+describe("loadGPT2 refuses wrong files, leaking nothing", () => {
+  /** A copy of the fixture with config.json and model.safetensors changed by `edit`. */
+  async function brokenCopy(name: string, edit: { config?: unknown; weights?: (bytes: Buffer) => Buffer }): Promise<string> {
+    const directory = path.join(scratch, name);
+    fs.mkdirSync(directory, { recursive: true });
+    const config = JSON.parse(fs.readFileSync(path.join(fixture, "config.json"), "utf8"));
+    fs.writeFileSync(path.join(directory, "config.json"), JSON.stringify("config" in edit ? edit.config : config));
+    const weights = fs.readFileSync(path.join(fixture, "model.safetensors"));
+    fs.writeFileSync(path.join(directory, "model.safetensors"), edit.weights ? edit.weights(weights) : weights);
+    return directory;
+  }
+  const fixtureConfig = () => JSON.parse(fs.readFileSync(path.join(fixture, "config.json"), "utf8"));
+
+  it.each([
+    ["config.json holding null", { config: null }, /must hold a JSON object.*got null/],
+    ["config.json holding a list", { config: [] }, /must hold a JSON object.*got \[\]/],
+    ["a size missing from config.json", { config: { ...fixtureConfig(), n_layer: undefined } }, /"n_layer" must be a positive integer, got undefined/],
+    ["fewer layers in config.json than in the file", { config: { ...fixtureConfig(), n_layer: fixtureConfig().n_layer - 1 } }, /tensor\(s\) this config has no place for \("(transformer\.)?h\.\d+\..*check n_layer/],
+    ["a truncated safetensors file", { weights: (bytes: Buffer) => bytes.subarray(0, bytes.length - 100) }, /model\.safetensors/],
+    ["a weight that is not a number", { weights: (bytes: Buffer) => withNaN(bytes) }, /"(transformer\.)?wte\.weight" in .* holds NaN at index 0: the file is corrupt/],
+  ])("%s", async (name, edit, message) => {
+    const directory = await brokenCopy(name.replace(/\W+/g, "-"), edit);
+    const before = tf.memory().numTensors;
+    await expect(loadGPT2(directory)).rejects.toThrow(message);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+/** The safetensors bytes with the first float of the token embedding (wte) replaced by NaN. */
+function withNaN(bytes: Buffer): Buffer {
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8")) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const wte = header["wte.weight"] ?? header["transformer.wte.weight"];
+  expect(wte.dtype).toBe("F32");
+  const copy = Buffer.from(bytes);
+  copy.writeFloatLE(Number.NaN, 8 + headerLength + wte.data_offsets[0]);
+  return copy;
+}
+
 describe("saveGPT2", () => {
   it("round trip: save, load, same logits, and the published tensor names", async () => {
     const directory = path.join(scratch, "roundtrip");

@@ -19,10 +19,10 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
-function pretrain(config: object, out: string) {
+function pretrain(config: object, out: string, extra: string[] = []) {
   const file = join(folder, `${out}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const args = ["--conditions=source", "scripts/pretrain.ts", "--config", file, "--corpus", corpus, "--out", join(folder, out)];
+  const args = ["--conditions=source", "scripts/pretrain.ts", "--config", file, "--corpus", corpus, "--out", join(folder, out), ...extra];
   return spawnSync(process.execPath, [resolve(repo, "node_modules/tsx/dist/cli.mjs"), ...args], {
     cwd: repo,
     env: { ...process.env, GPT_BACKEND: "cpu" },
@@ -59,4 +59,19 @@ describe("npm run pretrain with a BPE tokenizer", () => {
     expect(unknown.status).not.toBe(0);
     expect(unknown.stderr).toContain('tokenizer kind must be "char" or "bpe"');
   }, 60_000);
+
+  it("--recipe chat-base trains notebook 07's tokenizer: 1,536 tokens, single digits, the chat data's words merged", async () => {
+    const run = pretrain(tiny, "chat-base", ["--recipe", "chat-base"]); // the config file replaces model, trainer and data
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toContain("trained a BPE tokenizer of 1536 tokens");
+    const checkpoint = await loadCheckpoint(join(folder, "chat-base"));
+    expect(checkpoint.tokenizer?.vocabSize).toBe(1536);
+    expect(checkpoint.tokenizer?.encode("1861")).toHaveLength(4);
+    expect(checkpoint.tokenizer?.encode(" capital")).toHaveLength(1);
+    expect(checkpoint.trainerOptions?.maxSteps).toBe(2);
+    checkpoint.model.dispose();
+    const unknown = pretrain(tiny, "unknown-recipe", ["--recipe", "chat"]);
+    expect(unknown.status).not.toBe(0);
+    expect(unknown.stderr).toContain('--recipe must be "course" or "chat-base", got "chat"');
+  }, 120_000);
 });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -17,7 +18,9 @@ import type { Trainer, TrainerOptions, TrainerState } from "./trainer.js";
  *   trainer.json           step, random-generator states and loss history (only with a trainer)
  *
  * Saving is atomic: the new checkpoint is written in full next to the old one and then swapped in with
- * renames, so a crash or a full disk during a save leaves the previous checkpoint intact.
+ * renames, so a crash or a full disk during a save leaves the previous checkpoint intact. config.json, written
+ * last, holds a SHA-256 checksum of each other file, so that loading detects a file corrupted on disk or in a
+ * copy (and names it) instead of training on damaged weights.
  */
 const FORMAT = "gpt-course-checkpoint";
 const VERSION = 1;
@@ -28,6 +31,8 @@ interface ConfigFile {
   model: GPTConfig;
   tokenizer?: TokenizerJSON;
   trainer?: TrainerOptions;
+  /** SHA-256 (hex) of each other file of the checkpoint; absent in checkpoints saved before checksums. */
+  checksums?: Record<string, string>;
 }
 
 interface TrainerFile {
@@ -56,13 +61,13 @@ export async function saveCheckpoint(
   const { model, tokenizer, trainer } = contents;
   const incoming = `${directory}.incoming`;
   const previous = `${directory}.previous`;
-  fs.rmSync(incoming, { recursive: true, force: true });
-  fs.mkdirSync(incoming, { recursive: true });
   try {
-    const config: ConfigFile = { format: FORMAT, version: VERSION, model: model.config };
-    if (tokenizer) config.tokenizer = tokenizer.toJSON();
-    if (trainer) config.trainer = trainer.options;
-    writeJson(path.join(incoming, "config.json"), config);
+    fs.rmSync(incoming, { recursive: true, force: true });
+    fs.mkdirSync(incoming, { recursive: true });
+  } catch (error) {
+    throw new Error(`saveCheckpoint: cannot create a folder at "${incoming}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): choose an output path whose parent folders exist or can be made, and are not files.`);
+  }
+  try {
     await writeSafetensors(path.join(incoming, "model.safetensors"), await tensorsToWrite(model.namedParameters()), {
       format: "pt",
     });
@@ -86,6 +91,11 @@ export async function saveCheckpoint(
       };
       writeJson(path.join(incoming, "trainer.json"), trainerFile);
     }
+    const config: ConfigFile = { format: FORMAT, version: VERSION, model: model.config };
+    if (tokenizer) config.tokenizer = tokenizer.toJSON();
+    if (trainer) config.trainer = trainer.options;
+    config.checksums = Object.fromEntries(fs.readdirSync(incoming).sort().map((file) => [file, sha256(path.join(incoming, file))]));
+    writeJson(path.join(incoming, "config.json"), config);
   } catch (error) {
     fs.rmSync(incoming, { recursive: true, force: true });
     throw new Error(`saveCheckpoint: could not write "${directory}" (${(error as Error).message}); any previous checkpoint there is unchanged.`);
@@ -105,6 +115,7 @@ export async function loadCheckpoint(directory: string): Promise<Checkpoint> {
     else throw new Error(`loadCheckpoint: no checkpoint at "${directory}" (the directory does not exist).`);
   }
   const config = readConfig(location);
+  verifyChecksums(location, config);
   const model = new GPT(config.model);
   try {
     await loadParameters(model.namedParameters(), path.join(location, "model.safetensors"));
@@ -135,7 +146,11 @@ export function resumeTrainer(trainer: Trainer, checkpoint: Checkpoint): void {
 
 function readConfig(directory: string): ConfigFile {
   const file = path.join(directory, "config.json");
-  const config = readJson(file) as Partial<ConfigFile>;
+  const value = readJson(file);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`loadCheckpoint: ${file} must hold a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}. Is this a checkpoint directory?`);
+  }
+  const config = value as Partial<ConfigFile>;
   if (config.format !== FORMAT) throw new Error(`loadCheckpoint: ${file} is not a ${FORMAT} config (format: ${JSON.stringify(config.format)}).`);
   if (config.version !== VERSION) throw new Error(`loadCheckpoint: ${file} has version ${config.version}; this library reads version ${VERSION}.`);
   if (!config.model) throw new Error(`loadCheckpoint: ${file} has no "model" config.`);
@@ -147,6 +162,21 @@ function readConfig(directory: string): ConfigFile {
   return config as ConfigFile;
 }
 
+/** Compares each file with the checksum config.json recorded when it was saved. */
+function verifyChecksums(directory: string, config: ConfigFile): void {
+  for (const [file, expected] of Object.entries(config.checksums ?? {})) {
+    const full = path.join(directory, file);
+    if (!fs.existsSync(full)) throw new Error(`loadCheckpoint: ${full} is missing, but config.json lists it: the checkpoint is incomplete.`);
+    if (sha256(full) !== expected) {
+      throw new Error(`loadCheckpoint: ${full} is corrupt (its SHA-256 checksum differs from the one saved in config.json). Restore it from a copy, or train again.`);
+    }
+  }
+}
+
+function sha256(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
 async function readTrainerState(directory: string, model: GPT): Promise<TrainerState> {
   const file = readJson(path.join(directory, "trainer.json")) as TrainerFile;
   if (!Number.isInteger(file.step) || !Number.isInteger(file.optimizerStep) || !file.history) {
@@ -155,14 +185,22 @@ async function readTrainerState(directory: string, model: GPT): Promise<TrainerS
   const names = model.namedParameters().map(([name]) => name);
   const firstMoments: Record<string, tf.Tensor> = {};
   const secondMoments: Record<string, tf.Tensor> = {};
-  const optimizerFile = await openSafetensors(path.join(directory, "optimizer.safetensors"));
+  const optimizerPath = path.join(directory, "optimizer.safetensors");
+  if (!fs.existsSync(optimizerPath)) {
+    throw new Error(`loadCheckpoint: ${optimizerPath} is missing, but trainer.json is there: the optimizer state is lost. Load the weights alone by deleting trainer.json, or resume from an earlier checkpoint.`);
+  }
+  const optimizerFile = await openSafetensors(optimizerPath);
   try {
     for (const name of names) {
       for (const [prefix, target] of [["m", firstMoments], ["v", secondMoments]] as const) {
         const { shape, data } = await optimizerFile.readTensor(`${prefix}.${name}`);
+        checkFinite(data as Float32Array, `${prefix}.${name}`, optimizerPath);
         target[name] = tf.tensor(data as Float32Array, [...shape], "float32");
       }
     }
+  } catch (error) {
+    tf.dispose([...Object.values(firstMoments), ...Object.values(secondMoments)]);
+    throw error;
   } finally {
     await optimizerFile.close();
   }
@@ -184,11 +222,18 @@ export async function loadParameters(named: Array<[string, tf.Variable]>, file: 
       if (shape.join() !== variable.shape.join()) {
         throw new Error(`${file}: "${name}" has shape [${shape}] but the model expects [${variable.shape}]. Does config.json match the weights?`);
       }
+      checkFinite(data as Float32Array, name, file);
       tf.tidy(() => variable.assign(tf.tensor(data as Float32Array, variable.shape, "float32")));
     }
   } finally {
     await weights.close();
   }
+}
+
+/** Weights that are NaN or infinite make every later result NaN: refuse them where they are read. */
+function checkFinite(data: Float32Array, name: string, file: string): void {
+  const bad = data.findIndex((value) => !Number.isFinite(value));
+  if (bad >= 0) throw new Error(`${file}: "${name}" holds ${data[bad]} at index ${bad}: the weights are corrupt (or training diverged before the save).`);
 }
 
 async function tensorsToWrite(named: Array<[string, tf.Tensor]>): Promise<Record<string, TensorToWrite>> {

@@ -101,37 +101,67 @@ export async function loadGPT2(directory: string): Promise<GPT> {
   for (const file of [configFile, weightsFile]) {
     if (!fs.existsSync(file)) throw new Error(`loadGPT2: ${file} is missing. Download a model with \`npm run download:gpt2 -- gpt2\`.`);
   }
-  let hfConfig: HFGPT2Config;
+  let hfConfig: unknown;
   try {
     hfConfig = JSON.parse(fs.readFileSync(configFile, "utf8"));
   } catch (error) {
     throw new Error(`loadGPT2: ${configFile} is not valid JSON (${(error as Error).message}).`);
   }
-  const model = new GPT(configFromHF(hfConfig));
-  const weights = await openSafetensors(weightsFile);
+  const config = configFromHF(checkHFConfig(hfConfig, configFile));
+  const weights = await openSafetensors(weightsFile); // a rejected file throws here, before any tensor exists
+  let model: GPT | undefined;
   try {
+    model = new GPT(config);
     const stored = new Map(weights.names().map((name) => [name.replace(/^transformer\./, ""), name]));
     for (const [name, variable] of model.namedParameters()) {
       const fileName = stored.get(name);
       if (!fileName) throw new Error(`loadGPT2: ${weightsFile} has no tensor "${name}" (nor "transformer.${name}").`);
+      stored.delete(name);
       const { shape, data } = await weights.readTensor(fileName);
       const transposed = name === "lm_head.weight"; // nn.Linear (V, C) → our (C, V)
       const expected = transposed ? [...variable.shape].reverse() : variable.shape;
       if (shape.join() !== expected.join()) {
         throw new Error(`loadGPT2: "${fileName}" has shape [${shape}], expected [${expected}] for this config.`);
       }
+      const bad = data.findIndex((value) => !Number.isFinite(value));
+      if (bad >= 0) throw new Error(`loadGPT2: "${fileName}" in ${weightsFile} holds ${data[bad]} at index ${bad}: the file is corrupt. Download it again.`);
       tf.tidy(() => {
         const tensor = tf.tensor(data, shape, "float32");
         variable.assign(transposed ? tensor.transpose() : tensor);
       });
     }
+    // The causal-mask buffers are not parameters (our attention builds its mask); anything else left over means
+    // config.json describes a different model than the weights (e.g. fewer layers): refuse rather than drop it.
+    const unused = [...stored.values()].filter((name) => !/(^|\.)attn\.(masked_)?bias$/.test(name));
+    if (unused.length > 0) {
+      const shown = unused.slice(0, 5).map((name) => `"${name}"`).join(", ");
+      throw new Error(
+        `loadGPT2: ${weightsFile} holds ${unused.length} tensor(s) this config has no place for (${shown}${unused.length > 5 ? ", ..." : ""}): ` +
+          `check n_layer, n_embd and the other sizes in ${configFile}.`,
+      );
+    }
   } catch (error) {
-    model.dispose();
+    model?.dispose();
     throw error;
   } finally {
     await weights.close();
   }
   return model;
+}
+
+/** The parsed config.json as a GPT-2 config, or a clear error naming the file and the field. */
+function checkHFConfig(value: unknown, file: string): HFGPT2Config {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new Error(`loadGPT2: ${file} must hold a JSON object (Hugging Face's GPT2Config), got ${JSON.stringify(value)?.slice(0, 40)}.`);
+  }
+  const config = value as Record<string, unknown>;
+  for (const field of ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) {
+    const size = config[field];
+    if (!Number.isInteger(size) || (size as number) < 1) {
+      throw new Error(`loadGPT2: ${file}: "${field}" must be a positive integer, got ${JSON.stringify(size)}.`);
+    }
+  }
+  return config as HFGPT2Config;
 }
 
 /**
