@@ -88,7 +88,7 @@ export { loadGPT2, saveGPT2, configFromHF, configToHF } from "./weights/gpt2.js"
 export type { HFGPT2Config } from "./weights/gpt2.js";
 
 // Visualisation: Plotly figures, shown in notebooks.
-export { lineChart, lossCurves, heatmap, barChart, sideBySide } from "./viz/figures.js";
+export { lineChart, lossCurves, heatmap, barChart, sideBySide, HEATMAP_COLOURS, DIVERGING_COLOURS } from "./viz/figures.js";
 export type { Figure } from "./viz/figures.js";
 export { showFigure, liveFigure, figureHtml, figureFromHtml, FIGURE_MARK, PLOTLY_LIBRARY_MARK, showTable, tableHtml, escapeHtml } from "./viz/notebook.js";
 

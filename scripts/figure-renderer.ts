@@ -14,7 +14,7 @@ export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 /** A text drawn in a figure, with its box in page pixels. */
 export interface TextBox {
-  kind: "title" | "annotation" | "xtick" | "ytick" | "axis title" | "modebar";
+  kind: "title" | "annotation" | "xtick" | "ytick" | "axis title" | "legend" | "modebar" | "heatmap";
   text: string;
   left: number;
   top: number;
@@ -30,6 +30,8 @@ const DRAW_IN_PAGE = `async function ({ data, layout, modeBar }) {
   const element = document.getElementById("figure");
   Plotly.purge(element);
   await Plotly.newPlot(element, data, layout, { displaylogo: false, displayModeBar: modeBar ? true : "hover" });
+  // Automatic margins (titles, long tick labels) redraw the plot once more after newPlot resolves: wait for it.
+  for (let frame = 0; frame < 3; frame++) await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 30)));
   const boxes = [];
   const add = (kind, selector) => {
     for (const node of element.querySelectorAll(selector)) {
@@ -42,7 +44,12 @@ const DRAW_IN_PAGE = `async function ({ data, layout, modeBar }) {
   add("annotation", ".annotation-text");
   add("xtick", ".xtick text");
   add("ytick", ".ytick text");
+  add("legend", ".legend .legendtext");
   add("axis title", ".g-xtitle text, .g-ytitle text, [class^='g-x'][class$='title'] text, [class^='g-y'][class$='title'] text");
+  for (const image of element.querySelectorAll(".hm image")) {
+    const box = image.getBoundingClientRect();
+    boxes.push({ kind: "heatmap", text: "", left: box.left, top: box.top, right: box.right, bottom: box.bottom });
+  }
   const modebar = element.querySelector(".modebar");
   if (modebar) {
     const box = modebar.getBoundingClientRect();

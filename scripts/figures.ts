@@ -51,7 +51,7 @@ function* figureOutputs(notebook: Notebook): Generator<[number, string]> {
 
 function titleOf(figure: Figure): string {
   const title = figure.layout.title as { text?: string } | undefined;
-  return title?.text ?? "";
+  return (title?.text ?? "").replace(/<br>/g, " ");
 }
 
 run(async () => {

@@ -108,6 +108,7 @@ describe("validation: every error names the field", () => {
     ["NaN embeddingDim", { embeddingDim: NaN }, /embeddingDim must be a positive integer/],
     ["infinite contextLength", { contextLength: Infinity }, /contextLength must be a positive integer/],
     ["string numLayers", { numLayers: "2" }, /numLayers must be a positive integer, got "2"/],
+    ["infinite contextLength", { contextLength: Infinity }, /contextLength must be a positive integer, got Infinity/],
     ["dropout 1", { dropout: 1 }, /dropout must be in \[0, 1\), got 1/],
     ["negative dropout", { dropout: -0.1 }, /dropout must be in \[0, 1\), got -0.1/],
     ["NaN dropout", { dropout: NaN }, /dropout must be in \[0, 1\)/],

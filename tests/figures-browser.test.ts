@@ -27,6 +27,14 @@ const figures: Record<string, Figure> = {
     [heatmap(attention, { title: "sequence 1", xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query" }), heatmap(charAttention, { title: "sequence 2", xLabels: characters, yLabels: characters, xTitle: "key", yTitle: "query" })],
     longTitle,
   ),
+  "line charts side by side, with a legend": sideBySide(
+    [
+      lineChart({ "q·k": { x: [1, 10, 100], y: [1, 10, 100] }, "q·k / √d_k": { x: [1, 10, 100], y: [1, 1, 1] } }, { title: "variance of the score", xTitle: "d_k", yTitle: "variance" }),
+      lineChart({ "without √d_k": { x: [1, 10, 100], y: [0.2, 0.5, 0.9] }, "with √d_k": { x: [1, 10, 100], y: [0.2, 0.2, 0.2] } }, { title: "largest weight", xTitle: "d_k", yTitle: "weight" }),
+      lineChart({ "without √d_k": { x: [1, 10, 100], y: [0.3, 0.2, 0.1] }, "with √d_k": { x: [1, 10, 100], y: [0.3, 0.3, 0.3] } }, { title: "gradient", xTitle: "d_k", yTitle: "size" }),
+    ],
+    "Scores grow with the head size unless scaled",
+  ),
   "bar charts side by side": sideBySide(
     [barChart(tokens, [5, 4, 3, 2, 1, 1, 1, 1], { title: "GPT-2: % of all tokens" }), barChart(characters.slice(0, 8), [5, 4, 3, 2, 1, 1, 1, 1], { title: "ours: % of all tokens" })],
     "The most frequent tokens",
@@ -49,11 +57,11 @@ describe("figures in a browser", () => {
     it(`${name}: no text overlaps another, the toolbar or the figure's edge`, async () => {
       const boxes = await renderer.draw(figure, { modeBar: true });
       const frame = await renderer.frame();
-      const labels = boxes.filter((box) => box.kind !== "modebar");
+      const labels = boxes.filter((box) => box.kind !== "modebar" && box.kind !== "heatmap");
       expect(labels.some((box) => box.kind === "title")).toBe(true);
       const problems: string[] = [];
-      for (const [i, a] of boxes.entries()) {
-        for (const b of boxes.slice(i + 1)) {
+      for (const [i, a] of labels.entries()) {
+        for (const b of [...labels.slice(i + 1), ...boxes.filter((box) => box.kind === "modebar")]) {
           const sameAxisTicks = a.kind === b.kind && (a.kind === "xtick" || a.kind === "ytick");
           if (!sameAxisTicks && overlap(a, b)) problems.push(`${describeBox(a)} overlaps ${describeBox(b)}`);
         }
@@ -65,6 +73,29 @@ describe("figures in a browser", () => {
       expect(problems).toEqual([]);
     });
   }
+
+  it("a heatmap's rows sit at their labels (a long title once shifted the cells against the labels by a row)", async () => {
+    const rows = 41;
+    const matrix = Array.from({ length: rows }, (_, i) => Array.from({ length: rows }, (_, j) => (j <= i ? 1 : 0)));
+    const boxes = await renderer.draw(heatmap(matrix, { title: longTitle, xTitle: "key", yTitle: "query", zmin: 0, zmax: 1 }));
+    const image = boxes.find((box) => box.kind === "heatmap")!;
+    const cell = (image.bottom - image.top) / rows;
+    const ticks = boxes.filter((box) => box.kind === "ytick");
+    const centre = (box: TextBox) => (box.top + box.bottom) / 2;
+    const first = ticks.find((box) => box.text === "0")!;
+    const last = ticks.find((box) => box.text === String(rows - 1))!;
+    expect(Math.abs(centre(first) - (image.top + cell / 2))).toBeLessThan(cell / 4);
+    expect(Math.abs(centre(last) - (image.bottom - cell / 2))).toBeLessThan(cell / 4);
+  });
+
+  it("side-by-side line charts name each series once in the legend, in one colour across panels", async () => {
+    const figure = figures["line charts side by side, with a legend"];
+    const boxes = await renderer.draw(figure);
+    expect(boxes.filter((box) => box.kind === "legend").map((box) => box.text)).toEqual(["q·k", "q·k / √d_k", "without √d_k", "with √d_k"]);
+    const colours = (name: string) => new Set(figure.data.filter((trace) => trace.name === name).map((trace) => (trace.line as { color: string }).color));
+    expect(colours("with √d_k").size).toBe(1);
+    expect(colours("with √d_k")).not.toEqual(colours("without √d_k"));
+  });
 
   it("side-by-side panels keep their axis titles and show each panel's title", async () => {
     const boxes = await renderer.draw(figures["heatmaps of different sizes side by side"]);

@@ -120,5 +120,7 @@ describe("generate", () => {
     await expect(generate(model, [], { maxNewTokens: 5 })).rejects.toThrow(/prompt is empty/);
     await expect(generate(model, prompt, { maxNewTokens: -1 })).rejects.toThrow(/maxNewTokens/);
     await expect(generate(model, [99], { maxNewTokens: 1 })).rejects.toThrow(/out of range/);
+    await expect(generate(model, [1, 1.5], { maxNewTokens: 1 })).rejects.toThrow(/prompt\[1\] is 1.5, not an integer/);
+    await expect(generate(model, [Number.NaN], { maxNewTokens: 1 })).rejects.toThrow(/prompt\[0\] is NaN, not an integer/);
   });
 });

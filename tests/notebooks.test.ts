@@ -84,9 +84,13 @@ function heatmapProblems(figure: Figure): string[] {
     .flatMap((trace) => {
       const scale = trace.colorscale as Array<[number, string]> | string | undefined;
       if (!Array.isArray(scale) || !scale.every(([, colour]) => /^#[0-9a-f]{6}$/i.test(colour))) return [`"${title}": colour scale ${JSON.stringify(scale)} is not a list of #rrggbb stops`];
-      const [low, high] = [luminance(scale[0][1]), luminance(scale[scale.length - 1][1])];
-      const reversed = trace.reversescale === true;
-      return (reversed ? low < high : low > high) ? [] : [`"${title}": the smallest value is drawn darker than the largest`];
+      const shades = (trace.reversescale === true ? [...scale].reverse() : scale).map(([, colour]) => luminance(colour));
+      const lightest = shades.indexOf(Math.max(...shades));
+      // A diverging scale (lightest in the middle) shows values around 0, so it must be centred on 0.
+      if (lightest > 0 && lightest < shades.length - 1) {
+        return trace.zmin === -(trace.zmax as number) ? [] : [`"${title}": a diverging colour scale needs zmin = -zmax, got ${trace.zmin} and ${trace.zmax}`];
+      }
+      return lightest === 0 ? [] : [`"${title}": the smallest value is drawn darker than the largest`];
     });
 }
 

@@ -220,6 +220,7 @@ describe("BPETokenizer", () => {
     const tokenizer = BPETokenizer.train("abc", 257);
     expect(() => tokenizer.decode([104, 257])).toThrow(/cannot decode id 257: ids must be integers from 0 to 256/);
     expect(() => tokenizer.decode([1.5])).toThrow(/cannot decode id 1.5/);
+    expect(() => tokenizer.decode([[104, 105]] as unknown as number[])).toThrow(/decode takes one sequence of ids.*tokenizer\.decode\(result\.tokens\[0\]\)/);
     expect(() => tokenizerFromJSON({ kind: "bpe", pattern: "\\s+|\\S+", merges: [[97, 300]], specialTokens: {} })).toThrow(
       /merge 0 is \[97,300\], but it can only combine existing ids, 0 to 255/,
     );

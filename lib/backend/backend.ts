@@ -137,6 +137,9 @@ const loaders: Record<BackendName, Loader> = {
 
   async cpu() {
     if (!(await tf.setBackend("cpu"))) return { ok: false, reason: "the plain JavaScript backend failed to start" };
+    // tfjs's cpu backend advises installing tfjs-node the first time it stores a tensor; here the backend was
+    // chosen on purpose (initBackend already prefers the faster ones), so the banner would only be noise.
+    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return { ok: true, description: "plain JavaScript on the CPU (slow)" };
   },
 };

@@ -37,7 +37,12 @@ export async function generate(model: GPT, prompt: readonly number[], options: G
   if (prompt.length === 0) throw new Error("generate: the prompt is empty; give at least one token (e.g. an end-of-text token).");
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}.`);
   if (!Number.isInteger(numSequences) || numSequences < 1) throw new Error(`generate: numSequences must be a positive integer, got ${numSequences}.`);
-  const { contextLength } = model.config;
+  const { contextLength, vocabSize } = model.config;
+  const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
+  if (bad >= 0) {
+    const what = Number.isInteger(prompt[bad]) ? "out of range" : "not an integer";
+    throw new Error(`generate: prompt[${bad}] is ${prompt[bad]}, ${what}: token ids must be integers from 0 to ${vocabSize - 1} (the model's vocabulary). Encode text with the model's tokenizer.`);
+  }
   const random = new Random(seed);
   const sequences = Array.from({ length: numSequences }, () => [...prompt]);
   const tokens: number[][] = sequences.map(() => []);

@@ -72,6 +72,9 @@ function stripUndefined<T extends object>(fields: T): Partial<T> {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
+/** A value as a message shows it: JSON for most, but Infinity and NaN as themselves (JSON writes null). */
+const show = (value: unknown): string => (typeof value === "number" ? String(value) : JSON.stringify(value));
+
 const positiveIntegerFields = ["vocabSize", "contextLength", "numLayers", "numHeads", "embeddingDim"] as const;
 
 /** Checks every field; throws on the first problem with a message that says how to fix it. */
@@ -83,7 +86,7 @@ export function validateConfig(config: GPTConfig): void {
   for (const field of positiveIntegerFields) {
     const value = config[field];
     if (!Number.isInteger(value) || value < 1) {
-      throw new Error(`GPT config: ${field} must be a positive integer, got ${JSON.stringify(value)}.`);
+      throw new Error(`GPT config: ${field} must be a positive integer, got ${show(value)}.`);
     }
   }
   if (config.embeddingDim % config.numHeads !== 0) {
@@ -94,20 +97,20 @@ export function validateConfig(config: GPTConfig): void {
   }
   const isNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
   if (!isNumber(config.dropout) || !(config.dropout >= 0 && config.dropout < 1)) {
-    throw new Error(`GPT config: dropout must be in [0, 1), got ${JSON.stringify(config.dropout)}.`);
+    throw new Error(`GPT config: dropout must be in [0, 1), got ${show(config.dropout)}.`);
   }
   if (!isNumber(config.layerNormEpsilon) || !(config.layerNormEpsilon > 0)) {
-    throw new Error(`GPT config: layerNormEpsilon must be > 0, got ${JSON.stringify(config.layerNormEpsilon)}.`);
+    throw new Error(`GPT config: layerNormEpsilon must be > 0, got ${show(config.layerNormEpsilon)}.`);
   }
   if (!isNumber(config.initStd) || !(config.initStd > 0)) {
-    throw new Error(`GPT config: initStd must be > 0, got ${JSON.stringify(config.initStd)}.`);
+    throw new Error(`GPT config: initStd must be > 0, got ${show(config.initStd)}.`);
   }
   if (config.activation !== "gelu" && config.activation !== "gelu_tanh") {
-    throw new Error(`GPT config: activation must be "gelu" or "gelu_tanh", got ${JSON.stringify(config.activation)}.`);
+    throw new Error(`GPT config: activation must be "gelu" or "gelu_tanh", got ${show(config.activation)}.`);
   }
   for (const field of ["bias", "tieWeights", "preNorm"] as const) {
     if (typeof config[field] !== "boolean") {
-      throw new Error(`GPT config: ${field} must be true or false, got ${JSON.stringify(config[field])}.`);
+      throw new Error(`GPT config: ${field} must be true or false, got ${show(config[field])}.`);
     }
   }
   if (!Number.isInteger(config.seed)) throw new Error(`GPT config: seed must be an integer, got ${config.seed}.`);

@@ -100,6 +100,12 @@ export abstract class BaseTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[]): string {
+    if (ids.some((id) => Array.isArray(id))) {
+      throw new Error(
+        `${this.kind} tokenizer: decode takes one sequence of ids (number[]), but got an array of arrays. ` +
+          "generate returns one array per sequence: decode each, e.g. tokenizer.decode(result.tokens[0]).",
+      );
+    }
     let text = "";
     let run: number[] = [];
     for (const id of ids) {

@@ -10,20 +10,24 @@ export interface Figure {
 }
 
 /**
- * Titles sit left-aligned just above the plot area (and above a heatmap's top tick labels: `automargin` pushes
- * the top margin as far as they need), wrapped to lines of at most 60 characters, so that they never run
- * under Plotly's toolbar, which appears at the top right when the mouse is over a figure.
+ * The title: left-aligned at the top, wrapped to lines of at most 60 characters so that it never runs under
+ * Plotly's toolbar (which appears at the top right when the mouse is over a figure), with a top margin that
+ * fits its lines. (Plotly centres a title of several lines on where one line would be, whatever its anchor:
+ * the larger pad puts the first line where a single line goes. tests/figures-browser.test.ts checks it.)
  */
-export function titleLayout(text: string): Record<string, unknown> {
-  return { text: wrapText(text, 60), x: 0, xanchor: "left", xref: "paper", y: 1, yanchor: "bottom", yref: "paper", pad: { b: 10 }, automargin: true };
+function titleLayout(title: string, extraTop = 0): { title: Record<string, unknown>; top: number } {
+  const text = wrapText(title, 60);
+  const lines = title ? text.split("<br>").length : 0;
+  return {
+    title: { text, x: 0, xanchor: "left", xref: "paper", y: 1, yanchor: "top", yref: "container", pad: { t: lines > 1 ? 22 : 10 } },
+    top: 20 + 21 * lines + extraTop,
+  };
 }
 
-const baseLayout = (title: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  title: titleLayout(title),
-  margin: { l: 60, r: 20, t: 40, b: 50 },
-  height: 380,
-  ...extra,
-});
+const baseLayout = (title: string, extra: Record<string, unknown> = {}): Record<string, unknown> => {
+  const { title: titleSpec, top } = titleLayout(title);
+  return { title: titleSpec, margin: { l: 60, r: 20, t: top, b: 50 }, height: 380, ...extra };
+};
 
 /** Breaks text at spaces into lines of at most `width` characters, joined with Plotly's <br>. */
 export function wrapText(text: string, width: number): string {
@@ -68,6 +72,13 @@ export const HEATMAP_COLOURS: Array<[number, string]> = [
   [1, "#08306b"],
 ];
 
+/** For values around 0 (use with zmin = -zmax): red below 0, white at 0, blue above. */
+export const DIVERGING_COLOURS: Array<[number, string]> = [
+  [0, "#b2182b"],
+  [0.5, "#ffffff"],
+  [1, "#2166ac"],
+];
+
 /**
  * A matrix as a heatmap; rows top to bottom, like the matrix is written. Attention maps
  * use this with zmin 0 and zmax 1: white is weight 0, dark blue weight 1.
@@ -80,7 +91,7 @@ export function heatmap(
     yLabels?: string[];
     xTitle?: string;
     yTitle?: string;
-    /** [position, colour] stops from zmin to zmax; default HEATMAP_COLOURS (white to dark blue) */
+    /** [position, colour] stops from zmin to zmax; default HEATMAP_COLOURS (white to dark blue), or DIVERGING_COLOURS */
     colorscale?: Array<[number, string]>;
     zmin?: number;
     zmax?: number;
@@ -144,11 +155,10 @@ export function sideBySide(figures: Figure[], title = "", options: { zmin?: numb
   const gapPixels = sharedRows ? 24 : 60 + 7 * longestRowLabel;
   const gap = Math.min(0.2, gapPixels / 780); // as a fraction of the plotting width (about 780 px in a notebook)
   const width = (1 - gap * (n - 1)) / n;
+  const { title: titleSpec, top } = titleLayout(title, 26); // and a line for the panel titles
   const layout: Record<string, unknown> = {
-    ...baseLayout(title),
-    // The figure's title goes above the panel titles (the pad leaves them a line).
-    title: { ...titleLayout(title), pad: { b: 32 } },
-    margin: { l: 60, r: 20, t: 40, b: 20 },
+    title: titleSpec,
+    margin: { l: 60, r: 20, t: top, b: 20 },
     height: options.height ?? Math.max(...figures.map((figure) => Number(figure.layout.height ?? 380))) + 40,
     showlegend: false,
     annotations: [],
@@ -176,12 +186,38 @@ export function sideBySide(figures: Figure[], title = "", options: { zmin?: numb
     return figure.data.map((trace) => {
       const placed: Record<string, unknown> = { ...trace, xaxis: `x${suffix}`, yaxis: `y${suffix}` };
       if (trace.type === "heatmap") Object.assign(placed, { zmin, zmax, showscale: i === n - 1 });
+      else Object.assign(placed, seriesStyle(trace));
       return placed;
     });
   });
+  // Lines and bars: one colour per series name across all panels (one colour for unnamed ones), and a legend
+  // below the panels with each name once.
+  const named = data.filter((trace) => trace.type !== "heatmap" && trace.name);
+  if (named.length > 0) {
+    layout.showlegend = true;
+    layout.legend = { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom" };
+    layout.margin = { ...(layout.margin as object), b: 100 }; // the axes' labels and titles, then the legend
+    layout.height = Number(layout.height) + 40;
+  }
+  const seen = new Set<unknown>();
+  for (const trace of named) {
+    trace.showlegend = !seen.has(trace.name);
+    seen.add(trace.name);
+  }
   if (heatmaps.length > 0) layout.margin = { ...(layout.margin as object), r: 90 };
   return { data, layout };
+
+  /** The same colour for the same series name in every panel (Plotly would colour by trace number). */
+  function seriesStyle(trace: Record<string, unknown>): Record<string, unknown> {
+    const names = [...new Set(figures.flatMap((figure) => figure.data.map((t) => t.name)).filter(Boolean))];
+    const colour = PALETTE[Math.max(0, names.indexOf(trace.name)) % PALETTE.length];
+    const style = trace.type === "bar" ? { marker: { color: colour, ...(trace.marker as object) } } : { line: { color: colour, ...(trace.line as object) } };
+    return { ...style, legendgroup: trace.name ?? "" };
+  }
 }
+
+/** Plotly's default colours, in its order. */
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 function uniqueLabels(labels: string[]): string[] {
   const seen = new Map<string, number>();
