@@ -34,7 +34,11 @@ interface Session {
   code: number | null;
 }
 
-/** Runs the chat CLI, writes `lines` one by one, then either closes stdin (Ctrl-D) or sends SIGINT (Ctrl-C). */
+/**
+ * Runs the chat CLI, writes `lines`, and once every line has been answered (the prompt "you> " is back for the
+ * last time) either closes stdin (Ctrl-D) or sends SIGINT (Ctrl-C): no fixed delays, so a slow machine only
+ * makes the test slower.
+ */
 function session(args: string[], lines: string[], end: "eof" | "sigint" = "eof"): Promise<Session> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [resolve(repo, "node_modules/tsx/dist/cli.mjs"), "--conditions=source", "scripts/chat.ts", ...args], {
@@ -44,13 +48,21 @@ function session(args: string[], lines: string[], end: "eof" | "sigint" = "eof")
     });
     let output = "";
     let sent = false;
+    let ended = false;
+    const prompts = () => output.split("you> ").length - 1;
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       // Start typing once the program is ready (its greeting is printed after the model has loaded).
       if (!sent && output.includes("chat model:")) {
         sent = true;
         for (const line of lines) child.stdin.write(`${line}\n`);
-        setTimeout(() => (end === "eof" ? child.stdin.end() : child.kill("SIGINT")), 3000);
+      }
+      // The first prompt, then one more after each line (a line that quits leaves no prompt: end at once).
+      const quits = lines.some((line) => line === "/exit");
+      if (sent && !ended && (quits || prompts() >= lines.length + 1)) {
+        ended = true;
+        if (end === "eof") child.stdin.end();
+        else child.kill("SIGINT");
       }
     };
     child.stdout.on("data", onData);

@@ -129,7 +129,7 @@ describe("Trainer", () => {
 
   it("accumulating two half batches equals one step on the full batch", async () => {
     const stream = tokens(400, 65);
-    const run = async (batchSize: number, accumulation: number) => {
+    const run = async (batchSize: number, accumulation: number, gradientClip: number) => {
       const model = new GPT({ preset: "tiny" });
       const data = new TokenDataset(stream, { contextLength: 16, batchSize: 8, seed: 5 });
       // Draw the same 8 windows either as one batch or as two batches of 4.
@@ -144,18 +144,25 @@ describe("Trainer", () => {
         getState: () => 0,
         setState: () => undefined,
       };
-      const trainer = new Trainer(model, source, { maxSteps: 1, warmupSteps: 1, gradientAccumulationSteps: accumulation, gradientClip: 0 });
+      const trainer = new Trainer(model, source, { maxSteps: 1, warmupSteps: 1, gradientAccumulationSteps: accumulation, gradientClip });
       const result = await trainer.trainStep();
-      const weights = model.h[0].attn.c_attn.weight.dataSync().slice();
+      const weights = Array.from(model.h[0].attn.c_attn.weight.dataSync());
       tf.dispose([windows.inputs, windows.targets]);
       trainer.dispose();
       model.dispose();
-      return { loss: result.loss, weights };
+      return { loss: result.loss, gradientNorm: result.gradientNorm, weights };
     };
-    const whole = await run(8, 1);
-    const accumulated = await run(4, 2);
-    expect(accumulated.loss).toBeCloseTo(whole.loss, 5);
-    for (let i = 0; i < whole.weights.length; i += 37) expect(accumulated.weights[i]).toBeCloseTo(whole.weights[i], 6);
+    // AdamW's first step is about lr · sign(gradient) whatever the gradient's scale, so equal weights alone would
+    // not catch a gradient summed instead of averaged: the gradient norm (before clipping) must match too.
+    for (const gradientClip of [1e9, 0.05]) { // 1e9: the norm is measured, nothing is clipped
+      const whole = await run(8, 1, gradientClip);
+      const accumulated = await run(4, 2, gradientClip);
+      expect(accumulated.loss).toBeCloseTo(whole.loss, 5);
+      expect(accumulated.gradientNorm / whole.gradientNorm).toBeCloseTo(1, 5);
+      if (gradientClip < 1) expect(whole.gradientNorm).toBeGreaterThan(gradientClip); // clipping really happened
+      const worst = Math.max(...whole.weights.map((w, i) => Math.abs(w - accumulated.weights[i])));
+      expect(worst).toBeLessThan(1e-6);
+    }
   });
 
   it("rejects bad options and bad data with clear errors", () => {
