@@ -94,4 +94,5 @@ export { showFigure, liveFigure, figureHtml, figureFromHtml, FIGURE_MARK, PLOTLY
 
 // Utilities.
 export { Random } from "./utils/random.js";
+export { maxAbsDiff, assertClose, expectError } from "./utils/checks.js";
 export { ProgressBar, formatDuration, formatBytes } from "./utils/progress.js";

@@ -69,11 +69,24 @@ export function storeOutputs(executed: Notebook, committed: Notebook, images: Ma
   const cells = committed.cells.map((cell) => {
     if (cell.cell_type !== "code") return cell;
     const ran = codeCells[next++];
-    return { ...cell, execution_count: ran.execution_count ?? null, outputs: (ran.outputs ?? []).flatMap((output) => storedOutput(output, images)) };
+    const outputs = mergeStreams((ran.outputs ?? []).flatMap((output) => storedOutput(output, images)));
+    return { ...cell, execution_count: ran.execution_count ?? null, outputs };
   });
   const { execution: _execution, ...metadata } = committed.metadata;
   const course: StoredRun = { mode: "full", codeHash: hash, executed: run.finished, seconds: Math.round(run.seconds) };
   return `${JSON.stringify({ ...committed, cells, metadata: { ...metadata, course } }, null, 1)}\n`;
+}
+
+/** Consecutive pieces of one stream (e.g. text streamed token by token) as one output, as Jupyter shows them. */
+function mergeStreams(outputs: NotebookOutput[]): NotebookOutput[] {
+  const merged: NotebookOutput[] = [];
+  for (const output of outputs) {
+    const last = merged[merged.length - 1];
+    if (output.output_type === "stream" && last?.output_type === "stream" && last.name === output.name) {
+      merged[merged.length - 1] = { ...last, text: textOf(last.text) + textOf(output.text) };
+    } else merged.push(output);
+  }
+  return merged;
 }
 
 function storedOutput(output: NotebookOutput, images: Map<string, Buffer>): NotebookOutput[] {

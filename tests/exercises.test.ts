@@ -73,12 +73,11 @@ describe("exercises", () => {
     }
   });
 
-  it.each(exercises.map((e) => [e.name, e] as const))("%s: the untouched starter fails every check on a TODO", async (_, exercise) => {
-    const starter = `exercises/${exercise.name}/starter.ts`;
-    if (modified.has(starter)) {
-      console.warn(`${starter} has local changes (a learner's work?): not judged here; CI judges the committed starter.`);
-      return;
-    }
+  // A starter with local changes (a learner's work?) is reported as skipped, not as passed: CI judges the
+  // committed starters.
+  const isModified = (name: string) => modified.has(`exercises/${name}/starter.ts`);
+  it.skip.each(exercises.filter((e) => isModified(e.name)).map((e) => [e.name]))("%s: the starter has local changes, not judged", () => {});
+  it.each(exercises.filter((e) => !isModified(e.name)).map((e) => [e.name, e] as const))("%s: the untouched starter fails every check on a TODO", async (_, exercise) => {
     const report = await runExercise(exercise, { seed: 1 });
     expect(report.loadError, "the starter must load (it compiles and runs until a TODO)").toBeUndefined();
     const passing = report.results.filter((r) => r.passed).map((r) => r.name);

@@ -7,8 +7,8 @@ import type { TrainerOptions } from "./trainer.js";
  * tokenizer. Notebook 05 and `npm run pretrain` use it, and `npm run bench:parity` checks that PyTorch reaches
  * the same validation loss with it.
  *
- * 2,000 steps of 16 × 128 tokens (4.1M tokens, less than half a pass over the corpus): about 11 minutes on 2
- * CPU cores, validation loss 1.58 nats per character (2026-12-03), mostly real words. The peak learning rate
+ * 2,000 steps of 16 × 128 tokens (4.1M tokens, less than half a pass over the corpus): 9-11 minutes on 2 CPU
+ * cores, validation loss 1.56-1.58 nats per character (2026-12-03), mostly real words. The peak learning rate
  * 2e-3 suits a run this short (1e-3 over 3,000 steps reached 1.651 after 2,000 of them and 1.557 at the end);
  * the cosine decay to a twentieth of it makes the last few hundred steps settle the weights.
  */
