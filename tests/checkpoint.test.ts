@@ -102,6 +102,26 @@ describe("checkpoints", () => {
     model.dispose();
   });
 
+  it("with both a checkpoint and a .previous one, loads the checkpoint; a leftover .incoming is cleared by the next save", async () => {
+    const first = freshRun();
+    const directory = path.join(folder, "leftovers");
+    await saveCheckpoint(directory, { model: first.model, tokenizer, trainer: first.trainer }); // step 0
+    fs.cpSync(directory, `${directory}.previous`, { recursive: true });
+    await first.trainer.train({ steps: 2, progress: false });
+    fs.mkdirSync(`${directory}.incoming`); // as a crash in the middle of a save leaves it
+    fs.writeFileSync(path.join(`${directory}.incoming`, "model.safetensors"), "half a file");
+    await saveCheckpoint(directory, { model: first.model, tokenizer, trainer: first.trainer }); // step 2
+    expect(fs.existsSync(`${directory}.incoming`)).toBe(false);
+    fs.cpSync(directory, `${directory}.previous`, { recursive: true, force: true });
+    fs.writeFileSync(path.join(`${directory}.previous`, "trainer.json"), "{}"); // a stale .previous must not be read
+    const loaded = await loadCheckpoint(directory);
+    expect(loaded.trainerState?.step).toBe(2);
+    loaded.disposeTrainerState();
+    loaded.model.dispose();
+    first.trainer.dispose();
+    first.model.dispose();
+  });
+
   it("saves the weights under GPT-2's names and loads them bit for bit", async () => {
     const model = new GPT(modelConfig);
     const directory = path.join(folder, "weights");

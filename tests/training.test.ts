@@ -165,6 +165,29 @@ describe("Trainer", () => {
     }
   });
 
+  it("stops with a clear error when the loss becomes NaN, before the weights are touched", async () => {
+    const model = new GPT({ preset: "tiny" });
+    const data = new TokenDataset(tokens(400, 65), { contextLength: 16, batchSize: 2, seed: 1 });
+    const trainer = new Trainer(model, data, { maxSteps: 3, warmupSteps: 1 });
+    await trainer.trainStep();
+    const before = Array.from(model.h[0].mlp.c_fc.weight.dataSync());
+    // A weight that became NaN (as in a run that diverged) makes the next loss NaN.
+    const bias = model.ln_f.bias!;
+    const saved = bias.clone();
+    const nan = tf.fill(bias.shape, Number.NaN);
+    bias.assign(nan);
+    nan.dispose();
+    const tensors = tf.memory().numTensors;
+    await expect(trainer.trainStep()).rejects.toThrow(/at step 2 the loss is NaN: training diverged\. The weights were not updated/);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(Array.from(model.h[0].mlp.c_fc.weight.dataSync())).toEqual(before);
+    expect(trainer.step).toBe(1);
+    bias.assign(saved);
+    saved.dispose();
+    trainer.dispose();
+    model.dispose();
+  });
+
   it("rejects bad options and bad data with clear errors", () => {
     const model = new GPT({ preset: "tiny" });
     const data = new TokenDataset(tokens(400, 65), { contextLength: 16 });

@@ -52,6 +52,29 @@ type Loader = () => Promise<{ ok: true; description: string; threads?: number } 
 // The compiled CommonJS keeps this a real `import()`, which also loads ES-module-only packages (`webgpu`).
 const importModule = (specifier: string): Promise<any> => import(specifier);
 
+/**
+ * tfjs's cpu backend prints a banner advising tfjs-node the first time it stores a tensor. The course picks its
+ * backend on purpose (initBackend prefers the faster ones), so the banner is only noise: the cpu backend is
+ * registered again with a factory that marks the banner as shown, before anything creates it.
+ */
+function quietCpuBackend(): void {
+  type CpuBackend = tf.KernelBackend & { firstUse?: boolean };
+  const created = (tf.engine() as unknown as { registry: Record<string, CpuBackend> }).registry.cpu;
+  if (created) {
+    created.firstUse = false;
+    return;
+  }
+  const factory = tf.findBackendFactory("cpu");
+  if (!factory) return;
+  tf.removeBackend("cpu");
+  tf.registerBackend("cpu", () => {
+    const backend = factory() as CpuBackend;
+    backend.firstUse = false;
+    return backend;
+  }, 1);
+}
+quietCpuBackend();
+
 const loaders: Record<BackendName, Loader> = {
   async tensorflow() {
     for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
@@ -137,9 +160,6 @@ const loaders: Record<BackendName, Loader> = {
 
   async cpu() {
     if (!(await tf.setBackend("cpu"))) return { ok: false, reason: "the plain JavaScript backend failed to start" };
-    // tfjs's cpu backend advises installing tfjs-node the first time it stores a tensor; here the backend was
-    // chosen on purpose (initBackend already prefers the faster ones), so the banner would only be noise.
-    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return { ok: true, description: "plain JavaScript on the CPU (slow)" };
   },
 };

@@ -145,13 +145,22 @@ export class Trainer {
     }
     const gradients = accumulation > 1 ? this.scale(summed, 1 / accumulation) : summed;
     const { clipped, norm } = gradientClip > 0 ? clipByGlobalNorm(gradients, gradientClip) : { clipped: gradients, norm: undefined };
+    const meanLoss = tf.tidy(() => sumAll(losses).div(accumulation));
+    // Read the loss before the update: a NaN or infinite loss (training diverged) must not reach the weights.
+    const [loss, gradientNorm] = await Promise.all([meanLoss.data(), norm?.data()]);
+    tf.dispose([meanLoss, ...losses, ...(norm ? [norm] : [])]);
+    if (!Number.isFinite(loss[0]) || (gradientNorm && !Number.isFinite(gradientNorm[0]))) {
+      disposeAll(gradients, clipped);
+      const what = Number.isFinite(loss[0]) ? `the gradient norm is ${gradientNorm![0]}` : `the loss is ${loss[0]}`;
+      throw new Error(
+        `Trainer: at step ${this.stepCount + 1} ${what}: training diverged. The weights were not updated, so they (and ` +
+          "the last checkpoint) are those of the previous step. Lower the learning rate, or keep gradient clipping on.",
+      );
+    }
     const learningRate = this.learningRate(this.stepCount);
     this.optimizer.setLearningRate(learningRate);
     this.optimizer.applyGradients(clipped);
     disposeAll(gradients, clipped);
-    const meanLoss = tf.tidy(() => sumAll(losses).div(accumulation));
-    const [loss, gradientNorm] = await Promise.all([meanLoss.data(), norm?.data()]);
-    tf.dispose([meanLoss, ...losses, ...(norm ? [norm] : [])]);
     this.stepCount++;
     const result: StepResult = {
       step: this.stepCount,
