@@ -105,6 +105,30 @@ describe("generate", () => {
     expect(streamed).toEqual(stopped.tokens[0]);
   });
 
+  it("several sequences with stop tokens: each stops on its own, the others go on, with and without the cache", async () => {
+    const free = await generate(model, prompt, { maxNewTokens: 30, temperature: 1.5, numSequences: 6, seed: 3 });
+    // A token that some sequences write and others do not, so that some stop early and some run to the end.
+    const counts = new Map<number, number>();
+    for (const sequence of free.tokens) for (const id of new Set(sequence)) counts.set(id, (counts.get(id) ?? 0) + 1);
+    const stopAt = [...counts].find(([, n]) => n >= 2 && n <= 4)![0];
+    const streamed: number[][] = free.tokens.map(() => []);
+    const options = { maxNewTokens: 30, temperature: 1.5, numSequences: 6, seed: 3, stopTokens: [stopAt] };
+    const before = tf.memory().numTensors;
+    const cached = await generate(model, prompt, { ...options, onToken: (id, s) => streamed[s].push(id) });
+    const uncached = await generate(model, prompt, { ...options, useCache: false });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(cached.tokens).toEqual(uncached.tokens);
+    expect(cached.finishReason).toEqual(uncached.finishReason);
+    expect(streamed).toEqual(cached.tokens);
+    expect(cached.finishReason).toContain("stop");
+    expect(cached.finishReason).toContain("length");
+    cached.tokens.forEach((tokens, s) => {
+      expect(tokens).not.toContain(stopAt);
+      if (cached.finishReason[s] === "length") expect(tokens).toHaveLength(30);
+      else expect(tokens.length).toBeLessThan(30);
+    });
+  });
+
   it("stops when aborted", async () => {
     const controller = new AbortController();
     const result = await generate(model, prompt, {

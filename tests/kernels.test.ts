@@ -646,6 +646,12 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     expect(t.again).toContain("2 threads");
     expect(s.description).toContain("1 thread");
     expect(Math.abs(t.sum - s.sum)).toBeLessThan(1e-5 * Math.abs(s.sum) + 1e-3);
+    // more threads than cores (3 on a 2-core machine): the same sums, bit for bit
+    const three = runScript(script, { GPT_WASM_THREADS: "3" });
+    expect(three.status, three.stderr).toBe(0);
+    const t3 = JSON.parse(three.stdout.trim().split("\n").pop()!);
+    expect(t3.description).toContain("3 threads");
+    expect(t3.sum).toBe(t.sum);
     // without our SIMD kernels, matmuls go to XNNPACK (and its own thread pool stays on)
     const xnnpack = runScript(script, { GPT_WASM_THREADS: "2", GPT_WASM_SIMD_KERNELS: "0" });
     expect(xnnpack.status, xnnpack.stderr).toBe(0);
@@ -691,6 +697,22 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
       setKernelThreads(threads);
       await tf.setBackend("cpu");
     }
+  });
+
+  it("a job of more calls than one batch holds (5,000 > 4,096) is split, and every call runs once", async () => {
+    const { kernelThreads } = await import("../lib/kernels/threads.ts");
+    const { heapMemory, heapOffset } = await import("../lib/kernels/wasm-heap.ts");
+    await tf.setBackend("wasm");
+    const backend = tf.backend() as never;
+    const threads = kernelThreads(heapMemory(backend))!;
+    const calls = 5000;
+    const [a, b] = [randomData(4 * calls), randomData(4 * calls)];
+    const [ta, tb, out] = [tf.tensor(a), tf.tensor(b), tf.zeros([4 * calls])];
+    const [A, B, OUT] = [ta, tb, out].map((t) => heapOffset(backend, t));
+    threads.run(Array.from({ length: calls }, (_, i): [string, ...number[]] => ["addRows", A + 16 * i, B + 16 * i, OUT + 16 * i, 1, 4, 0]));
+    expect(Array.from(out.dataSync())).toEqual(Array.from(a, (x, i) => Math.fround(x + b[i])));
+    tf.dispose([ta, tb, out]);
+    await tf.setBackend("cpu");
   });
 
   it("a kernel call that fails on the threads throws, and the next job runs normally", async () => {
