@@ -417,6 +417,8 @@ describe("fused ops match the composed maths on the cpu backend", () => {
       { lead: [2, 4], Tq: 32, Tk: 32, hs: 16, hv: 16, causal: true },
       { lead: [2, 3], Tq: 6, Tk: 14, hs: 8, hv: 12, causal: true }, // block path, Tq < Tk (a prompt after a cache)
       { lead: [3], Tq: 21, Tk: 21, hs: 36, hv: 20, causal: false },
+      { lead: [2, 2], Tq: 9, Tk: 4, hs: 4, hv: 8, causal: false }, // cross-attention, more queries than keys (+2 and more)
+      { lead: [2], Tq: 6, Tk: 5, hs: 8, hv: 4, causal: false },
     ];
     for (const { lead, Tq, Tk, hs, hv, causal } of cases) {
       const shapes = [

@@ -214,7 +214,8 @@ function blockAttention(
   const outputCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
     const p = P + 4 * ((b * Tq + q0) * Tk + k0);
-    outputCalls.push(["weightedRows", p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, keys, above]);
+    // query i reads keys from the block's first (below = rows: i − rows < 0 for every row) to its last visible one
+    outputCalls.push(["weightedRows", p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, rows, above]);
   });
   runShared(threads, simd, outputCalls);
 }
@@ -258,7 +259,7 @@ function blockAttentionGrad(
     const { rows, keys, above } = blockInfo;
     const { block, query, key } = offsets(b, blockInfo);
     // dQ = dS K, dK = dSᵀ Q
-    queryKeyCalls.push(["weightedRows", DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, keys, above]);
+    queryKeyCalls.push(["weightedRows", DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, rows, above]);
     queryKeyCalls.push(["weightedRows", DS + block, Q + query * hs, DK + key * hs, keys, hs, rows, 1, Tk, hs, hs, above, rows]);
   });
   runShared(threads, simd, queryKeyCalls);
