@@ -223,6 +223,27 @@ export function attention(
   return { output: matmul(weights, v), weights };
 }
 
+/**
+ * The gradients of attention, written out: with S = q kᵀ/√d_k (masked), P = softmax(S) by rows, O = P v and the
+ * output's gradient dO, dV = Pᵀ dO, dP = dO vᵀ, dS_ij = P_ij (dP_ij − Σ_l P_il dP_il), dq = dS k/√d_k, dk = dSᵀ q/√d_k.
+ */
+export function attentionGradients(
+  q: Matrix,
+  k: Matrix,
+  v: Matrix,
+  dOutput: Matrix,
+  options: { causal?: boolean; allowed?: Allowed } = {},
+): { dq: Matrix; dk: Matrix; dv: Matrix } {
+  const scaleBy = 1 / Math.sqrt(q[0].length);
+  const P = attention(q, k, v, options).weights;
+  const dP = matmul(dOutput, transpose(v));
+  const dS = P.map((row, i) => {
+    const dot = row.reduce((sum, p, l) => sum + p * dP[i][l], 0);
+    return row.map((p, j) => p * (dP[i][j] - dot));
+  });
+  return { dq: scale(matmul(dS, k), scaleBy), dk: scale(matmul(transpose(dS), q), scaleBy), dv: matmul(transpose(P), dOutput) };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Parameters by name
 // ---------------------------------------------------------------------------------------------------------
