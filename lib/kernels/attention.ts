@@ -5,6 +5,7 @@ import { type SimdKernels, simdKernels } from "./simd.js";
 import { transposeWords, wordsOf } from "./transpose.js";
 import { type KernelCall, kernelThreads, rangeCalls, runShared } from "./threads.js";
 import { type WasmBackend, f32, heapMemory, heapOffset, i32, tensorId, withoutThreadPool } from "./wasm-heap.js";
+import { MASKED_SCORE } from "../nn/attention.js";
 
 /**
  * Scaled dot-product attention as one kernel (forward) and one gradient kernel, for the wasm backend:
@@ -33,7 +34,6 @@ import { type WasmBackend, f32, heapMemory, heapOffset, i32, tensorId, withoutTh
 export const FUSED_ATTENTION = "GptFusedAttention";
 export const FUSED_DOCUMENT_ATTENTION = "GptFusedDocumentAttention"; // the same with document ids (packed rows)
 export const FUSED_ATTENTION_GRAD = "GptFusedAttentionGrad";
-export const MASKED_SCORE = -1e9; // same constant as lib/nn/attention.ts
 /** Scores (B · nh · Tq · Tk) from which the block loops are shared out among the kernel threads. */
 const PARALLEL_SCORES = 1 << 15;
 
