@@ -59,6 +59,7 @@ export type { TrainerOptions, TrainerState, StepResult, EvalResult, TrainingHist
 export { saveCheckpoint, loadCheckpoint, resumeTrainer, loadParameters } from "./training/checkpoint.js";
 export { coursePretraining } from "./training/recipe.js";
 export type { Checkpoint } from "./training/checkpoint.js";
+export { checkpointFromBytes } from "./training/checkpoint-bytes.js";
 
 // Generation.
 export { generate } from "./generation/generate.js";

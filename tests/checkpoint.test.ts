@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CharTokenizer, GPT, initBackend, loadCheckpoint, resumeTrainer, saveCheckpoint, TokenDataset, tf, Trainer } from "gpt-course";
+import { CharTokenizer, checkpointFromBytes, GPT, initBackend, loadCheckpoint, resumeTrainer, saveCheckpoint, TokenDataset, tf, Trainer } from "gpt-course";
 
 const folder = fs.mkdtempSync(path.join(os.tmpdir(), "checkpoint-test-"));
 const text = "the quick brown fox jumps over the lazy dog. ".repeat(40);
@@ -261,5 +261,62 @@ describe("checkpoints", () => {
       await expect(loadCheckpoint(directory)).rejects.toThrow();
       expect(tf.memory().numTensors).toBe(before);
     });
+  });
+});
+
+describe("checkpointFromBytes: the same checkpoint from its files' bytes (a web page has no file system)", () => {
+  let directory: string;
+  let configJson: string;
+  let weights: Uint8Array;
+  beforeAll(async () => {
+    const model = new GPT(modelConfig);
+    directory = path.join(folder, "bytes");
+    await saveCheckpoint(directory, { model, tokenizer });
+    model.dispose();
+    configJson = fs.readFileSync(path.join(directory, "config.json"), "utf8");
+    weights = new Uint8Array(fs.readFileSync(path.join(directory, "model.safetensors")));
+  });
+  /** config.json with `change` applied to its parsed form. */
+  const changedConfig = (change: (config: any) => void): string => {
+    const config = JSON.parse(configJson);
+    change(config);
+    return JSON.stringify(config);
+  };
+
+  it("gives the model and tokenizer loadCheckpoint gives, bit for bit", async () => {
+    const fromDisk = await loadCheckpoint(directory);
+    const fromBytes = await checkpointFromBytes(configJson, weights, { source: "bytes" });
+    expect(fromBytes.model.config).toEqual(fromDisk.model.config);
+    expect(fromBytes.tokenizer?.encode("fox")).toEqual(tokenizer.encode("fox"));
+    const expected = new Map(fromDisk.model.namedParameters());
+    for (const [name, variable] of fromBytes.model.namedParameters()) {
+      expect(Array.from(variable.dataSync())).toEqual(Array.from(expected.get(name)!.dataSync()));
+    }
+    fromDisk.model.dispose();
+    fromBytes.model.dispose();
+  });
+
+  it("refuses bad files with the message loadCheckpoint gives, and leaks no tensors", async () => {
+    const flipped = weights.slice();
+    flipped[flipped.length - 3] ^= 0x40;
+    const withoutChecksums = changedConfig((config) => delete config.checksums);
+    const nan = weights.slice();
+    new DataView(nan.buffer).setFloat32(nan.length - 4, Number.NaN, true);
+    const cases: Array<[string, string, Uint8Array, RegExp]> = [
+      ["not JSON", "{ not json", weights, /checkpointFromBytes: bytes\/config\.json is not valid JSON/],
+      ["not a checkpoint config", '{"hello": 1}', weights, /bytes\/config\.json is not a gpt-course-checkpoint config/],
+      ["an invalid model config", changedConfig((config) => (config.model.numHeads = 3)), weights, /invalid model config.*divisible by numHeads/],
+      ["a tensor missing", changedConfig((config) => (config.model.numLayers = 3)), weights, /bytes\/model\.safetensors: no tensor named "h\.2\./],
+      ["a wrong shape", changedConfig((config) => (config.model.embeddingDim = 32)), weights, /has shape \[.*\] but the model expects/],
+      ["a changed byte", configJson, flipped, /bytes\/model\.safetensors is corrupt \(its SHA-256 checksum differs/],
+      ["a weight that is not a number", withoutChecksums, nan, /holds NaN at index \d+: the weights are corrupt/],
+      ["truncated weights", withoutChecksums, weights.subarray(0, -1000), /truncated/],
+      ["no weights at all", withoutChecksums, new Uint8Array(0), /too short \(0 bytes\) to be a safetensors file/],
+    ];
+    for (const [what, config, bytes, message] of cases) {
+      const before = tf.memory().numTensors;
+      await expect(checkpointFromBytes(config, bytes, { source: "bytes" }), what).rejects.toThrow(message);
+      expect(tf.memory().numTensors, what).toBe(before);
+    }
   });
 });

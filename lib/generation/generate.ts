@@ -89,11 +89,28 @@ export async function generate(model: GPT, prompt: readonly number[], options: G
         tokens[s].push(next);
         options.onToken?.(next, s);
       }
-      await new Promise((resolve) => setImmediate(resolve)); // let Ctrl-C and notebook output through
+      await nextTask(); // let Ctrl-C, notebook output and a web page's drawing through
     }
   } finally {
     cache?.forEach((layerCache) => layerCache.dispose());
     model.train(wasTraining);
   }
   return { tokens, finishReason };
+}
+
+/**
+ * Waits for the event loop to run other tasks once. Node has setImmediate; a browser does not, and its
+ * setTimeout(0) waits at least 4 ms once nested, so there a message to ourselves does it (a new task, after
+ * which the page can draw the text written so far).
+ */
+function nextTask(): Promise<void> {
+  if (typeof setImmediate === "function") return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(undefined);
+  });
 }

@@ -2,11 +2,18 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { type GPTConfig, validateConfig } from "../models/config.js";
 import { GPT } from "../models/gpt.js";
 import { tokenizerFromJSON } from "../tokenizers/io.js";
-import type { Tokenizer, TokenizerJSON } from "../tokenizers/tokenizer.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { openSafetensors, type TensorToWrite, writeSafetensors } from "../weights/safetensors.js";
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type CheckpointConfig,
+  checkCheckpointConfig,
+  checkFinite,
+  copyParameters,
+} from "./checkpoint-bytes.js";
 import type { Trainer, TrainerOptions, TrainerState } from "./trainer.js";
 
 /**
@@ -21,19 +28,11 @@ import type { Trainer, TrainerOptions, TrainerState } from "./trainer.js";
  * renames, so a crash or a full disk during a save leaves the previous checkpoint intact. config.json, written
  * last, holds a SHA-256 checksum of each other file, so that loading detects a file corrupted on disk or in a
  * copy (and names it) instead of training on damaged weights.
+ *
+ * The checks of config.json and of the weights live in checkpoint-bytes.ts, shared with
+ * `checkpointFromBytes`, which loads a checkpoint from its files' bytes where there is no file system (a web
+ * page).
  */
-const FORMAT = "gpt-course-checkpoint";
-const VERSION = 1;
-
-interface ConfigFile {
-  format: typeof FORMAT;
-  version: number;
-  model: GPTConfig;
-  tokenizer?: TokenizerJSON;
-  trainer?: TrainerOptions;
-  /** SHA-256 (hex) of each other file of the checkpoint; absent in checkpoints saved before checksums. */
-  checksums?: Record<string, string>;
-}
 
 interface TrainerFile {
   step: number;
@@ -91,7 +90,7 @@ export async function saveCheckpoint(
       };
       writeJson(path.join(incoming, "trainer.json"), trainerFile);
     }
-    const config: ConfigFile = { format: FORMAT, version: VERSION, model: model.config };
+    const config: CheckpointConfig = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, model: model.config };
     if (tokenizer) config.tokenizer = tokenizer.toJSON();
     if (trainer) config.trainer = trainer.options;
     config.checksums = Object.fromEntries(fs.readdirSync(incoming).sort().map((file) => [file, sha256(path.join(incoming, file))]));
@@ -144,26 +143,13 @@ export function resumeTrainer(trainer: Trainer, checkpoint: Checkpoint): void {
   checkpoint.disposeTrainerState();
 }
 
-function readConfig(directory: string): ConfigFile {
+function readConfig(directory: string): CheckpointConfig {
   const file = path.join(directory, "config.json");
-  const value = readJson(file);
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`loadCheckpoint: ${file} must hold a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}. Is this a checkpoint directory?`);
-  }
-  const config = value as Partial<ConfigFile>;
-  if (config.format !== FORMAT) throw new Error(`loadCheckpoint: ${file} is not a ${FORMAT} config (format: ${JSON.stringify(config.format)}).`);
-  if (config.version !== VERSION) throw new Error(`loadCheckpoint: ${file} has version ${config.version}; this library reads version ${VERSION}.`);
-  if (!config.model) throw new Error(`loadCheckpoint: ${file} has no "model" config.`);
-  try {
-    validateConfig(config.model);
-  } catch (error) {
-    throw new Error(`loadCheckpoint: ${file} holds an invalid model config: ${(error as Error).message}`);
-  }
-  return config as ConfigFile;
+  return checkCheckpointConfig(readJson(file), file, "loadCheckpoint");
 }
 
 /** Compares each file with the checksum config.json recorded when it was saved. */
-function verifyChecksums(directory: string, config: ConfigFile): void {
+function verifyChecksums(directory: string, config: CheckpointConfig): void {
   for (const [file, expected] of Object.entries(config.checksums ?? {})) {
     const full = path.join(directory, file);
     if (!fs.existsSync(full)) throw new Error(`loadCheckpoint: ${full} is missing, but config.json lists it: the checkpoint is incomplete.`);
@@ -194,7 +180,7 @@ async function readTrainerState(directory: string, model: GPT): Promise<TrainerS
     for (const name of names) {
       for (const [prefix, target] of [["m", firstMoments], ["v", secondMoments]] as const) {
         const { shape, data } = await optimizerFile.readTensor(`${prefix}.${name}`);
-        checkFinite(data as Float32Array, `${prefix}.${name}`, optimizerPath);
+        checkFinite(data, `${prefix}.${name}`, optimizerPath);
         target[name] = tf.tensor(data as Float32Array, [...shape], "float32");
       }
     }
@@ -217,23 +203,10 @@ async function readTrainerState(directory: string, model: GPT): Promise<TrainerS
 export async function loadParameters(named: Array<[string, tf.Variable]>, file: string): Promise<void> {
   const weights = await openSafetensors(file);
   try {
-    for (const [name, variable] of named) {
-      const { shape, data } = await weights.readTensor(name);
-      if (shape.join() !== variable.shape.join()) {
-        throw new Error(`${file}: "${name}" has shape [${shape}] but the model expects [${variable.shape}]. Does config.json match the weights?`);
-      }
-      checkFinite(data as Float32Array, name, file);
-      tf.tidy(() => variable.assign(tf.tensor(data as Float32Array, variable.shape, "float32")));
-    }
+    await copyParameters(named, weights);
   } finally {
     await weights.close();
   }
-}
-
-/** Weights that are NaN or infinite make every later result NaN: refuse them where they are read. */
-function checkFinite(data: Float32Array, name: string, file: string): void {
-  const bad = data.findIndex((value) => !Number.isFinite(value));
-  if (bad >= 0) throw new Error(`${file}: "${name}" holds ${data[bad]} at index ${bad}: the weights are corrupt (or training diverged before the save).`);
 }
 
 async function tensorsToWrite(named: Array<[string, tf.Tensor]>): Promise<Record<string, TensorToWrite>> {

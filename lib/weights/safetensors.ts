@@ -300,17 +300,56 @@ async function readFully(handle: FileHandle, target: Uint8Array, position: numbe
 }
 
 /**
+ * Where a `SafetensorsFile` reads its bytes: a file on disk (`open`), or bytes already in memory
+ * (`fromBytes`: a file a web page fetched or a learner picked, where there is no file system).
+ */
+interface ByteSource {
+  /** Fills `target` with the bytes from `position` on; `what` names them in errors. */
+  read(target: Uint8Array, position: number, what: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Checks the first 8 bytes of a file of `size` bytes (the header's length, N) and returns N. Shared by
+ * both ways of opening, so a damaged file gets the same message on disk and in a browser.
+ */
+function headerLength(prefix: Uint8Array, size: number, source: string): number {
+  if (size < 8) {
+    throw new SafetensorsError(`${source}: the file is too short (${size} bytes) to be a safetensors file, ` +
+      `which starts with an 8-byte header length`);
+  }
+  if (new TextDecoder().decode(prefix.subarray(0, 8)) === "version ") {
+    throw new SafetensorsError(`${source}: this looks like a Git LFS pointer file, not the weights themselves ` +
+      `(run "git lfs pull" in the model repository, or download the file directly)`);
+  }
+  const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(size - 8)) {
+    throw new SafetensorsError(`${source}: the header length (${n} bytes) is larger than the file, which has only ` +
+      `${size - 8} bytes after the 8-byte length: the file is truncated or not a safetensors file`);
+  }
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafetensorsError(
+      `${source}: the header length (${n} bytes) exceeds the ${MAX_HEADER_BYTES}-byte limit`,
+    );
+  }
+  return Number(n);
+}
+
+/**
  * An open `.safetensors` file. `open` reads and validates only the header; `readTensor` then reads one tensor's
  * bytes. Call `close()` when done (the file handle stays open until then).
  *
  *   const file = await SafetensorsFile.open("gpt2/model.safetensors");
  *   const wte = await file.readTensor("wte.weight"); // { dtype: "F32", shape: [50257, 768], data: Float32Array }
  *   await file.close();
+ *
+ * `SafetensorsFile.fromBytes(bytes, name)` reads the same format from bytes in memory (no file system needed).
  */
 export class SafetensorsFile {
   private constructor(
+    /** The file's path, or the name given to `fromBytes`: it starts every error message. */
     readonly path: string,
-    private readonly handle: FileHandle,
+    private readonly source: ByteSource,
     private readonly header: SafetensorsHeader,
     /** N, the byte length of the JSON header (the data buffer starts at byte 8 + N). */
     readonly headerByteLength: number,
@@ -321,34 +360,31 @@ export class SafetensorsFile {
     const handle = await open(path, "r");
     try {
       const size = (await handle.stat()).size;
-      if (size < 8) {
-        throw new SafetensorsError(`${path}: the file is too short (${size} bytes) to be a safetensors file, ` +
-          `which starts with an 8-byte header length`);
-      }
       const prefix = new Uint8Array(8);
-      await readFully(handle, prefix, 0, path);
-      if (new TextDecoder().decode(prefix) === "version ") {
-        throw new SafetensorsError(`${path}: this looks like a Git LFS pointer file, not the weights themselves ` +
-          `(run "git lfs pull" in the model repository, or download the file directly)`);
-      }
-      const n = new DataView(prefix.buffer).getBigUint64(0, true);
-      if (n > BigInt(size - 8)) {
-        throw new SafetensorsError(`${path}: the header length (${n} bytes) is larger than the file, which has only ` +
-          `${size - 8} bytes after the 8-byte length: the file is truncated or not a safetensors file`);
-      }
-      if (n > BigInt(MAX_HEADER_BYTES)) {
-        throw new SafetensorsError(
-          `${path}: the header length (${n} bytes) exceeds the ${MAX_HEADER_BYTES}-byte limit`,
-        );
-      }
-      const headerBytes = new Uint8Array(Number(n));
+      if (size >= 8) await readFully(handle, prefix, 0, path);
+      const headerBytes = new Uint8Array(headerLength(prefix, size, path));
       await readFully(handle, headerBytes, 8, path);
       const header = parseSafetensorsHeader(headerBytes, size - 8 - headerBytes.length, path);
-      return new SafetensorsFile(path, handle, header, headerBytes.length, size);
+      const source: ByteSource = {
+        read: (target, position, what) => readFully(handle, target, position, what),
+        close: () => handle.close(),
+      };
+      return new SafetensorsFile(path, source, header, headerBytes.length, size);
     } catch (e) {
       await handle.close();
       throw e;
     }
+  }
+
+  /** The same reader over a whole file's bytes already in memory; `name` (e.g. the file's name) starts error messages. */
+  static fromBytes(bytes: Uint8Array, name = "safetensors bytes"): SafetensorsFile {
+    const n = headerLength(bytes, bytes.byteLength, name);
+    const header = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.byteLength - 8 - n, name);
+    const source: ByteSource = {
+      read: async (target, position) => target.set(bytes.subarray(position, position + target.length)),
+      close: async () => undefined,
+    };
+    return new SafetensorsFile(name, source, header, n, bytes.byteLength);
   }
 
   /** Metadata from the header's "__metadata__" entry, e.g. { format: "pt" }. */
@@ -376,7 +412,7 @@ export class SafetensorsFile {
   async readBytes(name: string): Promise<Uint8Array> {
     const { dataOffsets: [begin, end] } = this.info(name);
     const bytes = new Uint8Array(end - begin); // a fresh buffer, so byteOffset 0: aligned for any typed array
-    await readFully(this.handle, bytes, 8 + this.headerByteLength + begin, this.label(name));
+    await this.source.read(bytes, 8 + this.headerByteLength + begin, this.label(name));
     return bytes;
   }
 
@@ -402,7 +438,7 @@ export class SafetensorsFile {
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    await this.source.close();
   }
 
   private label(name: string): string {
