@@ -62,7 +62,10 @@ function loadText(): string {
   } catch {
     dataDir = path.join(repo, "node_modules", "@stdlib", "datasets-sotu", "data");
   }
-  const files = fs.readdirSync(dataDir).filter((f) => f.endsWith(".txt")).sort();
+  const files = fs
+    .readdirSync(dataDir)
+    .filter((f) => f.endsWith(".txt"))
+    .sort();
   return files.map((f) => fs.readFileSync(path.join(dataDir, f), "utf8")).join("\n\n");
 }
 
@@ -150,6 +153,7 @@ async function main(): Promise<void> {
   const stepMs: number[] = [];
   const cpuMs: number[] = [];
   const losses: number[] = []; // first round: the same batches as PyTorch's
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
   const pytorchRuns: any[] = [];
   const roundRatios: number[] = [];
   for (let round = 0; round < rounds; round++) {
@@ -171,13 +175,17 @@ async function main(): Promise<void> {
       const ours = (batchSize * T * 1000) / median(roundMs);
       pytorchRuns.push(run);
       roundRatios.push(ours / run.tokens_per_second);
-      console.log(`round ${round + 1}/${rounds}: ours ${ours.toFixed(0)} tokens/s, PyTorch ${run.tokens_per_second.toFixed(0)}: ${(ours / run.tokens_per_second).toFixed(2)}x`);
+      console.log(
+        `round ${round + 1}/${rounds}: ours ${ours.toFixed(0)} tokens/s, PyTorch ${run.tokens_per_second.toFixed(0)}: ${(ours / run.tokens_per_second).toFixed(2)}x`,
+      );
     }
   }
   const msPerStep = median(stepMs);
   const tokensPerSecond = (batchSize * T * 1000) / msPerStep;
   const trainPeakRss = peakRssBytes();
-  const wasmHeapBytes = backend.name === "wasm" ? ((tf.backend() as any).wasm?.HEAPU8?.length as number | undefined) : undefined;
+  const wasmHeapBytes =
+    // biome-ignore lint/suspicious/noExplicitAny: tfjs does not export the wasm backend's type
+    backend.name === "wasm" ? ((tf.backend() as any).wasm?.HEAPU8?.length as number | undefined) : undefined;
   console.log(
     `training: ${tokensPerSecond.toFixed(0)} tokens/s, ${msPerStep.toFixed(1)} ms/step (median of ${stepMs.length}; ` +
       `min ${Math.min(...stepMs).toFixed(1)}, max ${Math.max(...stepMs).toFixed(1)}; CPU time ${median(cpuMs).toFixed(1)} ms/step), optimizer ${optimizer.name}, ` +
@@ -214,8 +222,12 @@ async function main(): Promise<void> {
     profile = [...byKernel.entries()]
       .map(([kernel, e]) => ({ kernel, ms: e.ms, calls: e.calls, share: e.ms / total }))
       .sort((a, b) => b.ms - a.ms);
-    console.log(`profile: peak tensor memory in the step ${mb(info.peakBytes)} (${mb(info.newBytes)} new), before it ${mb(tf.memory().numBytes)}`);
-    console.log(`profile of one step: ${info.kernels.length} kernel calls, ${total.toFixed(1)} ms of CPU time inside kernels (custom-gradient scopes count their inner kernels again)`);
+    console.log(
+      `profile: peak tensor memory in the step ${mb(info.peakBytes)} (${mb(info.newBytes)} new), before it ${mb(tf.memory().numBytes)}`,
+    );
+    console.log(
+      `profile of one step: ${info.kernels.length} kernel calls, ${total.toFixed(1)} ms of CPU time inside kernels (custom-gradient scopes count their inner kernels again)`,
+    );
     if (flag("profile-detail")) {
       const byShape = new Map<string, { ms: number; calls: number }>();
       for (const k of info.kernels) {
@@ -230,7 +242,9 @@ async function main(): Promise<void> {
       }
     }
     for (const p of profile.slice(0, flag("profile-all") ? profile.length : 10)) {
-      console.log(`  ${p.kernel.padEnd(24)} ${p.ms.toFixed(1).padStart(8)} ms ${(100 * p.share).toFixed(1).padStart(5)}%  ${p.calls} calls`);
+      console.log(
+        `  ${p.kernel.padEnd(24)} ${p.ms.toFixed(1).padStart(8)} ms ${(100 * p.share).toFixed(1).padStart(5)}%  ${p.calls} calls`,
+      );
     }
   }
 
@@ -249,7 +263,11 @@ async function main(): Promise<void> {
       return (genTokens * 1000) / (performance.now() - start);
     };
     await tokensPerSecondWith(true); // warm-up
-    generation = { withCache: await tokensPerSecondWith(true), withoutCache: await tokensPerSecondWith(false), tokens: genTokens };
+    generation = {
+      withCache: await tokensPerSecondWith(true),
+      withoutCache: await tokensPerSecondWith(false),
+      tokens: genTokens,
+    };
     generator.dispose();
     console.log(
       `generation (${genTokens} new tokens, batch 1): ${generation.withCache.toFixed(1)} tokens/s with KV cache, ` +
@@ -273,7 +291,11 @@ async function main(): Promise<void> {
     const newTokens = 50;
     const generationStart = performance.now();
     await generate(pretrained, prompt, { maxNewTokens: newTokens, temperature: 0 });
-    gpt2 = { loadSeconds, peakRssBytes: loadedPeak, tokensPerSecond: (newTokens * 1000) / (performance.now() - generationStart) };
+    gpt2 = {
+      loadSeconds,
+      peakRssBytes: loadedPeak,
+      tokensPerSecond: (newTokens * 1000) / (performance.now() - generationStart),
+    };
     console.log(
       `GPT-2 124M: loaded in ${loadSeconds.toFixed(1)} s, peak RSS ${mb(loadedPeak)} (weights 475 MB), ` +
         `greedy generation ${gpt2.tokensPerSecond.toFixed(1)} tokens/s with KV cache`,
@@ -284,7 +306,10 @@ async function main(): Promise<void> {
 
   // ---------------------------------------------------------------------------------------- PyTorch
   // PyTorch's figures: its median round; the ratio: the median of the rounds' ratios
-  const pytorch = pytorchRuns.length > 0 ? [...pytorchRuns].sort((a, b) => a.tokens_per_second - b.tokens_per_second)[pytorchRuns.length >> 1] : undefined;
+  const pytorch =
+    pytorchRuns.length > 0
+      ? [...pytorchRuns].sort((a, b) => a.tokens_per_second - b.tokens_per_second)[pytorchRuns.length >> 1]
+      : undefined;
   const tokensRatio = median(roundRatios);
   const singleThreaded = backend.threads === 1;
   if (pytorch) {
@@ -304,17 +329,36 @@ async function main(): Promise<void> {
 
   // ---------------------------------------------------------------------------------------- results
   const commit = gitCommit();
-  const load = os.loadavg()[0] > 0 ? os.loadavg().map((l) => l.toFixed(1)).join("/") : ""; // shared machine: context for the figures
+  const load =
+    os.loadavg()[0] > 0
+      ? os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join("/")
+      : ""; // shared machine: context for the figures
   const result = {
     date: new Date().toISOString(),
     commit,
-    machine: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.cpus().length, memoryBytes: os.totalmem(), node: process.version },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? "unknown",
+      cores: os.cpus().length,
+      memoryBytes: os.totalmem(),
+      node: process.version,
+    },
     backend: backend.name,
     backendDescription: backend.description,
     wasmThreads: backend.name === "wasm" ? backend.threads : undefined,
     config: { ...config, batchSize, warmupSteps, timedSteps },
     optimizer: optimizer.name,
-    training: { tokensPerSecond, msPerStep, stepMs, cpuMsPerStep: median(cpuMs), losses, peakRssBytes: trainPeakRss, wasmHeapBytes },
+    training: {
+      tokensPerSecond,
+      msPerStep,
+      stepMs,
+      cpuMsPerStep: median(cpuMs),
+      losses,
+      peakRssBytes: trainPeakRss,
+      wasmHeapBytes,
+    },
     generation,
     gpt2,
     peakRssBytes: peakRss,
@@ -340,7 +384,7 @@ async function main(): Promise<void> {
     const resultsDir = path.join(__dirname, "results");
     fs.mkdirSync(resultsDir, { recursive: true });
     const file = path.join(resultsDir, `${result.date.slice(0, 19).replace(/[:T]/g, "-")}-${commit}.json`);
-    fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
+    fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     const resultsMd = path.join(__dirname, "RESULTS.md");
     if (!fs.existsSync(resultsMd)) {
       fs.writeFileSync(
@@ -366,15 +410,19 @@ async function main(): Promise<void> {
       result.ratio ? result.ratio.peakRss.toFixed(2) : "-",
       result.settings || "default",
     ];
-    const nonDefault = JSON.stringify(config) !== JSON.stringify({ ...config, contextLength: 128, numLayers: 4, numHeads: 4, embeddingDim: 128 }) || batchSize !== 16;
-    if (nonDefault) cells[2] += ` (L${config.numLayers} H${config.numHeads} C${config.embeddingDim} T${T} B${batchSize})`;
+    const nonDefault =
+      JSON.stringify(config) !==
+        JSON.stringify({ ...config, contextLength: 128, numLayers: 4, numHeads: 4, embeddingDim: 128 }) ||
+      batchSize !== 16;
+    if (nonDefault)
+      cells[2] += ` (L${config.numLayers} H${config.numHeads} C${config.embeddingDim} T${T} B${batchSize})`;
     fs.appendFileSync(resultsMd, `| ${cells.join(" | ")} |\n`);
     console.log(`wrote ${path.relative(repo, file)} and a line in bench/RESULTS.md`);
   }
 }
 
-
 /** Runs bench/pytorch_reference.py on the same batches; undefined when Debian's torch is not importable. */
+// biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
 function runPyTorch(batches: Int32Array[]): any {
   const python = torchPython();
   if (!python) return undefined;

@@ -16,7 +16,10 @@ export function median(values: number[]): number {
 export function gitCommit(): string {
   try {
     const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: repo, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: repo, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], {
+      cwd: repo,
+      encoding: "utf8",
+    }).trim();
     return dirty ? `${commit}-dirty` : commit;
   } catch {
     return "unknown";
@@ -30,7 +33,9 @@ export function gitCommit(): string {
 export function torchPython(): string | undefined {
   const python = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
   if (spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status !== 0) {
-    console.log("PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)");
+    console.log(
+      "PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)",
+    );
     return undefined;
   }
   return python;

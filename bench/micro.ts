@@ -23,14 +23,24 @@ function bestMs(f: () => tf.Tensor | tf.Tensor[], reps: number): number {
   return best;
 }
 
-interface Case { label: string; flops?: number; inputs: () => tf.Tensor[]; run: (...x: tf.Tensor[]) => tf.Tensor | tf.Tensor[] }
+interface Case {
+  label: string;
+  flops?: number;
+  inputs: () => tf.Tensor[];
+  run: (...x: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
+}
 
 const mm = (label: string, aShape: number[], bShape: number[], ta: boolean, tb: boolean): Case => {
   const M = ta ? aShape[aShape.length - 1] : aShape[aShape.length - 2];
   const K = ta ? aShape[aShape.length - 2] : aShape[aShape.length - 1];
   const N = tb ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
   const batch = aShape.slice(0, -2).reduce((p, d) => p * d, 1);
-  return { label, flops: 2 * batch * M * N * K, inputs: () => [tf.randomNormal(aShape), tf.randomNormal(bShape)], run: (a, b) => tf.matMul(a, b, ta, tb) };
+  return {
+    label,
+    flops: 2 * batch * M * N * K,
+    inputs: () => [tf.randomNormal(aShape), tf.randomNormal(bShape)],
+    run: (a, b) => tf.matMul(a, b, ta, tb),
+  };
 };
 
 const cases: Case[] = [
@@ -40,17 +50,33 @@ const cases: Case[] = [
   mm("matmul linear [2048,128]·[128,512]", [2048, 128], [128, 512], false, false),
   mm("matmul linear dW [2048,128]ᵀ·[2048,512]", [2048, 128], [2048, 512], true, false),
   mm("matmul linear dX [2048,512]·[128,512]ᵀ", [2048, 512], [128, 512], false, true),
-  { label: "transpose [16,128,4,32] → [0,2,1,3]", inputs: () => [tf.randomNormal([16, 128, 4, 32])], run: (x) => tf.transpose(x, [0, 2, 1, 3]) },
+  {
+    label: "transpose [16,128,4,32] → [0,2,1,3]",
+    inputs: () => [tf.randomNormal([16, 128, 4, 32])],
+    run: (x) => tf.transpose(x, [0, 2, 1, 3]),
+  },
   { label: "transpose [2048,512]", inputs: () => [tf.randomNormal([2048, 512])], run: (x) => tf.transpose(x) },
   { label: "pow 3 [16,128,512]", inputs: () => [tf.randomNormal([16, 128, 512])], run: (x) => tf.pow(x, 3) },
   { label: "tanh [16,128,512]", inputs: () => [tf.randomNormal([16, 128, 512])], run: (x) => tf.tanh(x) },
   { label: "sum axis 0 [2048,512]", inputs: () => [tf.randomNormal([2048, 512])], run: (x) => tf.sum(x, 0) },
   { label: "clone [16,128,512]", inputs: () => [tf.randomNormal([16, 128, 512])], run: (x) => tf.clone(x) },
   { label: "split 3 [16,128,384]", inputs: () => [tf.randomNormal([16, 128, 384])], run: (x) => tf.split(x, 3, -1) },
-  { label: "concat 3 [16,128,128] axis -1", inputs: () => [tf.randomNormal([16, 128, 128]), tf.randomNormal([16, 128, 128]), tf.randomNormal([16, 128, 128])], run: (a, b, c) => tf.concat([a, b, c], -1) },
+  {
+    label: "concat 3 [16,128,128] axis -1",
+    inputs: () => [tf.randomNormal([16, 128, 128]), tf.randomNormal([16, 128, 128]), tf.randomNormal([16, 128, 128])],
+    run: (a, b, c) => tf.concat([a, b, c], -1),
+  },
   { label: "softmax [16,4,128,128]", inputs: () => [tf.randomNormal([16, 4, 128, 128])], run: (x) => tf.softmax(x) },
-  { label: "mul [16,128,512]²", inputs: () => [tf.randomNormal([16, 128, 512]), tf.randomNormal([16, 128, 512])], run: (a, b) => tf.mul(a, b) },
-  { label: "add bias [2048,512]+[512]", inputs: () => [tf.randomNormal([2048, 512]), tf.randomNormal([512])], run: (a, b) => tf.add(a, b) },
+  {
+    label: "mul [16,128,512]²",
+    inputs: () => [tf.randomNormal([16, 128, 512]), tf.randomNormal([16, 128, 512])],
+    run: (a, b) => tf.mul(a, b),
+  },
+  {
+    label: "add bias [2048,512]+[512]",
+    inputs: () => [tf.randomNormal([2048, 512]), tf.randomNormal([512])],
+    run: (a, b) => tf.add(a, b),
+  },
   {
     label: "gelu fwd+bwd [16,128,512] (fused on wasm)",
     inputs: () => [tf.randomNormal([16, 128, 512]), tf.randomNormal([16, 128, 512])],
@@ -58,21 +84,47 @@ const cases: Case[] = [
   },
   {
     label: "layernorm fwd+bwd [16,128,128] (fused on wasm)",
-    inputs: () => [tf.randomNormal([16, 128, 128]), tf.randomNormal([128]), tf.randomNormal([128]), tf.randomNormal([16, 128, 128])],
+    inputs: () => [
+      tf.randomNormal([16, 128, 128]),
+      tf.randomNormal([128]),
+      tf.randomNormal([128]),
+      tf.randomNormal([16, 128, 128]),
+    ],
     run: (x, g, b, w) =>
       tf.grads((t: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
         const fused = fusedLayerNorm(t, gg, bb, 1e-5);
         if (fused) return fused.mul(w).sum();
         const { mean, variance } = tf.moments(t, -1, true);
-        return t.sub(mean).mul(tf.rsqrt(variance.add(1e-5))).mul(gg).add(bb).mul(w).sum();
+        return t
+          .sub(mean)
+          .mul(tf.rsqrt(variance.add(1e-5)))
+          .mul(gg)
+          .add(bb)
+          .mul(w)
+          .sum();
       })([x, g, b]),
   },
   {
     label: "attention fwd+bwd [16,4,128,32] causal",
-    inputs: () => [tf.randomNormal([16, 4, 128, 32]), tf.randomNormal([16, 4, 128, 32]), tf.randomNormal([16, 4, 128, 32]), tf.randomNormal([16, 4, 128, 32])],
-    run: (q, k, v, w) => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => scaledDotProductAttention(a, b, c, { causal: true }).output.mul(w).sum())([q, k, v]),
+    inputs: () => [
+      tf.randomNormal([16, 4, 128, 32]),
+      tf.randomNormal([16, 4, 128, 32]),
+      tf.randomNormal([16, 4, 128, 32]),
+      tf.randomNormal([16, 4, 128, 32]),
+    ],
+    run: (q, k, v, w) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        scaledDotProductAttention(a, b, c, { causal: true }).output.mul(w).sum(),
+      )([q, k, v]),
   },
-  { label: "moments last axis [16,128,128]", inputs: () => [tf.randomNormal([16, 128, 128])], run: (x) => { const m = tf.moments(x, -1, true); return [m.mean, m.variance]; } },
+  {
+    label: "moments last axis [16,128,128]",
+    inputs: () => [tf.randomNormal([16, 128, 128])],
+    run: (x) => {
+      const m = tf.moments(x, -1, true);
+      return [m.mean, m.variance];
+    },
+  },
 ];
 
 async function main() {
@@ -83,11 +135,16 @@ async function main() {
   for (const c of cases.filter((c) => c.label.includes(filter))) {
     const inputs = c.inputs();
     unregisterWasmKernels();
-    const before = bestMs(() => c.run(...inputs), c.label.includes("matmul") && !c.label.includes("linear [") ? 5 : reps);
+    const before = bestMs(
+      () => c.run(...inputs),
+      c.label.includes("matmul") && !c.label.includes("linear [") ? 5 : reps,
+    );
     registerWasmKernels();
     const after = bestMs(() => c.run(...inputs), reps);
     const gflops = (ms: number) => (c.flops ? ` (${(c.flops / ms / 1e6).toFixed(1)} GFLOP/s)` : "");
-    console.log(`${c.label.padEnd(48)} ${before.toFixed(2).padStart(9)} ${after.toFixed(2).padStart(9)} ${(before / after).toFixed(1).padStart(7)}x${gflops(before)} →${gflops(after)}`);
+    console.log(
+      `${c.label.padEnd(48)} ${before.toFixed(2).padStart(9)} ${after.toFixed(2).padStart(9)} ${(before / after).toFixed(1).padStart(7)}x${gflops(before)} →${gflops(after)}`,
+    );
     tf.dispose(inputs);
   }
 }

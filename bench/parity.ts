@@ -84,6 +84,7 @@ async function main(): Promise<void> {
   const validationWindows = sampleBatches(split.validation, validationBatches, B, T, dataRecipe.seed + 1);
 
   const python = torchPython();
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
   let pytorch: Promise<any> | undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpt-parity-"));
   if (python) {
@@ -133,7 +134,8 @@ async function main(): Promise<void> {
   const bar = new ProgressBar(steps, "ours");
   while (trainer.step < steps) {
     const { loss } = await trainer.trainStep();
-    if (trainer.step % evalInterval === 0 || trainer.step === steps) ours.push({ step: trainer.step, validation: validationLoss() });
+    if (trainer.step % evalInterval === 0 || trainer.step === steps)
+      ours.push({ step: trainer.step, validation: validationLoss() });
     bar.update(trainer.step, { loss: loss.toFixed(3), val: ours[ours.length - 1].validation.toFixed(3) });
   }
   bar.finish();
@@ -144,16 +146,25 @@ async function main(): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   const rows = ours.map(({ step, validation }) => {
     const theirs = reference?.evals.find((e: { step: number }) => e.step === step)?.validation;
-    return { step, ours: validation, pytorch: theirs, difference: theirs === undefined ? undefined : validation - theirs };
+    return {
+      step,
+      ours: validation,
+      pytorch: theirs,
+      difference: theirs === undefined ? undefined : validation - theirs,
+    };
   });
   console.log("\n| step | ours | PyTorch | ours − PyTorch |\n|---:|---:|---:|---:|");
   for (const row of rows) {
-    console.log(`| ${row.step} | ${row.ours.toFixed(4)} | ${row.pytorch?.toFixed(4) ?? "-"} | ${row.difference === undefined ? "-" : (row.difference >= 0 ? "+" : "") + row.difference.toFixed(4)} |`);
+    console.log(
+      `| ${row.step} | ${row.ours.toFixed(4)} | ${row.pytorch?.toFixed(4) ?? "-"} | ${row.difference === undefined ? "-" : (row.difference >= 0 ? "+" : "") + row.difference.toFixed(4)} |`,
+    );
   }
   const final = rows[rows.length - 1];
   if (final.difference !== undefined) {
     const verdict = Math.abs(final.difference) <= 0.05 ? "within" : "NOT within";
-    console.log(`\nfinal validation loss: ours ${final.ours.toFixed(4)}, PyTorch ${final.pytorch!.toFixed(4)}: ${verdict} 0.05 nats`);
+    console.log(
+      `\nfinal validation loss: ours ${final.ours.toFixed(4)}, PyTorch ${final.pytorch!.toFixed(4)}: ${verdict} 0.05 nats`,
+    );
   }
   const result = {
     date: new Date().toISOString(),
@@ -167,20 +178,29 @@ async function main(): Promise<void> {
     pytorch: reference && { torch: reference.torch_version, threads: reference.threads, seconds: reference.seconds },
     rows,
   };
-  const file = path.join(__dirname, "results", `parity-${result.date.slice(0, 19).replace(/[:T]/g, "-")}-${result.commit}.json`);
+  const file = path.join(
+    __dirname,
+    "results",
+    `parity-${result.date.slice(0, 19).replace(/[:T]/g, "-")}-${result.commit}.json`,
+  );
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
+  fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`wrote ${path.relative(process.cwd(), file)}`);
 }
 
 /** Runs Python in the background; resolves with the JSON it prints last. Its progress goes to our stderr. */
+// biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
 function runPython(python: string, args: string[]): Promise<any> {
   return new Promise((resolve, reject) => {
     const child = spawn(python, args, { stdio: ["ignore", "pipe", "inherit"] });
     let stdout = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(JSON.parse(stdout.trim().split("\n").pop()!)) : reject(new Error(`PyTorch exited with ${code}`))));
+    child.on("close", (code) =>
+      code === 0
+        ? resolve(JSON.parse(stdout.trim().split("\n").pop()!))
+        : reject(new Error(`PyTorch exited with ${code}`)),
+    );
   });
 }
 

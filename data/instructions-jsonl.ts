@@ -24,7 +24,7 @@ export interface Conversation {
 
 /** One conversation per line; the file ends with a newline. */
 export function conversationsToJsonl(conversations: readonly Conversation[]): string {
-  return conversations.map((conversation) => JSON.stringify(conversation)).join("\n") + "\n";
+  return `${conversations.map((conversation) => JSON.stringify(conversation)).join("\n")}\n`;
 }
 
 export function writeConversations(file: string, conversations: readonly Conversation[]): void {
@@ -77,7 +77,9 @@ export function parseConversations(text: string, source = "JSONL"): Conversation
     const conversation = value as Conversation;
     const earlier = firstLineOfId.get(conversation.id);
     if (earlier !== undefined) {
-      problems.push(`${source} line ${lineNumber}: id ${JSON.stringify(conversation.id)} is already used on line ${earlier}`);
+      problems.push(
+        `${source} line ${lineNumber}: id ${JSON.stringify(conversation.id)} is already used on line ${earlier}`,
+      );
       return;
     }
     firstLineOfId.set(conversation.id, lineNumber);
@@ -85,23 +87,30 @@ export function parseConversations(text: string, source = "JSONL"): Conversation
   });
   if (problems.length > 0) {
     const more = problems.length > MAX_REPORTED ? `\n  ... and ${problems.length - MAX_REPORTED} more` : "";
-    throw new Error(`${source} has ${problems.length} problem${problems.length > 1 ? "s" : ""}:\n  ${problems.slice(0, MAX_REPORTED).join("\n  ")}${more}`);
+    throw new Error(
+      `${source} has ${problems.length} problem${problems.length > 1 ? "s" : ""}:\n  ${problems.slice(0, MAX_REPORTED).join("\n  ")}${more}`,
+    );
   }
   return conversations;
 }
 
 /** What is wrong with `value` as a conversation; empty when nothing is. */
 export function conversationProblems(value: unknown): string[] {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return [`expected a JSON object, got ${describe(value)}`];
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return [`expected a JSON object, got ${describe(value)}`];
   const record = value as Record<string, unknown>;
   const problems: string[] = [];
   const known = ["id", "task", "messages"];
-  for (const key of Object.keys(record)) if (!known.includes(key)) problems.push(`unknown field "${key}" (fields: ${known.join(", ")})`);
+  for (const key of Object.keys(record))
+    if (!known.includes(key)) problems.push(`unknown field "${key}" (fields: ${known.join(", ")})`);
   for (const key of ["id", "task"]) {
-    if (typeof record[key] !== "string" || record[key] === "") problems.push(`"${key}" must be a non-empty string, got ${describe(record[key])}`);
+    if (typeof record[key] !== "string" || record[key] === "")
+      problems.push(`"${key}" must be a non-empty string, got ${describe(record[key])}`);
   }
   if (!Array.isArray(record.messages) || record.messages.length === 0) {
-    problems.push(`"messages" must be a non-empty list of {"role", "content"} objects, got ${describe(record.messages)}`);
+    problems.push(
+      `"messages" must be a non-empty list of {"role", "content"} objects, got ${describe(record.messages)}`,
+    );
     return problems;
   }
   const messages: unknown[] = record.messages;
@@ -117,12 +126,16 @@ export function conversationProblems(value: unknown): string[] {
     const expected = expectedRole(i, hasSystem);
     if (role !== expected) {
       const allowed = i === 0 ? `"system" or "user"` : `"${expected}"`;
-      problems.push(`${where}.role must be ${allowed} (system first if any, then user and assistant taking turns), got ${describe(role)}`);
+      problems.push(
+        `${where}.role must be ${allowed} (system first if any, then user and assistant taking turns), got ${describe(role)}`,
+      );
     }
-    if (typeof content !== "string" || content.trim() === "") problems.push(`${where}.content must be a non-empty string, got ${describe(content)}`);
+    if (typeof content !== "string" || content.trim() === "")
+      problems.push(`${where}.content must be a non-empty string, got ${describe(content)}`);
   });
   const last = messages.at(-1) as { role?: unknown } | null;
-  if (last?.role !== "assistant") problems.push(`the last message must be the assistant's answer, got role ${describe(last?.role)}`);
+  if (last?.role !== "assistant")
+    problems.push(`the last message must be the assistant's answer, got role ${describe(last?.role)}`);
   return problems;
 }
 

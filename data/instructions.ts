@@ -92,7 +92,11 @@ export const defaultInstructionOptions: InstructionOptions = {
   systemFraction: 0.1,
 };
 
-export const SYSTEM_PROMPTS = ["You are a helpful assistant.", "Answer briefly.", "You are a helpful assistant. Answer in a few words."];
+export const SYSTEM_PROMPTS = [
+  "You are a helpful assistant.",
+  "Answer briefly.",
+  "You are a helpful assistant. Answer in a few words.",
+];
 
 /** One task: a generator of training conversations and the full list of held-out ones. */
 interface Task {
@@ -101,7 +105,10 @@ interface Task {
 }
 
 /** The training conversations (in a seeded shuffled order) and the test conversations (by task). */
-export function generateInstructions(options: Partial<InstructionOptions> = {}): { train: Conversation[]; test: Conversation[] } {
+export function generateInstructions(options: Partial<InstructionOptions> = {}): {
+  train: Conversation[];
+  test: Conversation[];
+} {
   const { seed, trainPerTask, testPerTask, systemFraction } = {
     ...defaultInstructionOptions,
     ...options,
@@ -125,7 +132,8 @@ export function generateInstructions(options: Partial<InstructionOptions> = {}):
   }
   const train: Conversation[] = [];
   for (const name of TASKS) {
-    for (let i = 0; i < trainPerTask[name]; i++) train.push({ id: `${name}-${i}`, task: name, messages: withSystem(fittingTrain(tasks[name])) });
+    for (let i = 0; i < trainPerTask[name]; i++)
+      train.push({ id: `${name}-${i}`, task: name, messages: withSystem(fittingTrain(tasks[name])) });
   }
   checkHeldOut(train, test);
   return { train: random.shuffle(train), test };
@@ -133,11 +141,15 @@ export function generateInstructions(options: Partial<InstructionOptions> = {}):
 
 /** Throws if a test conversation's opening question occurs anywhere in training: the split would be leaky. */
 export function checkHeldOut(train: readonly Conversation[], test: readonly Conversation[]): void {
-  const trainQuestions = new Set(train.flatMap((c) => c.messages.filter((m) => m.role === "user").map((m) => m.content)));
+  const trainQuestions = new Set(
+    train.flatMap((c) => c.messages.filter((m) => m.role === "user").map((m) => m.content)),
+  );
   for (const conversation of test) {
     const opening = conversation.messages.find((m) => m.role === "user")?.content ?? "";
     if (trainQuestions.has(opening)) {
-      throw new Error(`Held-out split is leaky: test conversation ${conversation.id} opens with "${opening}", which occurs in training.`);
+      throw new Error(
+        `Held-out split is leaky: test conversation ${conversation.id} opens with "${opening}", which occurs in training.`,
+      );
     }
   }
 }
@@ -147,13 +159,49 @@ function buildTasks(random: Random): Record<TaskName, Task> {
   const capitalPhrasings = heldOutPhrasings(random, facts, CAPITAL_TEMPLATES.length);
   const words = splitItems(random, commonWords(600), 0.2);
   const single = {
-    addition: numberPairTask(random, additionPairs(), 0.1, ["What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}."], "+"),
-    subtraction: numberPairTask(random, subtractionPairs(), 0.1, ["What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}."], "-"),
+    addition: numberPairTask(
+      random,
+      additionPairs(),
+      0.1,
+      ["What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}."],
+      "+",
+    ),
+    subtraction: numberPairTask(
+      random,
+      subtractionPairs(),
+      0.1,
+      ["What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}."],
+      "-",
+    ),
     capital: factTask(random, facts, CAPITAL_TEMPLATES, (country) => country.capital, capitalPhrasings),
-    continent: factTask(random, facts, ["Which continent is {country} in?", "On which continent is {country}?", "{country} is on which continent?"], (c) => c.continent),
-    currency: factTask(random, facts.filter((c) => c.currency !== undefined), ["What currency does {country} use?", "What is the currency of {country}?", "Which currency is used in {country}?"], (c) => c.currency as string),
-    uppercase: wordTask(random, words, ["Write {word} in capital letters.", "Uppercase the word {word}.", "What is {word} in uppercase?"], (word) => word.toUpperCase()),
-    reverse: wordTask(random, words, ["Reverse the word {word}.", "Spell {word} backwards.", "Write {word} backwards."], (word) => [...word].reverse().join("")),
+    continent: factTask(
+      random,
+      facts,
+      ["Which continent is {country} in?", "On which continent is {country}?", "{country} is on which continent?"],
+      (c) => c.continent,
+    ),
+    currency: factTask(
+      random,
+      facts.filter((c) => c.currency !== undefined),
+      [
+        "What currency does {country} use?",
+        "What is the currency of {country}?",
+        "Which currency is used in {country}?",
+      ],
+      (c) => c.currency as string,
+    ),
+    uppercase: wordTask(
+      random,
+      words,
+      ["Write {word} in capital letters.", "Uppercase the word {word}.", "What is {word} in uppercase?"],
+      (word) => word.toUpperCase(),
+    ),
+    reverse: wordTask(
+      random,
+      words,
+      ["Reverse the word {word}.", "Spell {word} backwards.", "Write {word} backwards."],
+      (word) => [...word].reverse().join(""),
+    ),
     count: countTask(random),
   };
   return {
@@ -188,7 +236,13 @@ function subtractionPairs(): Array<[number, number]> {
  * course model's shape trained on additions alone (data/README.md): 24% of held-out sums right after 1,500
  * steps when answering "85", 90% after 1,000 steps when answering "47 + 38 is 85".
  */
-function numberPairTask(random: Random, pairs: Array<[number, number]>, testFraction: number, templates: string[], operator: "+" | "-"): Task {
+function numberPairTask(
+  random: Random,
+  pairs: Array<[number, number]>,
+  testFraction: number,
+  templates: string[],
+  operator: "+" | "-",
+): Task {
   const split = splitItems(random, pairs, testFraction);
   const conversation = (pair: [number, number]): ChatMessage[] => {
     const [a, b] = operator === "+" && random.next() < 0.5 ? [pair[1], pair[0]] : pair; // a + b = b + a: both orders
@@ -291,7 +345,8 @@ function followupTask(random: Random, facts: CountryFacts[], capitalPhrasings: M
 function commonWords(count: number): string[] {
   if (wordsByFrequency === undefined) {
     const frequency = new Map<string, number>();
-    for (const [word] of loadStateOfTheUnion().matchAll(/\b[a-z]{4,8}\b/g)) frequency.set(word, (frequency.get(word) ?? 0) + 1);
+    for (const [word] of loadStateOfTheUnion().matchAll(/\b[a-z]{4,8}\b/g))
+      frequency.set(word, (frequency.get(word) ?? 0) + 1);
     wordsByFrequency = [...frequency].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([word]) => word);
   }
   return wordsByFrequency.slice(0, count);
@@ -300,7 +355,12 @@ function commonWords(count: number): string[] {
 /** Reading the corpus takes a second or two: it is counted once per process. */
 let wordsByFrequency: string[] | undefined;
 
-function wordTask(random: Random, words: { train: string[]; test: string[] }, templates: string[], answer: (word: string) => string): Task {
+function wordTask(
+  random: Random,
+  words: { train: string[]; test: string[] },
+  templates: string[],
+  answer: (word: string) => string,
+): Task {
   const ask = (word: string) => exchange(fill(pick(random, templates), { word }), answer(word));
   return { train: () => ask(pick(random, words.train)), test: words.test.map(ask) };
 }
@@ -308,7 +368,8 @@ function wordTask(random: Random, words: { train: string[]; test: string[] }, te
 /** "Count from 3 to 7." → "3, 4, 5, 6, 7": ranges of 3 to 6 numbers starting at 1 to 96. */
 function countTask(random: Random): Task {
   const ranges: Array<[number, number]> = [];
-  for (let start = 1; start <= 96; start++) for (let length = 3; length <= 6; length++) ranges.push([start, start + length - 1]);
+  for (let start = 1; start <= 96; start++)
+    for (let length = 3; length <= 6; length++) ranges.push([start, start + length - 1]);
   const split = splitItems(random, ranges, 0.25);
   const templates = ["Count from {a} to {b}.", "List the numbers from {a} to {b}."];
   const ask = ([a, b]: [number, number]) =>

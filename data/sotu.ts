@@ -31,7 +31,8 @@ export function loadSpeeches(options: SotuOptions = {}): Speech[] {
     .map((file) => JSON.parse(fs.readFileSync(path.join(folder, file), "utf8")) as Speech)
     .filter((speech) => speech.year >= from && speech.year <= to)
     .map((speech) => (plainAscii ? { ...speech, text: toPlainAscii(speech.text) } : speech));
-  if (speeches.length === 0) throw new Error(`loadSpeeches: no speech between ${from} and ${to} (the corpus covers 1790-2021).`);
+  if (speeches.length === 0)
+    throw new Error(`loadSpeeches: no speech between ${from} and ${to} (the corpus covers 1790-2021).`);
   return speeches;
 }
 
@@ -53,5 +54,8 @@ const replacements: Array<[RegExp, string]> = [
 
 /** Maps typographic characters to ASCII and drops the handful of others, so a character tokenizer stays small. */
 export function toPlainAscii(text: string): string {
-  return replacements.reduce((result, [pattern, replacement]) => result.replace(pattern, replacement), text.normalize("NFKD"));
+  return replacements.reduce(
+    (result, [pattern, replacement]) => result.replace(pattern, replacement),
+    text.normalize("NFKD"),
+  );
 }

@@ -55,7 +55,14 @@ export type { LearningRateSchedule } from "./training/schedule.js";
 export { TokenDataset, readTextCorpus } from "./training/data.js";
 export type { Batch, BatchSource, Split, TokenDatasetOptions } from "./training/data.js";
 export { Trainer, defaultTrainerOptions } from "./training/trainer.js";
-export type { TrainerOptions, TrainerState, StepResult, EvalResult, TrainingHistory, TrainOptions } from "./training/trainer.js";
+export type {
+  TrainerOptions,
+  TrainerState,
+  StepResult,
+  EvalResult,
+  TrainingHistory,
+  TrainOptions,
+} from "./training/trainer.js";
 export { saveCheckpoint, loadCheckpoint, resumeTrainer, loadParameters } from "./training/checkpoint.js";
 export { coursePretraining } from "./training/recipe.js";
 export type { Checkpoint } from "./training/checkpoint.js";
@@ -69,14 +76,27 @@ export { nextTokenProbabilities, sampleNextToken, argmax } from "./generation/sa
 export type { SamplingOptions } from "./generation/sampling.js";
 
 // Fine-tuning into a chat model.
-export { ROLES, CHAT_TOKENS, addChatTokens, chatTokenIds, renderConversation, renderPrompt } from "./finetuning/chat-template.js";
+export {
+  ROLES,
+  CHAT_TOKENS,
+  addChatTokens,
+  chatTokenIds,
+  renderConversation,
+  renderPrompt,
+} from "./finetuning/chat-template.js";
 export type { Role, ChatMessage, ChatTokenIds, RenderedConversation } from "./finetuning/chat-template.js";
 export { ConversationDataset } from "./finetuning/sft-data.js";
 export type { ConversationDatasetOptions } from "./finetuning/sft-data.js";
 export { chat, fitToContext } from "./finetuning/chat.js";
 export type { ChatOptions, ChatReply } from "./finetuning/chat.js";
 export { evaluateExactMatch, accuracyTable } from "./finetuning/evaluate.js";
-export type { EvaluationExample, GradedAnswer, TaskAccuracy, EvaluationResult, EvaluationOptions } from "./finetuning/evaluate.js";
+export type {
+  EvaluationExample,
+  GradedAnswer,
+  TaskAccuracy,
+  EvaluationResult,
+  EvaluationOptions,
+} from "./finetuning/evaluate.js";
 export { extendVocabulary } from "./finetuning/extend-vocabulary.js";
 export { LoRAAdapter, LoRAGPT, defaultLoRAOptions } from "./finetuning/lora.js";
 export { chatBasePretraining, courseFineTuning } from "./finetuning/recipe.js";
@@ -89,9 +109,27 @@ export { loadGPT2, saveGPT2, configFromHF, configToHF } from "./weights/gpt2.js"
 export type { HFGPT2Config } from "./weights/gpt2.js";
 
 // Visualisation: Plotly figures, shown in notebooks.
-export { lineChart, lossCurves, heatmap, barChart, sideBySide, HEATMAP_COLOURS, DIVERGING_COLOURS } from "./viz/figures.js";
+export {
+  lineChart,
+  lossCurves,
+  heatmap,
+  barChart,
+  sideBySide,
+  HEATMAP_COLOURS,
+  DIVERGING_COLOURS,
+} from "./viz/figures.js";
 export type { Figure } from "./viz/figures.js";
-export { showFigure, liveFigure, figureHtml, figureFromHtml, FIGURE_MARK, PLOTLY_LIBRARY_MARK, showTable, tableHtml, escapeHtml } from "./viz/notebook.js";
+export {
+  showFigure,
+  liveFigure,
+  figureHtml,
+  figureFromHtml,
+  FIGURE_MARK,
+  PLOTLY_LIBRARY_MARK,
+  showTable,
+  tableHtml,
+  escapeHtml,
+} from "./viz/notebook.js";
 
 // Utilities.
 export { Random } from "./utils/random.js";

@@ -39,7 +39,9 @@ run(async () => {
   try {
     chatTokenIds(tokenizer);
   } catch {
-    fail(`${flags.checkpoint} is a base model without chat tokens. Fine-tune it first: npm run finetune -- --checkpoint ${flags.checkpoint}`);
+    fail(
+      `${flags.checkpoint} is a base model without chat tokens. Fine-tune it first: npm run finetune -- --checkpoint ${flags.checkpoint}`,
+    );
   }
 
   const opening: ChatMessage[] = flags.system ? [{ role: "system", content: flags.system }] : [];
@@ -50,7 +52,8 @@ run(async () => {
   const terminal = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: "you> " });
   // Ctrl-C: on a terminal readline reports it as its own SIGINT event; when input is piped, the process gets the signal.
   const interrupt = () => {
-    if (generation) generation.abort(); // stop this reply, keep chatting
+    if (generation)
+      generation.abort(); // stop this reply, keep chatting
     else terminal.close(); // at the prompt: quit
   };
   terminal.on("SIGINT", interrupt);
@@ -72,8 +75,12 @@ run(async () => {
         console.log("(conversation forgotten)");
       } else if (command === "/temperature") {
         const value = Number(argument);
-        if (argument === undefined || !Number.isFinite(value) || value < 0) console.log(`(usage: /temperature N with N ≥ 0; now ${temperature})`);
-        else console.log(`(temperature ${(temperature = value)})`);
+        if (argument === undefined || !Number.isFinite(value) || value < 0)
+          console.log(`(usage: /temperature N with N ≥ 0; now ${temperature})`);
+        else {
+          temperature = value;
+          console.log(`(temperature ${temperature})`);
+        }
       } else {
         console.log(help);
       }
@@ -100,11 +107,17 @@ run(async () => {
     });
     generation = undefined;
     process.stdout.write(reply.finishReason === "aborted" ? " (stopped)\n" : "\n");
-    if (reply.truncatedLastMessage) console.log("(your message was longer than the model can read: only its end was used)");
-    if (reply.droppedMessages > 0) console.log(`(the ${reply.droppedMessages} oldest messages no longer fit the context and are forgotten)`);
+    if (reply.truncatedLastMessage)
+      console.log("(your message was longer than the model can read: only its end was used)");
+    if (reply.droppedMessages > 0)
+      console.log(`(the ${reply.droppedMessages} oldest messages no longer fit the context and are forgotten)`);
     // Keep only what the model still sees (and the system message), so the history never grows without bound.
     const system = messages[0]?.role === "system" ? [messages[0]] : [];
-    history = [...system, ...messages.slice(system.length + reply.droppedMessages), { role: "assistant", content: reply.text }];
+    history = [
+      ...system,
+      ...messages.slice(system.length + reply.droppedMessages),
+      { role: "assistant", content: reply.text },
+    ];
     terminal.prompt();
   }
   terminal.close();

@@ -58,10 +58,12 @@ run(async () => {
     loss: Math.abs(gpu.loss - cpu.loss) / Math.abs(cpu.loss),
     "weights after one AdamW step": relativeDifference(gpu.weight, cpu.weight),
   };
-  for (const [what, difference] of Object.entries(differences)) console.log(`${what}: relative difference ${difference.toExponential(2)}`);
+  for (const [what, difference] of Object.entries(differences))
+    console.log(`${what}: relative difference ${difference.toExponential(2)}`);
   console.log(`WebGPU run took ${((performance.now() - started) / 1000).toFixed(1)} s (shader compilation included)`);
   const tolerance = 1e-4;
   const failed = Object.entries(differences).filter(([, difference]) => !(difference < tolerance));
-  if (failed.length > 0) throw new Error(`WebGPU differs from the CPU beyond ${tolerance}: ${failed.map(([what]) => what).join(", ")}`);
+  if (failed.length > 0)
+    throw new Error(`WebGPU differs from the CPU beyond ${tolerance}: ${failed.map(([what]) => what).join(", ")}`);
   console.log(`WebGPU matches the CPU within ${tolerance}.`);
 });

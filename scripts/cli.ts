@@ -58,7 +58,12 @@ export function run(main: () => Promise<void>): void {
  * when stopped. The first Ctrl-C finishes the current step and saves; a second one quits without saving.
  * Shared by `npm run pretrain` and `npm run finetune`.
  */
-export async function trainWithCheckpoints(trainer: Trainer, last: number, saveEvery: number, save: () => Promise<void>): Promise<void> {
+export async function trainWithCheckpoints(
+  trainer: Trainer,
+  last: number,
+  saveEvery: number,
+  save: () => Promise<void>,
+): Promise<void> {
   const stop = new AbortController();
   process.once("SIGINT", () => {
     console.error("\ninterrupted: finishing this step and saving a checkpoint (Ctrl-C again to quit without saving)");
@@ -69,7 +74,10 @@ export async function trainWithCheckpoints(trainer: Trainer, last: number, saveE
     await trainer.train({
       steps: Math.min(saveEvery || last, last - trainer.step),
       signal: stop.signal,
-      onEval: (result) => console.error(`\nstep ${result.step}: train loss ${result.train.toFixed(4)}, validation loss ${result.validation.toFixed(4)}`),
+      onEval: (result) =>
+        console.error(
+          `\nstep ${result.step}: train loss ${result.train.toFixed(4)}, validation loss ${result.validation.toFixed(4)}`,
+        ),
     });
     await save();
   }

@@ -52,8 +52,15 @@ async function download(url: string, destination: string): Promise<void> {
   const response = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {} });
   if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status} ${response.statusText}`);
   const resuming = response.status === 206;
-  if (have > 0) console.error(resuming ? `${destination}: resuming at ${formatBytes(have)}` : `${destination}: server cannot resume; starting over`);
-  const total = Number.isFinite(expected.size) ? expected.size : have + Number(response.headers.get("content-length") ?? 0);
+  if (have > 0)
+    console.error(
+      resuming
+        ? `${destination}: resuming at ${formatBytes(have)}`
+        : `${destination}: server cannot resume; starting over`,
+    );
+  const total = Number.isFinite(expected.size)
+    ? expected.size
+    : have + Number(response.headers.get("content-length") ?? 0);
   const bar = new ProgressBar(total, path.basename(destination), process.stderr, formatBytes);
   const out = fs.createWriteStream(partial, { flags: resuming ? "a" : "w" });
   let received = resuming ? have : 0;
@@ -67,7 +74,9 @@ async function download(url: string, destination: string): Promise<void> {
   const actual = await checksum(partial, expected.algorithm);
   if (expected.hex && actual !== expected.hex) {
     fs.rmSync(partial);
-    throw new Error(`${destination}: checksum mismatch (expected ${expected.hex}, got ${actual}); the partial file was removed, run again.`);
+    throw new Error(
+      `${destination}: checksum mismatch (expected ${expected.hex}, got ${actual}); the partial file was removed, run again.`,
+    );
   }
   fs.renameSync(partial, destination);
 }

@@ -42,7 +42,10 @@ run(async () => {
     flags.tasks?.split(","),
   );
   if (examples.length === 0) fail("no test conversation matches --tasks.");
-  const answerCount = examples.reduce((count, { messages }) => count + messages.filter((m) => m.role === "assistant").length, 0);
+  const answerCount = examples.reduce(
+    (count, { messages }) => count + messages.filter((m) => m.role === "assistant").length,
+    0,
+  );
   await startBackend();
 
   const results: Record<string, TaskAccuracy[]> = {};
@@ -55,14 +58,18 @@ run(async () => {
     const chatModel = extendVocabulary(model, tokenizer.vocabSize);
     const started = performance.now();
     const bar = new ProgressBar(answerCount, label);
-    const { tasks, answers } = await evaluateExactMatch(chatModel, tokenizer, examples, { onAnswer: (_, done) => bar.update(done) });
+    const { tasks, answers } = await evaluateExactMatch(chatModel, tokenizer, examples, {
+      onAnswer: (_, done) => bar.update(done),
+    });
     bar.finish();
     console.error(`${label}: ${answers.length} answers in ${formatDuration((performance.now() - started) / 1000)}`);
     results[`${label} (${directory})`] = tasks;
     const show = integerFlag("show", flags.show, 3);
     for (const task of tasks) {
       for (const wrong of answers.filter((a) => a.task === task.task && !a.correct).slice(0, show)) {
-        console.error(`  ${label} ✗ [${wrong.task}] ${wrong.question} → ${JSON.stringify(wrong.answer)} (expected ${JSON.stringify(wrong.expected)})`);
+        console.error(
+          `  ${label} ✗ [${wrong.task}] ${wrong.question} → ${JSON.stringify(wrong.answer)} (expected ${JSON.stringify(wrong.expected)})`,
+        );
       }
     }
   }

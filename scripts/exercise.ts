@@ -64,7 +64,9 @@ async function main(): Promise<number> {
   if (values.all && name !== undefined) throw new Error(`--all runs every exercise: leave out "${name}"`);
   if (!values.all && !values.solutions && name === undefined) throw new Error(`which exercise?\n\n${usage}`);
   if (values.file !== undefined && (name === undefined || values.solutions)) {
-    throw new Error("--file checks one file: give the exercise's name, e.g. `npm run exercise -- kv-cache --file my-kv.ts`");
+    throw new Error(
+      "--file checks one file: give the exercise's name, e.g. `npm run exercise -- kv-cache --file my-kv.ts`",
+    );
   }
   let seed: number | undefined;
   if (values.seed !== undefined) {

@@ -66,14 +66,25 @@ export class FigureRenderer {
 
   static async start(): Promise<FigureRenderer> {
     if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM=/path/to/chrome.`);
+      throw new Error(
+        `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM=/path/to/chrome.`,
+      );
     }
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
     });
     const page = await browser.newPage({ viewport: { width: OUTPUT_WIDTH + 40, height: 800 } });
-    await page.setContent(`<html><body style="margin:20px;background:#fff"><div id="figure" style="width:${OUTPUT_WIDTH}px"></div></body></html>`);
+    await page.setContent(
+      `<html><body style="margin:20px;background:#fff"><div id="figure" style="width:${OUTPUT_WIDTH}px"></div></body></html>`,
+    );
     await page.addScriptTag({ path: require.resolve("plotly.js-dist-min/plotly.min.js") });
     return new FigureRenderer(browser, page);
   }

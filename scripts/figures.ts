@@ -32,9 +32,19 @@ const REPO = path.resolve(__dirname, "..");
 function executeNotebooks(names: string[], full: boolean): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "executed-notebooks-"));
   const python = fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-  const args = [path.join(REPO, "scripts", "run-notebooks.py"), ...(full ? [] : ["--quick"]), "--timeout", "1800", "--out", dir];
-  const result = spawnSync(python, [...args, ...names.map((name) => path.join(REPO, "notebooks", name))], { stdio: "inherit" });
-  if (result.status !== 0) fail(`a notebook failed (run-notebooks.py exited with ${result.status}); no figures written.`);
+  const args = [
+    path.join(REPO, "scripts", "run-notebooks.py"),
+    ...(full ? [] : ["--quick"]),
+    "--timeout",
+    "1800",
+    "--out",
+    dir,
+  ];
+  const result = spawnSync(python, [...args, ...names.map((name) => path.join(REPO, "notebooks", name))], {
+    stdio: "inherit",
+  });
+  if (result.status !== 0)
+    fail(`a notebook failed (run-notebooks.py exited with ${result.status}); no figures written.`);
   return dir;
 }
 
@@ -91,7 +101,10 @@ run(async () => {
         const figure = figureFromHtml(html)!;
         const png = await renderer.render(figure);
         images.set(html, png);
-        const file = path.join(outDir, `${name.replace(/\.ipynb$/, "")}-cell${String(cellIndex).padStart(2, "0")}-${++count}.png`);
+        const file = path.join(
+          outDir,
+          `${name.replace(/\.ipynb$/, "")}-cell${String(cellIndex).padStart(2, "0")}-${++count}.png`,
+        );
         fs.writeFileSync(file, png);
         console.log(`${path.relative(process.cwd(), file)}  ${titleOf(figure)}`);
       }

@@ -50,7 +50,8 @@ run(async () => {
     "batch-size": { type: "string" },
     "save-every": { type: "string" },
   });
-  if (!flags.checkpoint && !flags.resume) fail(`give the base model with --checkpoint (or --resume a fine-tuning run).\n\n${usage}`);
+  if (!flags.checkpoint && !flags.resume)
+    fail(`give the base model with --checkpoint (or --resume a fine-tuning run).\n\n${usage}`);
   if (flags.checkpoint && flags.resume) fail("give either --checkpoint (start) or --resume (continue), not both.");
   const out = flags.out ?? flags.resume ?? "checkpoints/chat";
   const saveEvery = integerFlag("save-every", flags["save-every"], 0);
@@ -77,7 +78,9 @@ run(async () => {
     trainerOptions.minLearningRate = (trainerOptions.learningRate as number) / 10;
   }
 
-  const conversations = readConversations(flags.data ? path.join(flags.data, "train.jsonl") : instructionsFile("train"));
+  const conversations = readConversations(
+    flags.data ? path.join(flags.data, "train.jsonl") : instructionsFile("train"),
+  );
   const { batchSize, validationFraction, seed } = courseFineTuning.data;
   const validationCount = Math.max(1, Math.round(conversations.length * validationFraction));
   const dataset = new ConversationDataset(
@@ -85,7 +88,11 @@ run(async () => {
       train: renderAll(tokenizer, conversations.slice(0, -validationCount)),
       validation: renderAll(tokenizer, conversations.slice(-validationCount)),
     },
-    { maxLength: model.config.contextLength + 1, batchSize: integerFlag("batch-size", flags["batch-size"], batchSize), seed },
+    {
+      maxLength: model.config.contextLength + 1,
+      batchSize: integerFlag("batch-size", flags["batch-size"], batchSize),
+      seed,
+    },
   );
   const trainer = new Trainer(model, dataset, trainerOptions);
   if (flags.resume) {
@@ -99,10 +106,16 @@ run(async () => {
   );
 
   const started = performance.now();
-  const stepsNow = integerFlag("steps", flags.resume ? flags.steps : undefined, trainer.options.maxSteps - trainer.step);
+  const stepsNow = integerFlag(
+    "steps",
+    flags.resume ? flags.steps : undefined,
+    trainer.options.maxSteps - trainer.step,
+  );
   const last = Math.min(trainer.options.maxSteps, trainer.step + stepsNow);
   await trainWithCheckpoints(trainer, last, saveEvery, () => saveCheckpoint(out, { model, tokenizer, trainer }));
-  console.error(`saved ${out} at step ${trainer.step}; fine-tuning took ${formatDuration((performance.now() - started) / 1000)}`);
+  console.error(
+    `saved ${out} at step ${trainer.step}; fine-tuning took ${formatDuration((performance.now() - started) / 1000)}`,
+  );
 });
 
 /** Renders every conversation, naming the one that fails (e.g. a character the tokenizer does not know). */

@@ -49,5 +49,8 @@ run(async () => {
     onToken: stream,
   });
   if (stream) process.stdout.write("\n");
-  else result.tokens.forEach((tokens, i) => console.log(`--- sequence ${i + 1} ---\n${flags.prompt ?? ""}${tokenizer.decode(tokens)}\n`));
+  else
+    result.tokens.forEach((tokens, i) =>
+      console.log(`--- sequence ${i + 1} ---\n${flags.prompt ?? ""}${tokenizer.decode(tokens)}\n`),
+    );
 });

@@ -17,12 +17,19 @@ const usage = `usage: npm run data:instructions -- [options]
 run(async () => {
   const flags = parseCommandLine(usage, { out: { type: "string" }, seed: { type: "string" } });
   const out = flags.out ?? path.join("data", "instructions");
-  const { train, test } = generateInstructions({ seed: integerFlag("seed", flags.seed, defaultInstructionOptions.seed) });
+  const { train, test } = generateInstructions({
+    seed: integerFlag("seed", flags.seed, defaultInstructionOptions.seed),
+  });
   fs.mkdirSync(out, { recursive: true });
-  for (const [name, conversations] of [["train", train], ["test", test]] as const) {
+  for (const [name, conversations] of [
+    ["train", train],
+    ["test", test],
+  ] as const) {
     const file = path.join(out, `${name}.jsonl`);
     writeConversations(file, conversations);
     const perTask = TASKS.map((task) => `${task} ${conversations.filter((c) => c.task === task).length}`).join(", ");
-    console.log(`${file}: ${conversations.length} conversations, ${(fs.statSync(file).size / 1e6).toFixed(2)} MB (${perTask})`);
+    console.log(
+      `${file}: ${conversations.length} conversations, ${(fs.statSync(file).size / 1e6).toFixed(2)} MB (${perTask})`,
+    );
   }
 });

@@ -37,7 +37,10 @@ export interface StoredRun {
 }
 export interface Notebook {
   cells: NotebookCell[];
-  metadata: Record<string, unknown> & { course?: StoredRun; execution?: { seconds: number; mode: "full" | "quick"; finished: string } };
+  metadata: Record<string, unknown> & {
+    course?: StoredRun;
+    execution?: { seconds: number; mode: "full" | "quick"; finished: string };
+  };
   nbformat: number;
   nbformat_minor: number;
 }
@@ -46,7 +49,8 @@ export function readNotebook(file: string): Notebook {
   return JSON.parse(fs.readFileSync(file, "utf8")) as Notebook;
 }
 
-export const textOf = (value: string | string[] | undefined): string => (Array.isArray(value) ? value.join("") : (value ?? ""));
+export const textOf = (value: string | string[] | undefined): string =>
+  Array.isArray(value) ? value.join("") : (value ?? "");
 
 /** The hash that ties stored outputs to the code that produced them. Markdown cells may change freely. */
 export function codeHash(notebook: Notebook): string {
@@ -61,9 +65,11 @@ export function codeHash(notebook: Notebook): string {
  */
 export function storeOutputs(executed: Notebook, committed: Notebook, images: Map<string, Buffer>): string {
   const hash = codeHash(executed);
-  if (hash !== codeHash(committed)) throw new Error("the code cells changed since the notebook was executed: run it again.");
+  if (hash !== codeHash(committed))
+    throw new Error("the code cells changed since the notebook was executed: run it again.");
   const run = executed.metadata.execution;
-  if (!run || run.mode !== "full") throw new Error("only a full-mode run is stored (run-notebooks.py without --quick records it).");
+  if (run?.mode !== "full")
+    throw new Error("only a full-mode run is stored (run-notebooks.py without --quick records it).");
   const codeCells = executed.cells.filter((cell) => cell.cell_type === "code");
   let next = 0;
   const cells = committed.cells.map((cell) => {
@@ -98,5 +104,11 @@ function storedOutput(output: NotebookOutput, images: Map<string, Buffer>): Note
   const png = images.get(html);
   if (!png) throw new Error("a figure was not rendered");
   const title = (figure.layout.title as { text?: string } | undefined)?.text ?? "";
-  return [{ output_type: "display_data", data: { "image/png": png.toString("base64"), "text/plain": `<Figure: ${title}>` }, metadata: {} }];
+  return [
+    {
+      output_type: "display_data",
+      data: { "image/png": png.toString("base64"), "text/plain": `<Figure: ${title}>` },
+      metadata: {},
+    },
+  ];
 }

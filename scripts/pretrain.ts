@@ -84,8 +84,10 @@ run(async () => {
   let trainerOptions: Partial<TrainerOptions> & { maxSteps: number };
   const checkpoint = flags.resume ? await loadCheckpoint(flags.resume) : undefined;
   if (checkpoint) {
-    if (flags.config || flags.recipe) fail("--resume uses the checkpoint's own config; leave out --config and --recipe.");
-    if (!checkpoint.tokenizer || !checkpoint.trainerOptions) fail(`${flags.resume} has no tokenizer or trainer state to resume from.`);
+    if (flags.config || flags.recipe)
+      fail("--resume uses the checkpoint's own config; leave out --config and --recipe.");
+    if (!checkpoint.tokenizer || !checkpoint.trainerOptions)
+      fail(`${flags.resume} has no tokenizer or trainer state to resume from.`);
     ({ model, tokenizer } = checkpoint as { model: GPT; tokenizer: Tokenizer });
     trainerOptions = checkpoint.trainerOptions;
   } else {
@@ -95,7 +97,10 @@ run(async () => {
     trainerOptions = { ...coursePretraining.trainer, ...userConfig.trainer } as TrainerOptions;
   }
   const dataOptions = { ...coursePretraining.data, ...userConfig.data };
-  const dataset = new TokenDataset(tokenizer.encode(text), { ...dataOptions, contextLength: model.config.contextLength });
+  const dataset = new TokenDataset(tokenizer.encode(text), {
+    ...dataOptions,
+    contextLength: model.config.contextLength,
+  });
   const trainer = new Trainer(model, dataset, trainerOptions);
   if (checkpoint) {
     resumeTrainer(trainer, checkpoint);
@@ -118,7 +123,15 @@ function recipeConfig(name: string): RunConfig {
   if (name === "course") return {};
   if (name === "chat-base") {
     const { tokenizer, ...rest } = chatBasePretraining;
-    return { ...rest, tokenizer: { kind: "bpe", vocabSize: tokenizer.vocabSize, splitDigits: true, alsoTrainOn: [instructionsFile("train")] } };
+    return {
+      ...rest,
+      tokenizer: {
+        kind: "bpe",
+        vocabSize: tokenizer.vocabSize,
+        splitDigits: true,
+        alsoTrainOn: [instructionsFile("train")],
+      },
+    };
   }
   fail(`--recipe must be "course" or "chat-base", got "${name}".`);
 }
@@ -133,23 +146,33 @@ function readRunConfig(file: string): RunConfig {
   }
   const known = ["tokenizer", "model", "trainer", "data"];
   const unknown = Object.keys(parsed as object).filter((key) => !known.includes(key));
-  if (unknown.length > 0) fail(`--config: unknown section(s) ${unknown.join(", ")} in ${file}; expected ${known.join(", ")}.`);
+  if (unknown.length > 0)
+    fail(`--config: unknown section(s) ${unknown.join(", ")} in ${file}; expected ${known.join(", ")}.`);
   return parsed as RunConfig;
 }
 
 function buildTokenizer(spec: TokenizerSpec, corpus: string): Tokenizer {
   if (spec.kind === "char") return CharTokenizer.fromText(corpus);
-  if (spec.kind !== "bpe") fail(`--config: tokenizer kind must be "char" or "bpe", got ${JSON.stringify((spec as { kind: unknown }).kind)}.`);
+  if (spec.kind !== "bpe")
+    fail(`--config: tokenizer kind must be "char" or "bpe", got ${JSON.stringify((spec as { kind: unknown }).kind)}.`);
   if (!Number.isInteger(spec.vocabSize) || spec.vocabSize <= 256) {
-    fail(`--config: a BPE tokenizer's vocabSize must be an integer above 256 (the byte tokens), got ${JSON.stringify(spec.vocabSize)}.`);
+    fail(
+      `--config: a BPE tokenizer's vocabSize must be an integer above 256 (the byte tokens), got ${JSON.stringify(spec.vocabSize)}.`,
+    );
   }
   const extra = (spec.alsoTrainOn ?? []).map((file) => {
     if (!fs.existsSync(file)) fail(`--config: tokenizer.alsoTrainOn: ${file} does not exist.`);
     if (!file.endsWith(".jsonl")) return readTextCorpus(file);
-    return readConversations(file).flatMap((conversation) => conversation.messages.map((message) => message.content)).join("\n");
+    return readConversations(file)
+      .flatMap((conversation) => conversation.messages.map((message) => message.content))
+      .join("\n");
   });
   const started = performance.now();
-  const tokenizer = BPETokenizer.train([corpus, ...extra].join("\n"), spec.vocabSize, { pattern: spec.splitDigits ? DIGITS_PATTERN : GPT2_PATTERN });
-  console.error(`trained a BPE tokenizer of ${tokenizer.vocabSize} tokens in ${formatDuration((performance.now() - started) / 1000)}`);
+  const tokenizer = BPETokenizer.train([corpus, ...extra].join("\n"), spec.vocabSize, {
+    pattern: spec.splitDigits ? DIGITS_PATTERN : GPT2_PATTERN,
+  });
+  console.error(
+    `trained a BPE tokenizer of ${tokenizer.vocabSize} tokens in ${formatDuration((performance.now() - started) / 1000)}`,
+  );
   return tokenizer;
 }

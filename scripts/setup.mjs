@@ -92,11 +92,18 @@ if (!args.has("--skip-jupyter")) {
     const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
     const hasApt = process.platform === "linux" && succeeds("apt-get", ["--version"]);
     const sudo = isRoot ? [] : succeeds("sudo", ["-n", "true"]) ? ["sudo", "-n"] : undefined;
-    const packages = [...APT_PACKAGES, ...(needChromium ? ["chromium"] : []), ...(args.has("--with-torch") ? APT_PACKAGES_OPTIONAL : [])];
+    const packages = [
+      ...APT_PACKAGES,
+      ...(needChromium ? ["chromium"] : []),
+      ...(args.has("--with-torch") ? APT_PACKAGES_OPTIONAL : []),
+    ];
     if (hasApt && sudo) {
       const [cmd, ...pre] = [...sudo, "apt-get"];
       const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-      if (!run(cmd, [...pre, "update"], { env }) || !run(cmd, [...pre, "install", "-y", "--no-install-recommends", ...packages], { env })) {
+      if (
+        !run(cmd, [...pre, "update"], { env }) ||
+        !run(cmd, [...pre, "install", "-y", "--no-install-recommends", ...packages], { env })
+      ) {
         problems.push("apt-get could not install the Debian packages (see above)");
       }
     } else if (!jupyter || !python) {
@@ -116,20 +123,31 @@ if (!args.has("--skip-jupyter")) {
     jupyter = findJupyter();
     python = findNotebookRunnerPython();
   }
-  if (jupyter) console.log(`[setup] ok: ${jupyter.app === "lab" ? "JupyterLab" : "Jupyter Notebook"} ${jupyter.version} (${jupyter.launcher.join(" ")})`);
+  if (jupyter)
+    console.log(
+      `[setup] ok: ${jupyter.app === "lab" ? "JupyterLab" : "Jupyter Notebook"} ${jupyter.version} (${jupyter.launcher.join(" ")})`,
+    );
   else problems.push(`Jupyter (Notebook or Lab) is not installed.\n${INSTALL_HELP}`);
   if (python) console.log(`[setup] ok: ${python} has nbclient and nbconvert (notebook tests, HTML export)`);
   else problems.push(`no Python with nbclient and nbconvert (needed by the notebook tests).\n${INSTALL_HELP}`);
 
-  if (existsSync(chromium)) console.log(`[setup] ok: Chromium at ${chromium} (draws the figures for \`npm run figures\` and the figure tests)`);
-  else problems.push(`Chromium was not found at ${chromium}: the figure tests and \`npm run figures\` draw figures in it. Install Chromium or Chrome and set CHROMIUM=/path/to/it.`);
+  if (existsSync(chromium))
+    console.log(`[setup] ok: Chromium at ${chromium} (draws the figures for \`npm run figures\` and the figure tests)`);
+  else
+    problems.push(
+      `Chromium was not found at ${chromium}: the figure tests and \`npm run figures\` draw figures in it. Install Chromium or Chrome and set CHROMIUM=/path/to/it.`,
+    );
 
   // 4. The repo's kernelspec.
   if (jupyter) {
     const [cmd, ...pre] = jupyter.launcher;
     const list = spawnSync(cmd, [...pre, "kernelspec", "list"], { encoding: "utf8", env: jupyterEnv() });
-    if (list.status === 0 && /\btslab\b/.test(list.stdout)) console.log("[setup] ok: Jupyter sees the TypeScript (tslab) kernel");
-    else problems.push(`Jupyter does not list the tslab kernel (jupyter/kernels/tslab/kernel.json):\n${list.stdout}${list.stderr}`);
+    if (list.status === 0 && /\btslab\b/.test(list.stdout))
+      console.log("[setup] ok: Jupyter sees the TypeScript (tslab) kernel");
+    else
+      problems.push(
+        `Jupyter does not list the tslab kernel (jupyter/kernels/tslab/kernel.json):\n${list.stdout}${list.stderr}`,
+      );
   }
 }
 

@@ -97,7 +97,10 @@ async function main() {
     return;
   }
   log("building lib/ (tsc -p lib) ...");
-  const build = start(process.execPath, [tsc, "-p", join(repo, "lib")], { cwd: repo, stdio: ["ignore", "inherit", "inherit"] });
+  const build = start(process.execPath, [tsc, "-p", join(repo, "lib")], {
+    cwd: repo,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   const buildStatus = await new Promise((done) => {
     build.on("error", (err) => done(err));
     build.on("exit", (code) => done(code));

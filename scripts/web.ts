@@ -133,7 +133,8 @@ if (require.main === module) {
     const checkpoint = flags.checkpoint === undefined ? undefined : path.resolve(flags.checkpoint);
     if (checkpoint) {
       const missing = CHECKPOINT_FILES.filter((name) => !fs.existsSync(path.join(checkpoint, name)));
-      if (missing.length > 0) fail(`${flags.checkpoint} has no ${missing.join(" or ")}: is it a checkpoint folder (e.g. checkpoints/chat)?`);
+      if (missing.length > 0)
+        fail(`${flags.checkpoint} has no ${missing.join(" or ")}: is it a checkpoint folder (e.g. checkpoints/chat)?`);
     }
     const port = integerFlag("port", flags.port, 8080);
     const host = flags.host ?? "127.0.0.1";
@@ -151,7 +152,9 @@ if (require.main === module) {
       server.listen(port, host, resolve);
     });
     const address = server.address() as { port: number };
-    console.log(`serving http://${host}:${address.port}/${checkpoint ? ` with ${flags.checkpoint}` : " (pick a checkpoint in the page)"}`);
+    console.log(
+      `serving http://${host}:${address.port}/${checkpoint ? ` with ${flags.checkpoint}` : " (pick a checkpoint in the page)"}`,
+    );
     console.log("Ctrl-C stops the server.");
     await new Promise(() => undefined); // serve until Ctrl-C
   });

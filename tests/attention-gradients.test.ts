@@ -21,27 +21,40 @@ const cases = [
 ];
 
 describe.each(["cpu", "wasm"])("attention gradients on %s", (backend) => {
-  it.each(cases)("Tq $Tq, Tk $Tk, head sizes $hs/$hv, causal $causal: dq, dk, dv equal the formulas", async ({ Tq, Tk, hs, hv, causal }) => {
-    await initBackend(backend);
-    const heads = 2;
-    const [q, k, v, dO] = [[Tq, hs], [Tk, hs], [Tk, hv], [Tq, hv]].map(([rows, cols], n) =>
-      Array.from({ length: heads }, (_, h) => Array.from({ length: rows }, (_, r) => values(cols, 100 * n + 10 * h + r))),
-    );
-    const before = tf.memory().numTensors;
-    const grads = tf.tidy(() => {
-      const [tq, tk, tv, tdO] = [q, k, v, dO].map((m) => tf.tensor3d(m).expandDims(0)); // (1, heads, T, size)
-      const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => scaledDotProductAttention(a, b, c, { causal }).output.mul(tdO).sum() as tf.Scalar;
-      return tf.grads(loss)([tq, tk, tv]).map((g) => (g.squeeze([0]).arraySync() as number[][][]));
-    });
-    expect(tf.memory().numTensors).toBe(before);
-    for (let h = 0; h < heads; h++) {
-      const expected = ref.attentionGradients(q[h], k[h], v[h], dO[h], { causal });
-      (["dq", "dk", "dv"] as const).forEach((name, n) => {
-        const got = grads[n][h];
-        const worst = Math.max(...expected[name].flatMap((row, i) => row.map((x, j) => Math.abs(x - got[i][j]))));
-        const size = Math.max(...expected[name].flat().map(Math.abs));
-        expect(worst / size, `${name}, head ${h}`).toBeLessThan(1e-5);
+  it.each(cases)(
+    "Tq $Tq, Tk $Tk, head sizes $hs/$hv, causal $causal: dq, dk, dv equal the formulas",
+    async ({ Tq, Tk, hs, hv, causal }) => {
+      await initBackend(backend);
+      const heads = 2;
+      const [q, k, v, dO] = [
+        [Tq, hs],
+        [Tk, hs],
+        [Tk, hv],
+        [Tq, hv],
+      ].map(([rows, cols], n) =>
+        Array.from({ length: heads }, (_, h) =>
+          Array.from({ length: rows }, (_, r) => values(cols, 100 * n + 10 * h + r)),
+        ),
+      );
+      const before = tf.memory().numTensors;
+      const grads = tf.tidy(() => {
+        const [tq, tk, tv, tdO] = [q, k, v, dO].map((m) => tf.tensor3d(m).expandDims(0)); // (1, heads, T, size)
+        const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          scaledDotProductAttention(a, b, c, { causal }).output.mul(tdO).sum() as tf.Scalar;
+        return tf
+          .grads(loss)([tq, tk, tv])
+          .map((g) => g.squeeze([0]).arraySync() as number[][][]);
       });
-    }
-  });
+      expect(tf.memory().numTensors).toBe(before);
+      for (let h = 0; h < heads; h++) {
+        const expected = ref.attentionGradients(q[h], k[h], v[h], dO[h], { causal });
+        (["dq", "dk", "dv"] as const).forEach((name, n) => {
+          const got = grads[n][h];
+          const worst = Math.max(...expected[name].flatMap((row, i) => row.map((x, j) => Math.abs(x - got[i][j]))));
+          const size = Math.max(...expected[name].flat().map(Math.abs));
+          expect(worst / size, `${name}, head ${h}`).toBeLessThan(1e-5);
+        });
+      }
+    },
+  );
 });

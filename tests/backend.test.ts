@@ -50,7 +50,9 @@ describe("initBackend", () => {
 
   it("an unknown name is an error that lists the choices", async () => {
     await initBackend("cpu");
-    await expect(initBackend("gpu")).rejects.toThrow(/Unknown backend "gpu"\. Choose one of: tensorflow, webgpu, wasm, cpu\./);
+    await expect(initBackend("gpu")).rejects.toThrow(
+      /Unknown backend "gpu"\. Choose one of: tensorflow, webgpu, wasm, cpu\./,
+    );
     await expect(initBackend("WASM")).rejects.toThrow(/Unknown backend "WASM"/);
     expect(tf.getBackend()).toBe("cpu");
   });
@@ -100,7 +102,9 @@ describe("GPT_BACKEND environment variable", () => {
 
   it("an unknown or unavailable GPT_BACKEND is an error naming it", async () => {
     process.env.GPT_BACKEND = "cuda";
-    await expect(initBackend()).rejects.toThrow(/Unknown backend "cuda"\. Choose one of: tensorflow, webgpu, wasm, cpu/);
+    await expect(initBackend()).rejects.toThrow(
+      /Unknown backend "cuda"\. Choose one of: tensorflow, webgpu, wasm, cpu/,
+    );
     process.env.GPT_BACKEND = "tensorflow";
     await expect(initBackend()).rejects.toThrow(/Backend "tensorflow" is not available here.*Available: .*wasm/);
   });
@@ -115,7 +119,15 @@ describe("GPT_BACKEND environment variable", () => {
 describe("cpu and wasm agree", () => {
   it("on a tiny GPT's logits (1e-5) and gradients (1e-4)", async () => {
     await initBackend("cpu");
-    const model = new GPT({ vocabSize: 17, contextLength: 8, numLayers: 2, numHeads: 2, embeddingDim: 16, tieWeights: false, seed: 3 });
+    const model = new GPT({
+      vocabSize: 17,
+      contextLength: 8,
+      numLayers: 2,
+      numHeads: 2,
+      embeddingDim: 16,
+      tieWeights: false,
+      seed: 3,
+    });
     randomizeParameters(model, 200);
     const rng = new Rng(201);
     const ids = randomIds(2, 8, 17, rng);
@@ -141,7 +153,9 @@ describe("cpu and wasm agree", () => {
     expect(Math.abs(onWasm.loss - onCpu.loss)).toBeLessThan(1e-5);
     model.parameters().forEach((v, i) => {
       const name = model.namedParameters()[i][0];
-      expect(relError(onWasm.gradValues[i], onCpu.gradValues[i]), `gradient of ${name} (${v.shape})`).toBeLessThan(1e-4);
+      expect(relError(onWasm.gradValues[i], onCpu.gradValues[i]), `gradient of ${name} (${v.shape})`).toBeLessThan(
+        1e-4,
+      );
     });
     model.dispose();
   });

@@ -18,10 +18,22 @@ const base = join(folder, "base");
 beforeAll(async () => {
   await initBackend("cpu");
   const tokenizer = CharTokenizer.fromText("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789?!.,'+");
-  const baseModel = new GPT({ vocabSize: tokenizer.vocabSize, contextLength: 32, numLayers: 1, numHeads: 2, embeddingDim: 16 });
+  const baseModel = new GPT({
+    vocabSize: tokenizer.vocabSize,
+    contextLength: 32,
+    numLayers: 1,
+    numHeads: 2,
+    embeddingDim: 16,
+  });
   await saveCheckpoint(base, { model: baseModel, tokenizer });
   addChatTokens(tokenizer);
-  const model = new GPT({ vocabSize: tokenizer.vocabSize, contextLength: 32, numLayers: 1, numHeads: 2, embeddingDim: 16 });
+  const model = new GPT({
+    vocabSize: tokenizer.vocabSize,
+    contextLength: 32,
+    numLayers: 1,
+    numHeads: 2,
+    embeddingDim: 16,
+  });
   await saveCheckpoint(checkpoint, { model, tokenizer });
   baseModel.dispose();
   model.dispose();
@@ -41,11 +53,15 @@ interface Session {
  */
 function session(args: string[], lines: string[], end: "eof" | "sigint" = "eof"): Promise<Session> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [resolve(repo, "node_modules/tsx/dist/cli.mjs"), "--conditions=source", "scripts/chat.ts", ...args], {
-      cwd: repo,
-      env: { ...process.env, GPT_BACKEND: "cpu" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [resolve(repo, "node_modules/tsx/dist/cli.mjs"), "--conditions=source", "scripts/chat.ts", ...args],
+      {
+        cwd: repo,
+        env: { ...process.env, GPT_BACKEND: "cpu" },
+        stdio: ["pipe", "pipe", "pipe"],
+      },
+    );
     let output = "";
     let sent = false;
     let ended = false;

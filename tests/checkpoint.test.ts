@@ -2,7 +2,18 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CharTokenizer, checkpointFromBytes, GPT, initBackend, loadCheckpoint, resumeTrainer, saveCheckpoint, TokenDataset, tf, Trainer } from "gpt-course";
+import {
+  CharTokenizer,
+  checkpointFromBytes,
+  GPT,
+  initBackend,
+  loadCheckpoint,
+  resumeTrainer,
+  saveCheckpoint,
+  TokenDataset,
+  tf,
+  Trainer,
+} from "gpt-course";
 
 const folder = fs.mkdtempSync(path.join(os.tmpdir(), "checkpoint-test-"));
 const text = "the quick brown fox jumps over the lazy dog. ".repeat(40);
@@ -46,7 +57,9 @@ describe("checkpoints", () => {
 
     expect(resumedLosses).toHaveLength(8);
     resumedLosses.forEach((loss, i) => expect(loss).toBeCloseTo(straightLosses[i], 5));
-    expect(resumed.history.evals.map((e) => e.validation)).toEqual(straight.trainer.history.evals.map((e) => e.validation));
+    expect(resumed.history.evals.map((e) => e.validation)).toEqual(
+      straight.trainer.history.evals.map((e) => e.validation),
+    );
     const a = straight.model.h[1].mlp.c_proj.weight.dataSync();
     const b = checkpoint.model.h[1].mlp.c_proj.weight.dataSync();
     for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i], 6);
@@ -93,7 +106,9 @@ describe("checkpoints", () => {
     expect(recovered.trainerState?.step).toBe(state.step);
     expect(recovered.trainerState?.data).toEqual(state.data);
     for (const [name, moment] of Object.entries(state.optimizer.secondMoments)) {
-      expect(Array.from(recovered.trainerState!.optimizer.secondMoments[name].dataSync()), name).toEqual(Array.from(moment.dataSync()));
+      expect(Array.from(recovered.trainerState!.optimizer.secondMoments[name].dataSync()), name).toEqual(
+        Array.from(moment.dataSync()),
+      );
     }
     tf.dispose([...Object.values(state.optimizer.firstMoments), ...Object.values(state.optimizer.secondMoments)]);
     recovered.disposeTrainerState();
@@ -202,7 +217,9 @@ describe("checkpoints", () => {
       bytes[bytes.length - 3] ^= 0x40; // one bit of one weight
       fs.writeFileSync(file, bytes);
       const before = tf.memory().numTensors;
-      await expect(loadCheckpoint(directory)).rejects.toThrow(/model\.safetensors is corrupt \(its SHA-256 checksum differs/);
+      await expect(loadCheckpoint(directory)).rejects.toThrow(
+        /model\.safetensors is corrupt \(its SHA-256 checksum differs/,
+      );
       expect(tf.memory().numTensors).toBe(before);
     });
     it("a weight that is not a number", async () => {
@@ -220,7 +237,9 @@ describe("checkpoints", () => {
       const directory = await makeWithTrainer("no-optimizer");
       withoutChecksums(directory);
       fs.rmSync(path.join(directory, "optimizer.safetensors"));
-      await expect(loadCheckpoint(directory)).rejects.toThrow(/optimizer\.safetensors is missing, but trainer\.json is there/);
+      await expect(loadCheckpoint(directory)).rejects.toThrow(
+        /optimizer\.safetensors is missing, but trainer\.json is there/,
+      );
     });
     it("an optimizer file that lacks a tensor: the moments read so far are freed", async () => {
       const directory = await makeWithTrainer("short-optimizer");
@@ -243,7 +262,9 @@ describe("checkpoints", () => {
       const blocker = path.join(folder, "a-file");
       fs.writeFileSync(blocker, "not a folder");
       const model = new GPT(modelConfig);
-      await expect(saveCheckpoint(path.join(blocker, "run"), { model })).rejects.toThrow(/cannot create a folder at ".*a-file\/run\.incoming" \(ENOTDIR\)/);
+      await expect(saveCheckpoint(path.join(blocker, "run"), { model })).rejects.toThrow(
+        /cannot create a folder at ".*a-file\/run\.incoming" \(ENOTDIR\)/,
+      );
       model.dispose();
     });
     it("truncated weights", async () => {
@@ -277,6 +298,7 @@ describe("checkpointFromBytes: the same checkpoint from its files' bytes (a web 
     weights = new Uint8Array(fs.readFileSync(path.join(directory, "model.safetensors")));
   });
   /** config.json with `change` applied to its parsed form. */
+  // biome-ignore lint/suspicious/noExplicitAny: a test edits arbitrary fields of the parsed JSON
   const changedConfig = (change: (config: any) => void): string => {
     const config = JSON.parse(configJson);
     change(config);
@@ -305,9 +327,24 @@ describe("checkpointFromBytes: the same checkpoint from its files' bytes (a web 
     const cases: Array<[string, string, Uint8Array, RegExp]> = [
       ["not JSON", "{ not json", weights, /checkpointFromBytes: bytes\/config\.json is not valid JSON/],
       ["not a checkpoint config", '{"hello": 1}', weights, /bytes\/config\.json is not a gpt-course-checkpoint config/],
-      ["an invalid model config", changedConfig((config) => (config.model.numHeads = 3)), weights, /invalid model config.*divisible by numHeads/],
-      ["a tensor missing", changedConfig((config) => (config.model.numLayers = 3)), weights, /bytes\/model\.safetensors: no tensor named "h\.2\./],
-      ["a wrong shape", changedConfig((config) => (config.model.embeddingDim = 32)), weights, /has shape \[.*\] but the model expects/],
+      [
+        "an invalid model config",
+        changedConfig((config) => (config.model.numHeads = 3)),
+        weights,
+        /invalid model config.*divisible by numHeads/,
+      ],
+      [
+        "a tensor missing",
+        changedConfig((config) => (config.model.numLayers = 3)),
+        weights,
+        /bytes\/model\.safetensors: no tensor named "h\.2\./,
+      ],
+      [
+        "a wrong shape",
+        changedConfig((config) => (config.model.embeddingDim = 32)),
+        weights,
+        /has shape \[.*\] but the model expects/,
+      ],
       ["a changed byte", configJson, flipped, /bytes\/model\.safetensors is corrupt \(its SHA-256 checksum differs/],
       ["a weight that is not a number", withoutChecksums, nan, /holds NaN at index \d+: the weights are corrupt/],
       ["truncated weights", withoutChecksums, weights.subarray(0, -1000), /truncated/],

@@ -13,8 +13,16 @@ describe("checks for notebooks and exercises", () => {
   });
 
   it("expectError returns the message, and fails when nothing is thrown or the message is another", () => {
-    expect(expectError(() => { throw new Error("bad size"); }, /size/)).toBe("bad size");
+    expect(
+      expectError(() => {
+        throw new Error("bad size");
+      }, /size/),
+    ).toBe("bad size");
     expect(() => expectError(() => 1)).toThrow(/expected an error, but none was thrown/);
-    expect(() => expectError(() => { throw new Error("other"); }, /size/)).toThrow(/expected an error matching \/size\/, got: other/);
+    expect(() =>
+      expectError(() => {
+        throw new Error("other");
+      }, /size/),
+    ).toThrow(/expected an error matching \/size\/, got: other/);
   });
 });

@@ -32,8 +32,21 @@ describe("defaults and presets", () => {
     expect(Object.keys(presets).sort()).toEqual(["course", "gpt2", "gpt2-large", "gpt2-medium", "gpt2-xl", "tiny"]);
     const tiny = gptConfig({ preset: "tiny" });
     expect(tiny).toMatchObject({ vocabSize: 65, contextLength: 16, numLayers: 2, numHeads: 2, embeddingDim: 16 });
-    expect(tiny).toMatchObject({ dropout: 0, bias: true, tieWeights: true, activation: "gelu_tanh", preNorm: true, seed: 1337 });
-    expect(gptConfig({ preset: "course" })).toMatchObject({ vocabSize: 65, contextLength: 128, numLayers: 4, numHeads: 4, embeddingDim: 128 });
+    expect(tiny).toMatchObject({
+      dropout: 0,
+      bias: true,
+      tieWeights: true,
+      activation: "gelu_tanh",
+      preNorm: true,
+      seed: 1337,
+    });
+    expect(gptConfig({ preset: "course" })).toMatchObject({
+      vocabSize: 65,
+      contextLength: 128,
+      numLayers: 4,
+      numHeads: 4,
+      embeddingDim: 128,
+    });
     expect(gptConfig({ preset: "gpt2-medium" })).toMatchObject({ numLayers: 24, numHeads: 16, embeddingDim: 1024 });
     expect(gptConfig({ preset: "gpt2-large" })).toMatchObject({ numLayers: 36, numHeads: 20, embeddingDim: 1280 });
     expect(gptConfig({ preset: "gpt2-xl" })).toMatchObject({ numLayers: 48, numHeads: 25, embeddingDim: 1600 });
@@ -51,7 +64,9 @@ describe("defaults and presets", () => {
 
   it("a model keeps its complete config", () => {
     const model = new GPT({ vocabSize: 11, contextLength: 6, numLayers: 1, numHeads: 2, embeddingDim: 8 });
-    expect(model.config).toEqual(gptConfig({ vocabSize: 11, contextLength: 6, numLayers: 1, numHeads: 2, embeddingDim: 8 }));
+    expect(model.config).toEqual(
+      gptConfig({ vocabSize: 11, contextLength: 6, numLayers: 1, numHeads: 2, embeddingDim: 8 }),
+    );
     expect(model.h).toHaveLength(1);
     model.dispose();
   });
@@ -73,7 +88,8 @@ describe("countParameters", () => {
     expect(countParameters(config)).toBe(model.numParameters());
     // And by hand: per block 12C² + (bias ? 9C : 0) + 4C (two LayerNorms); embeddings; ln_f; head.
     const { vocabSize: V, contextLength: T, numLayers: L, embeddingDim: C } = config;
-    const manual = V * C + T * C + L * (12 * C * C + (config.bias ? 9 * C : 0) + 4 * C) + 2 * C + (config.tieWeights ? 0 : V * C);
+    const manual =
+      V * C + T * C + L * (12 * C * C + (config.bias ? 9 * C : 0) + 4 * C) + 2 * C + (config.tieWeights ? 0 : V * C);
     expect(model.numParameters()).toBe(manual);
     model.dispose();
   });
@@ -99,7 +115,11 @@ describe("countParameters", () => {
 
 describe("validation: every error names the field", () => {
   const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
-    ["embeddingDim not divisible by numHeads", { embeddingDim: 10, numHeads: 3 }, /embeddingDim \(10\) must be divisible by numHeads \(3\)/],
+    [
+      "embeddingDim not divisible by numHeads",
+      { embeddingDim: 10, numHeads: 3 },
+      /embeddingDim \(10\) must be divisible by numHeads \(3\)/,
+    ],
     ["non-integer vocabSize", { vocabSize: 10.5 }, /vocabSize must be a positive integer, got 10.5/],
     ["zero contextLength", { contextLength: 0 }, /contextLength must be a positive integer, got 0/],
     ["negative numLayers", { numLayers: -1 }, /numLayers must be a positive integer, got -1/],
@@ -139,7 +159,9 @@ describe("validation: every error names the field", () => {
     expect(() => gptConfig({ dropout: 0.999 })).not.toThrow();
     expect(() => gptConfig({ seed: 0 })).not.toThrow();
     expect(() => gptConfig({ seed: -5 })).not.toThrow();
-    expect(() => gptConfig({ numHeads: 1, embeddingDim: 1, numLayers: 1, vocabSize: 1, contextLength: 1 })).not.toThrow();
+    expect(() =>
+      gptConfig({ numHeads: 1, embeddingDim: 1, numLayers: 1, vocabSize: 1, contextLength: 1 }),
+    ).not.toThrow();
   });
 
   // Configs come from JSON files (checkpoints, notebooks); a number written as a string must not slip through.

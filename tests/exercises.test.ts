@@ -58,7 +58,8 @@ describe("exercises", () => {
   });
 
   it.each(exercises.map((e) => [e.name, e] as const))("%s has every file and named checks", async (_, exercise) => {
-    for (const file of EXERCISE_FILES) expect(existsSync(join(exercise.dir, file)), `${exercise.name}/${file}`).toBe(true);
+    for (const file of EXERCISE_FILES)
+      expect(existsSync(join(exercise.dir, file)), `${exercise.name}/${file}`).toBe(true);
     const { checks, title, teaches } = await loadExercise(exercise);
     expect(title.length).toBeGreaterThan(0);
     expect(teaches.length).toBeGreaterThan(0);
@@ -76,15 +77,21 @@ describe("exercises", () => {
   // A starter with local changes (a learner's work?) is reported as skipped, not as passed: CI judges the
   // committed starters.
   const isModified = (name: string) => modified.has(`exercises/${name}/starter.ts`);
-  it.skip.each(exercises.filter((e) => isModified(e.name)).map((e) => [e.name]))("%s: the starter has local changes, not judged", () => {});
-  it.each(exercises.filter((e) => !isModified(e.name)).map((e) => [e.name, e] as const))("%s: the untouched starter fails every check on a TODO", async (_, exercise) => {
-    const report = await runExercise(exercise, { seed: 1 });
-    expect(report.loadError, "the starter must load (it compiles and runs until a TODO)").toBeUndefined();
-    const passing = report.results.filter((r) => r.passed).map((r) => r.name);
-    expect(passing, `checks that pass on the starter's TODO stubs:\n${formatReport(report)}`).toEqual([]);
-    const notTodo = report.results.filter((r) => !r.todo).map((r) => `${r.name}: ${r.message}`);
-    expect(notTodo, "starter failures that do not come from a TODO").toEqual([]);
-  });
+  it.skip.each(exercises.filter((e) => isModified(e.name)).map((e) => [e.name]))(
+    "%s: the starter has local changes, not judged",
+    () => {},
+  );
+  it.each(exercises.filter((e) => !isModified(e.name)).map((e) => [e.name, e] as const))(
+    "%s: the untouched starter fails every check on a TODO",
+    async (_, exercise) => {
+      const report = await runExercise(exercise, { seed: 1 });
+      expect(report.loadError, "the starter must load (it compiles and runs until a TODO)").toBeUndefined();
+      const passing = report.results.filter((r) => r.passed).map((r) => r.name);
+      expect(passing, `checks that pass on the starter's TODO stubs:\n${formatReport(report)}`).toEqual([]);
+      const notTodo = report.results.filter((r) => !r.todo).map((r) => `${r.name}: ${r.message}`);
+      expect(notTodo, "starter failures that do not come from a TODO").toEqual([]);
+    },
+  );
 
   it("the exercises README lists every exercise", () => {
     const readme = readFileSync(join(exercisesDir, "README.md"), "utf8");
@@ -94,7 +101,9 @@ describe("exercises", () => {
 
   it("each chapter's notebook points to its exercises", () => {
     const notebooksDir = join(repo, "notebooks");
-    const notebooks = existsSync(notebooksDir) ? readdirSync(notebooksDir).filter((f) => /^\d\d_.*\.ipynb$/.test(f)) : [];
+    const notebooks = existsSync(notebooksDir)
+      ? readdirSync(notebooksDir).filter((f) => /^\d\d_.*\.ipynb$/.test(f))
+      : [];
     const missing: string[] = [];
     for (const notebook of notebooks) {
       const text = readFileSync(join(notebooksDir, notebook), "utf8");

@@ -15,34 +15,88 @@ const longTitle = 'The 10 most likely next tokens after "The capital of France i
 
 const figures: Record<string, Figure> = {
   "a bar chart with a long title": barChart(["a", "b", "c"], [1, 2, 3], { title: longTitle, yTitle: "probability" }),
-  "a line chart": lineChart({ loss: { x: [1, 2, 3], y: [3, 2, 1] } }, { title: "Pretraining loss", xTitle: "step", yTitle: "nats" }),
-  "a heatmap of tokens": heatmap(attention, { title: longTitle, xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query", zmin: 0, zmax: 1 }),
-  "a heatmap of characters": heatmap(charAttention, { title: "Block 0, head 0", xLabels: characters, yLabels: characters, zmin: 0, zmax: 1 }),
+  "a line chart": lineChart(
+    { loss: { x: [1, 2, 3], y: [3, 2, 1] } },
+    { title: "Pretraining loss", xTitle: "step", yTitle: "nats" },
+  ),
+  "a heatmap of tokens": heatmap(attention, {
+    title: longTitle,
+    xLabels: tokens,
+    yLabels: tokens,
+    xTitle: "key",
+    yTitle: "query",
+    zmin: 0,
+    zmax: 1,
+  }),
+  "a heatmap of characters": heatmap(charAttention, {
+    title: "Block 0, head 0",
+    xLabels: characters,
+    yLabels: characters,
+    zmin: 0,
+    zmax: 1,
+  }),
   "attention maps side by side": sideBySide(
-    [0, 1, 2].map((head) => heatmap(attention, { title: `head ${head}: the previous token`, xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query" })),
+    [0, 1, 2].map((head) =>
+      heatmap(attention, {
+        title: `head ${head}: the previous token`,
+        xLabels: tokens,
+        yLabels: tokens,
+        xTitle: "key",
+        yTitle: "query",
+      }),
+    ),
     "Three hand-built heads",
     { zmin: 0, zmax: 1 },
   ),
   "heatmaps of different sizes side by side": sideBySide(
-    [heatmap(attention, { title: "sequence 1", xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query" }), heatmap(charAttention, { title: "sequence 2", xLabels: characters, yLabels: characters, xTitle: "key", yTitle: "query" })],
+    [
+      heatmap(attention, { title: "sequence 1", xLabels: tokens, yLabels: tokens, xTitle: "key", yTitle: "query" }),
+      heatmap(charAttention, {
+        title: "sequence 2",
+        xLabels: characters,
+        yLabels: characters,
+        xTitle: "key",
+        yTitle: "query",
+      }),
+    ],
     longTitle,
   ),
   "line charts side by side, with a legend": sideBySide(
     [
-      lineChart({ "q·k": { x: [1, 10, 100], y: [1, 10, 100] }, "q·k / √d_k": { x: [1, 10, 100], y: [1, 1, 1] } }, { title: "variance of the score", xTitle: "d_k", yTitle: "variance" }),
-      lineChart({ "without √d_k": { x: [1, 10, 100], y: [0.2, 0.5, 0.9] }, "with √d_k": { x: [1, 10, 100], y: [0.2, 0.2, 0.2] } }, { title: "largest weight", xTitle: "d_k", yTitle: "weight" }),
-      lineChart({ "without √d_k": { x: [1, 10, 100], y: [0.3, 0.2, 0.1] }, "with √d_k": { x: [1, 10, 100], y: [0.3, 0.3, 0.3] } }, { title: "gradient", xTitle: "d_k", yTitle: "size" }),
+      lineChart(
+        { q·k: { x: [1, 10, 100], y: [1, 10, 100] }, "q·k / √d_k": { x: [1, 10, 100], y: [1, 1, 1] } },
+        { title: "variance of the score", xTitle: "d_k", yTitle: "variance" },
+      ),
+      lineChart(
+        {
+          "without √d_k": { x: [1, 10, 100], y: [0.2, 0.5, 0.9] },
+          "with √d_k": { x: [1, 10, 100], y: [0.2, 0.2, 0.2] },
+        },
+        { title: "largest weight", xTitle: "d_k", yTitle: "weight" },
+      ),
+      lineChart(
+        {
+          "without √d_k": { x: [1, 10, 100], y: [0.3, 0.2, 0.1] },
+          "with √d_k": { x: [1, 10, 100], y: [0.3, 0.3, 0.3] },
+        },
+        { title: "gradient", xTitle: "d_k", yTitle: "size" },
+      ),
     ],
     "Scores grow with the head size unless scaled",
   ),
   "bar charts side by side": sideBySide(
-    [barChart(tokens, [5, 4, 3, 2, 1, 1, 1, 1], { title: "GPT-2: % of all tokens" }), barChart(characters.slice(0, 8), [5, 4, 3, 2, 1, 1, 1, 1], { title: "ours: % of all tokens" })],
+    [
+      barChart(tokens, [5, 4, 3, 2, 1, 1, 1, 1], { title: "GPT-2: % of all tokens" }),
+      barChart(characters.slice(0, 8), [5, 4, 3, 2, 1, 1, 1, 1], { title: "ours: % of all tokens" }),
+    ],
     "The most frequent tokens",
   ),
 };
 
-const overlap = (a: TextBox, b: TextBox) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
-const describeBox = (box: TextBox) => `${box.kind} "${box.text}" [${[box.left, box.top, box.right, box.bottom].map(Math.round).join(", ")}]`;
+const overlap = (a: TextBox, b: TextBox) =>
+  a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+const describeBox = (box: TextBox) =>
+  `${box.kind} "${box.text}" [${[box.left, box.top, box.right, box.bottom].map(Math.round).join(", ")}]`;
 
 describe("figures in a browser", () => {
   let renderer: FigureRenderer;
@@ -67,7 +121,11 @@ describe("figures in a browser", () => {
         }
       }
       for (const box of labels) {
-        const inside = box.left >= frame.left - 0.5 && box.right <= frame.right + 0.5 && box.top >= frame.top - 0.5 && box.bottom <= frame.bottom + 0.5;
+        const inside =
+          box.left >= frame.left - 0.5 &&
+          box.right <= frame.right + 0.5 &&
+          box.top >= frame.top - 0.5 &&
+          box.bottom <= frame.bottom + 0.5;
         if (!inside) problems.push(`${describeBox(box)} is cut off by the figure's edge`);
       }
       expect(problems).toEqual([]);
@@ -77,7 +135,9 @@ describe("figures in a browser", () => {
   it("a heatmap's rows sit at their labels (a long title once shifted the cells against the labels by a row)", async () => {
     const rows = 41;
     const matrix = Array.from({ length: rows }, (_, i) => Array.from({ length: rows }, (_, j) => (j <= i ? 1 : 0)));
-    const boxes = await renderer.draw(heatmap(matrix, { title: longTitle, xTitle: "key", yTitle: "query", zmin: 0, zmax: 1 }));
+    const boxes = await renderer.draw(
+      heatmap(matrix, { title: longTitle, xTitle: "key", yTitle: "query", zmin: 0, zmax: 1 }),
+    );
     const image = boxes.find((box) => box.kind === "heatmap")!;
     const cell = (image.bottom - image.top) / rows;
     const ticks = boxes.filter((box) => box.kind === "ytick");
@@ -91,15 +151,28 @@ describe("figures in a browser", () => {
   it("side-by-side line charts name each series once in the legend, in one colour across panels", async () => {
     const figure = figures["line charts side by side, with a legend"];
     const boxes = await renderer.draw(figure);
-    expect(boxes.filter((box) => box.kind === "legend").map((box) => box.text)).toEqual(["q·k", "q·k / √d_k", "without √d_k", "with √d_k"]);
-    const colours = (name: string) => new Set(figure.data.filter((trace) => trace.name === name).map((trace) => (trace.line as { color: string }).color));
+    expect(boxes.filter((box) => box.kind === "legend").map((box) => box.text)).toEqual([
+      "q·k",
+      "q·k / √d_k",
+      "without √d_k",
+      "with √d_k",
+    ]);
+    const colours = (name: string) =>
+      new Set(
+        figure.data.filter((trace) => trace.name === name).map((trace) => (trace.line as { color: string }).color),
+      );
     expect(colours("with √d_k").size).toBe(1);
     expect(colours("with √d_k")).not.toEqual(colours("without √d_k"));
   });
 
   it("side-by-side panels keep their axis titles and show each panel's title", async () => {
     const boxes = await renderer.draw(figures["heatmaps of different sizes side by side"]);
-    expect(boxes.filter((box) => box.kind === "axis title").map((box) => box.text)).toEqual(expect.arrayContaining(["key", "query"]));
-    expect(boxes.filter((box) => box.kind === "annotation").map((box) => box.text)).toEqual(["sequence 1", "sequence 2"]);
+    expect(boxes.filter((box) => box.kind === "axis title").map((box) => box.text)).toEqual(
+      expect.arrayContaining(["key", "query"]),
+    );
+    expect(boxes.filter((box) => box.kind === "annotation").map((box) => box.text)).toEqual([
+      "sequence 1",
+      "sequence 2",
+    ]);
   });
 });

@@ -66,11 +66,35 @@ describe("chat template", () => {
   it("renders ids and a mask that marks assistant tokens and their end-of-turn only", () => {
     const tokenizer = chatTokenizer();
     const { system, user: u, assistant: a, end } = chatTokenIds(tokenizer);
-    const messages: ChatMessage[] = [{ role: "system", content: "be nice" }, user("hi"), assistant("yo"), user("ok?"), assistant("k")];
+    const messages: ChatMessage[] = [
+      { role: "system", content: "be nice" },
+      user("hi"),
+      assistant("yo"),
+      user("ok?"),
+      assistant("k"),
+    ];
     const { ids, assistantMask } = renderConversation(tokenizer, messages);
     const text = (s: string) => tokenizer.encode(s);
-    expect(ids).toEqual([system, ...text("be nice"), end, u, ...text("hi"), end, a, ...text("yo"), end, u, ...text("ok?"), end, a, ...text("k"), end]);
-    expect(tokenizer.decode(ids)).toBe("<|system|>be nice<|end|><|user|>hi<|end|><|assistant|>yo<|end|><|user|>ok?<|end|><|assistant|>k<|end|>");
+    expect(ids).toEqual([
+      system,
+      ...text("be nice"),
+      end,
+      u,
+      ...text("hi"),
+      end,
+      a,
+      ...text("yo"),
+      end,
+      u,
+      ...text("ok?"),
+      end,
+      a,
+      ...text("k"),
+      end,
+    ]);
+    expect(tokenizer.decode(ids)).toBe(
+      "<|system|>be nice<|end|><|user|>hi<|end|><|assistant|>yo<|end|><|user|>ok?<|end|><|assistant|>k<|end|>",
+    );
     const masked = ids.filter((_, i) => assistantMask[i] === 1);
     expect(masked).toEqual([...text("yo"), end, ...text("k"), end]);
     expect(assistantMask.length).toBe(ids.length);
@@ -92,7 +116,9 @@ describe("chat template", () => {
   it("says how to fix a tokenizer without chat tokens or a bad message", () => {
     const plain = CharTokenizer.fromText(ALPHABET);
     expect(() => renderConversation(plain, [user("hi")])).toThrow(/no chat tokens <\|system\|>.*addChatTokens/);
-    expect(() => renderConversation(chatTokenizer(), [{ role: "bot" as "user", content: "hi" }])).toThrow(/message 0 has role "bot"/);
+    expect(() => renderConversation(chatTokenizer(), [{ role: "bot" as "user", content: "hi" }])).toThrow(
+      /message 0 has role "bot"/,
+    );
   });
 });
 
@@ -119,7 +145,10 @@ describe("ConversationDataset (batches and the loss mask)", () => {
 
   it("packs whole conversations into a row, positions restarting at 0, and trains only on the next assistant token", () => {
     // 8 + 12 + 13 tokens fill 7 + 11 + 12 = 30 positions (a conversation's last token is only a target)
-    const dataset = new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 1 });
+    const dataset = new ConversationDataset(
+      { train: conversations, validation: conversations },
+      { maxLength: 32, batchSize: 1 },
+    );
     const { inputs, targets, documentIds, positions } = draw(dataset);
     expect(inputs[0].length).toBe(30);
     const starts = positions[0].flatMap((p, t) => (p === 0 ? [t] : []));
@@ -131,19 +160,31 @@ describe("ConversationDataset (batches and the loss mask)", () => {
       const conversation = conversations.find(({ ids }) => ids.length === end - start + 1)!;
       const { ids, assistantMask } = conversation;
       expect(inputs[0].slice(start, end)).toEqual(ids.slice(0, -1));
-      expect(targets[0].slice(start, end)).toEqual(ids.slice(1).map((id, t) => (assistantMask[t + 1] === 1 ? id : IGNORE_INDEX)));
+      expect(targets[0].slice(start, end)).toEqual(
+        ids.slice(1).map((id, t) => (assistantMask[t + 1] === 1 ? id : IGNORE_INDEX)),
+      );
       return conversation;
     });
     expect(new Set(packed)).toEqual(new Set(conversations));
     const short = starts[packed.findIndex(({ ids }) => ids.length === 8)];
-    const trained = targets[0].slice(short, short + 7).filter((t) => t !== IGNORE_INDEX).map((id) => tokenizer.decode([id])).join("");
+    const trained = targets[0]
+      .slice(short, short + 7)
+      .filter((t) => t !== IGNORE_INDEX)
+      .map((id) => tokenizer.decode([id]))
+      .join("");
     expect(trained).toBe("yo<|end|>");
   });
 
   it("starts a new row when the next conversation does not fit, pads rows as a document of their own, and visits every conversation once per pass", () => {
-    const ofLength = (n: number) => ({ ids: Array.from({ length: n }, (_, i) => n * 10 + i), assistantMask: [0, ...Array(n - 1).fill(1)] });
+    const ofLength = (n: number) => ({
+      ids: Array.from({ length: n }, (_, i) => n * 10 + i),
+      assistantMask: [0, ...Array(n - 1).fill(1)],
+    });
     const mixed = [9, 3, 7, 5, 8, 2, 6, 4].map(ofLength); // 8 + 2 + 6 + 4 + 7 + 1 + 5 + 3 = 36 positions
-    const dataset = new ConversationDataset({ train: mixed, validation: mixed }, { maxLength: 9, batchSize: 3, seed: 3 });
+    const dataset = new ConversationDataset(
+      { train: mixed, validation: mixed },
+      { maxLength: 9, batchSize: 3, seed: 3 },
+    );
     const seen: number[] = [];
     let pendingFirst: number | undefined; // the first conversation of the next row, to check it did not fit
     let previousRowUsed = 0;
@@ -153,7 +194,10 @@ describe("ConversationDataset (batches and the loss mask)", () => {
         const used = documentIds[b].filter((d) => d >= 0).length;
         expect(documentIds[b].slice(used)).toEqual(Array(row.length - used).fill(-1)); // padding comes last
         expect(positions[b].slice(used)).toEqual(Array(row.length - used).fill(0));
-        const lengths = positions[b].slice(0, used).flatMap((p, t) => (p === 0 ? [t] : [])).map((start, d, starts) => (starts[d + 1] ?? used) - start + 1);
+        const lengths = positions[b]
+          .slice(0, used)
+          .flatMap((p, t) => (p === 0 ? [t] : []))
+          .map((start, d, starts) => (starts[d + 1] ?? used) - start + 1);
         if (pendingFirst !== undefined) expect(previousRowUsed + lengths[0] - 1).toBeGreaterThan(8);
         seen.push(...lengths);
         pendingFirst = lengths[0];
@@ -166,20 +210,31 @@ describe("ConversationDataset (batches and the loss mask)", () => {
 
   it("a packed row trains exactly like its conversations in rows of their own", () => {
     const model = new GPT({ ...tinyConfig, vocabSize: tokenizer.vocabSize, seed: 5 });
-    const packedData = new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 1 });
+    const packedData = new ConversationDataset(
+      { train: conversations, validation: conversations },
+      { maxLength: 32, batchSize: 1 },
+    );
     const packed = packedData.nextBatch("train");
     const lossAndGradients = (loss: () => tf.Scalar) => {
       const { value, grads } = tf.variableGrads(loss, model.parameters());
-      const result = { loss: value.dataSync()[0], gradients: Object.values(grads).map((g) => Array.from(g.dataSync())) };
+      const result = {
+        loss: value.dataSync()[0],
+        gradients: Object.values(grads).map((g) => Array.from(g.dataSync())),
+      };
       tf.dispose([value, ...Object.values(grads)]);
       return result;
     };
-    const fromPacked = lossAndGradients(() => crossEntropy(model.forward(packed.inputs, { documents: packed.documents }), packed.targets));
+    const fromPacked = lossAndGradients(() =>
+      crossEntropy(model.forward(packed.inputs, { documents: packed.documents }), packed.targets),
+    );
     // the same conversations one per row, from position 0, padded at the end: what packing must reproduce
     const T = 12;
     const rows = conversations.map(({ ids }) => [...ids.slice(0, -1), ...Array(T).fill(0)].slice(0, T));
     const targetRows = conversations.map(({ ids, assistantMask }) =>
-      [...ids.slice(1).map((id, t) => (assistantMask[t + 1] === 1 ? id : IGNORE_INDEX)), ...Array(T).fill(IGNORE_INDEX)].slice(0, T),
+      [
+        ...ids.slice(1).map((id, t) => (assistantMask[t + 1] === 1 ? id : IGNORE_INDEX)),
+        ...Array(T).fill(IGNORE_INDEX),
+      ].slice(0, T),
     );
     const inputs = tf.tensor2d(rows, undefined, "int32");
     const targets = tf.tensor2d(targetRows, undefined, "int32");
@@ -189,16 +244,30 @@ describe("ConversationDataset (batches and the loss mask)", () => {
     // without the document ids and positions the packed row is a different computation
     const naive = lossAndGradients(() => crossEntropy(model.forward(packed.inputs), packed.targets));
     expect(Math.abs(naive.loss - separate.loss)).toBeGreaterThan(1e-3);
-    tf.dispose([inputs, targets, packed.inputs, packed.targets, packed.documents!.documentIds, packed.documents!.positions]);
+    tf.dispose([
+      inputs,
+      targets,
+      packed.inputs,
+      packed.targets,
+      packed.documents!.documentIds,
+      packed.documents!.positions,
+    ]);
     model.dispose();
   });
 
   it("scoring only the graded positions (what the Trainer does) gives the loss and gradients of scoring all", async () => {
-    const make = () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 32, batchSize: 2, seed: 9 });
+    const make = () =>
+      new ConversationDataset(
+        { train: conversations, validation: conversations },
+        { maxLength: 32, batchSize: 2, seed: 9 },
+      );
     const model = new GPT({ ...tinyConfig, vocabSize: tokenizer.vocabSize, seed: 4 });
     const { inputs, targets, documents } = make().nextBatch("train");
     const flatTargets = targets.reshape([-1]);
-    const graded = tf.tensor1d(Array.from(flatTargets.dataSync()).flatMap((t, i) => (t === IGNORE_INDEX ? [] : [i])), "int32");
+    const graded = tf.tensor1d(
+      Array.from(flatTargets.dataSync()).flatMap((t, i) => (t === IGNORE_INDEX ? [] : [i])),
+      "int32",
+    );
     const all = tf.variableGrads(() => crossEntropy(model.forward(inputs, { documents }), targets), model.parameters());
     const some = tf.variableGrads(() => {
       const hidden = model.features(inputs, { documents }).reshape([-1, tinyConfig.embeddingDim]);
@@ -214,12 +283,27 @@ describe("ConversationDataset (batches and the loss mask)", () => {
     const trainer = new Trainer(model, make(), { maxSteps: 1, learningRate: 1e-3, warmupSteps: 0, evalInterval: 0 });
     expect((await trainer.trainStep()).loss).toBeCloseTo(all.value.dataSync()[0], 5);
     trainer.dispose();
-    tf.dispose([inputs, targets, documents!.documentIds, documents!.positions, flatTargets, graded, all.value, some.value, ...Object.values(all.grads), ...Object.values(some.grads)]);
+    tf.dispose([
+      inputs,
+      targets,
+      documents!.documentIds,
+      documents!.positions,
+      flatTargets,
+      graded,
+      all.value,
+      some.value,
+      ...Object.values(all.grads),
+      ...Object.values(some.grads),
+    ]);
     model.dispose();
   });
 
   it("visits conversations in a seeded order and resumes exactly from its state", () => {
-    const make = () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 16, batchSize: 2, seed: 5 });
+    const make = () =>
+      new ConversationDataset(
+        { train: conversations, validation: conversations },
+        { maxLength: 16, batchSize: 2, seed: 5 },
+      );
     const first = make();
     const second = make();
     for (let i = 0; i < 3; i++) expect(draw(second)).toEqual(draw(first));
@@ -232,9 +316,9 @@ describe("ConversationDataset (batches and the loss mask)", () => {
   });
 
   it("rejects a conversation longer than a row", () => {
-    expect(() => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 9 })).toThrow(
-      /train conversation 1 is 13 tokens long, more than maxLength 9/,
-    );
+    expect(
+      () => new ConversationDataset({ train: conversations, validation: conversations }, { maxLength: 9 }),
+    ).toThrow(/train conversation 1 is 13 tokens long, more than maxLength 9/);
   });
 });
 
@@ -246,7 +330,10 @@ describe("loss masking", () => {
     const model = new GPT({ ...tinyConfig, vocabSize: tokenizer.vocabSize, seed: 3 });
     const rendered = renderConversation(tokenizer, messages);
     const conversation = mask === "assistant" ? rendered : { ...rendered, assistantMask: rendered.ids.map(() => 1) };
-    const dataset = new ConversationDataset({ train: [conversation], validation: [conversation] }, { maxLength: conversation.ids.length, batchSize: 1 });
+    const dataset = new ConversationDataset(
+      { train: [conversation], validation: [conversation] },
+      { maxLength: conversation.ids.length, batchSize: 1 },
+    );
     const { inputs, targets } = dataset.nextBatch("train");
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(inputs), targets), model.parameters());
     const result = { loss: value.dataSync()[0], gradients: Object.values(grads).map((g) => Array.from(g.dataSync())) };
@@ -255,8 +342,10 @@ describe("loss masking", () => {
     return result;
   }
 
-  const expectSameGradients = (a: number[][], b: number[][]) => a.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo(b[i][j], 7)));
-  const maxDifference = (a: number[][], b: number[][]) => Math.max(...a.flatMap((g, i) => g.map((v, j) => Math.abs(v - b[i][j]))));
+  const expectSameGradients = (a: number[][], b: number[][]) =>
+    a.forEach((g, i) => g.forEach((v, j) => expect(v).toBeCloseTo(b[i][j], 7)));
+  const maxDifference = (a: number[][], b: number[][]) =>
+    Math.max(...a.flatMap((g, i) => g.map((v, j) => Math.abs(v - b[i][j]))));
 
   it("tokens under the mask change the loss and the gradients", () => {
     const base = lossAndGradients([user("hi there"), assistant("yo")]);
@@ -280,7 +369,10 @@ describe("loss masking", () => {
 
   it("the loss is the mean over assistant tokens, and pushes no logit where the target is not one", () => {
     const rendered = renderConversation(tokenizer, [user("hi"), assistant("yo"), user("ok"), assistant("k")]);
-    const dataset = new ConversationDataset({ train: [rendered], validation: [rendered] }, { maxLength: rendered.ids.length, batchSize: 1 });
+    const dataset = new ConversationDataset(
+      { train: [rendered], validation: [rendered] },
+      { maxLength: rendered.ids.length, batchSize: 1 },
+    );
     const { inputs, targets } = dataset.nextBatch("train");
     const logits = tf.randomNormal([1, inputs.shape[1], tokenizer.vocabSize], 0, 1, "float32", 7);
     const [dLogits] = tf.grads((x: tf.Tensor) => crossEntropy(x, targets))([logits]);
@@ -326,7 +418,11 @@ describe("chat()", () => {
     const system: ChatMessage = { role: "system", content: "be brief" };
     const history = [system, user("one"), assistant("a"), user("two"), assistant("b"), user("three?")];
     const full = renderPrompt(tokenizer, history).length;
-    expect(fitToContext(tokenizer, history, full)).toEqual({ prompt: renderPrompt(tokenizer, history), droppedMessages: 0, truncatedLastMessage: false });
+    expect(fitToContext(tokenizer, history, full)).toEqual({
+      prompt: renderPrompt(tokenizer, history),
+      droppedMessages: 0,
+      truncatedLastMessage: false,
+    });
     const dropOne = fitToContext(tokenizer, history, full - 1);
     expect(dropOne.droppedMessages).toBe(2);
     expect(dropOne.prompt).toEqual(renderPrompt(tokenizer, [system, user("two"), assistant("b"), user("three?")]));
@@ -349,12 +445,22 @@ describe("chat()", () => {
     const rendered = examples.map(({ messages }) => renderConversation(tokenizer, messages));
     const model = new GPT({ ...tinyConfig, embeddingDim: 32, vocabSize: tokenizer.vocabSize });
     const dataset = new ConversationDataset({ train: rendered, validation: rendered }, { maxLength: 33, batchSize: 4 });
-    const trainer = new Trainer(model, dataset, { maxSteps: 200, learningRate: 1e-2, minLearningRate: 1e-3, warmupSteps: 10, evalInterval: 0, weightDecay: 0 });
+    const trainer = new Trainer(model, dataset, {
+      maxSteps: 200,
+      learningRate: 1e-2,
+      minLearningRate: 1e-3,
+      warmupSteps: 10,
+      evalInterval: 0,
+      weightDecay: 0,
+    });
     await trainer.train({ progress: false });
     trainer.dispose();
 
     let streamed = "";
-    const reply = await chat(model, tokenizer, [user("bye")], { temperature: 0, onToken: (text) => (streamed += text) });
+    const reply = await chat(model, tokenizer, [user("bye")], {
+      temperature: 0,
+      onToken: (text) => (streamed += text),
+    });
     expect(reply).toMatchObject({ text: "see you", finishReason: "stop", droppedMessages: 0 });
     expect(streamed).toBe("see you");
 
@@ -392,13 +498,16 @@ describe("LoRA", () => {
     const loraLogits = lora.forward(ids);
     expect(maxAbsDifference(loraLogits, baseLogits)).toBe(0); // B = 0: no change yet
 
-    const trainable = lora.namedParameters().filter(([, v]) => v.trainable).map(([name]) => name);
+    const trainable = lora
+      .namedParameters()
+      .filter(([, v]) => v.trainable)
+      .map(([name]) => name);
     expect(trainable).toContain("wte.weight");
     expect(trainable).toContain("lora.h.1.mlp.c_fc.A");
     expect(trainable.filter((name) => !name.startsWith("lora.") && name !== "wte.weight")).toEqual([]);
     expect(lora.adapters.size).toBe(2 * 4);
     const C = tinyConfig.embeddingDim;
-    const adapterSize = 2 * ((C + 3 * C) + (C + C) + (C + 4 * C) + (4 * C + C)) * 2; // layers × Σ r·(in + out)
+    const adapterSize = 2 * (C + 3 * C + (C + C) + (C + 4 * C) + (4 * C + C)) * 2; // layers × Σ r·(in + out)
     expect(lora.numTrainableParameters()).toBe(adapterSize + tokenizer.vocabSize * C);
 
     const rendered = [renderConversation(tokenizer, [user("hi"), assistant("hello")])];
@@ -408,7 +517,9 @@ describe("LoRA", () => {
     await trainer.train({ progress: false });
     trainer.dispose();
     expect(lora.h[0].attn.c_attn.weight.arraySync()).toEqual(frozenBefore);
-    expect(Math.max(...Array.from((lora.adapters.get("h.0.attn.c_attn") as { B: tf.Variable }).B.dataSync()).map(Math.abs))).toBeGreaterThan(0);
+    expect(
+      Math.max(...Array.from((lora.adapters.get("h.0.attn.c_attn") as { B: tf.Variable }).B.dataSync()).map(Math.abs)),
+    ).toBeGreaterThan(0);
 
     const merged = lora.merge();
     expect(merged).not.toBeInstanceOf(LoRAGPT);

@@ -49,7 +49,9 @@ describe("sampling", () => {
     const counts = [0, 0, 0];
     for (let i = 0; i < 20000; i++) counts[sampleNextToken(logits, {}, random)]++;
     // Within 4 standard deviations of a binomial count: |f − p| < 4·√(p(1 − p)/n) (0.014 for p = 0.6).
-    [0.6, 0.3, 0.1].forEach((p, i) => expect(Math.abs(counts[i] / 20000 - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / 20000)));
+    [0.6, 0.3, 0.1].forEach((p, i) =>
+      expect(Math.abs(counts[i] / 20000 - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / 20000)),
+    );
   });
 
   it("rejects bad options clearly", () => {
@@ -67,7 +69,11 @@ describe("generate", () => {
   const prompt = [1, 2, 3, 4, 5];
 
   it("gives the same tokens with and without the KV cache, also past the context length", async () => {
-    for (const options of [{ temperature: 0 }, { temperature: 1, topK: 10, seed: 4 }, { temperature: 0.8, topP: 0.9, seed: 9, numSequences: 3 }]) {
+    for (const options of [
+      { temperature: 0 },
+      { temperature: 1, topK: 10, seed: 4 },
+      { temperature: 0.8, topP: 0.9, seed: 9, numSequences: 3 },
+    ]) {
       const cached = await generate(model, prompt, { maxNewTokens: 30, useCache: true, ...options }); // 35 > 16: the window slides
       const uncached = await generate(model, prompt, { maxNewTokens: 30, useCache: false, ...options });
       expect(cached.tokens).toEqual(uncached.tokens);
@@ -97,7 +103,12 @@ describe("generate", () => {
     const stopAt = free.tokens[0][5];
     const streamed: number[] = [];
     const before = tf.memory().numTensors;
-    const stopped = await generate(model, prompt, { maxNewTokens: 20, temperature: 0, stopTokens: [stopAt], onToken: (t) => streamed.push(t) });
+    const stopped = await generate(model, prompt, {
+      maxNewTokens: 20,
+      temperature: 0,
+      stopTokens: [stopAt],
+      onToken: (t) => streamed.push(t),
+    });
     expect(tf.memory().numTensors).toBe(before);
     const firstStop = free.tokens[0].indexOf(stopAt);
     expect(stopped.tokens[0]).toEqual(free.tokens[0].slice(0, firstStop));
@@ -145,6 +156,8 @@ describe("generate", () => {
     await expect(generate(model, prompt, { maxNewTokens: -1 })).rejects.toThrow(/maxNewTokens/);
     await expect(generate(model, [99], { maxNewTokens: 1 })).rejects.toThrow(/out of range/);
     await expect(generate(model, [1, 1.5], { maxNewTokens: 1 })).rejects.toThrow(/prompt\[1\] is 1.5, not an integer/);
-    await expect(generate(model, [Number.NaN], { maxNewTokens: 1 })).rejects.toThrow(/prompt\[0\] is NaN, not an integer/);
+    await expect(generate(model, [Number.NaN], { maxNewTokens: 1 })).rejects.toThrow(
+      /prompt\[0\] is NaN, not an integer/,
+    );
   });
 });

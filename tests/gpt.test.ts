@@ -6,16 +6,7 @@
  * Relative error: max |lib − reference| / max(1, max |reference|) (tests/reference/helpers.ts).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  crossEntropy,
-  DecoderBlock,
-  GPT,
-  type GPTConfig,
-  gptConfig,
-  initBackend,
-  Random,
-  tf,
-} from "gpt-course";
+import { crossEntropy, DecoderBlock, GPT, type GPTConfig, gptConfig, initBackend, Random, tf } from "gpt-course";
 import * as ref from "./reference/float64.js";
 import {
   expectClose,
@@ -81,7 +72,12 @@ describe("forward vs float64 reference (all parameters randomised)", () => {
     // Shorter input than the context: positions 0..T-1 are used.
     const short = idsTensor(ids.map((row) => row.slice(0, 3)));
     const shortLogits = model.forward(short);
-    expectClose(shortLogits, expected.map((m) => m.slice(0, 3)), 1e-4, "logits of a 3-token prefix");
+    expectClose(
+      shortLogits,
+      expected.map((m) => m.slice(0, 3)),
+      1e-4,
+      "logits of a 3-token prefix",
+    );
     tf.dispose([x, logits, short, shortLogits]);
     model.dispose();
   });
@@ -91,10 +87,14 @@ describe("forward vs float64 reference (all parameters randomised)", () => {
     const x = idsTensor(randomIds(2, 5, 13, new Rng(5)));
     const weights: tf.Tensor[] = [];
     const logits = model.forward(x, { attentionWeights: weights });
-    expect(weights.map((w) => w.shape)).toEqual([[2, 2, 5, 5], [2, 2, 5, 5]]);
+    expect(weights.map((w) => w.shape)).toEqual([
+      [2, 2, 5, 5],
+      [2, 2, 5, 5],
+    ]);
     for (const w of weights) {
       const rows = nested(w) as number[][][][];
-      for (const perHead of rows) for (const m of perHead) m.forEach((row, i) => row.forEach((p, j) => j > i && expect(p).toBe(0)));
+      for (const perHead of rows)
+        for (const m of perHead) m.forEach((row, i) => row.forEach((p, j) => j > i && expect(p).toBe(0)));
     }
     tf.dispose([x, logits, ...weights]);
     model.dispose();
@@ -238,11 +238,7 @@ describe("gradients", () => {
    * components of each variable: |analytic − numeric| ≤ 5e-3·|analytic| + 2e-4. Observed agreement is
    * ~1e-4 relative; a gradient off by 1 % fails.
    */
-  function gradientCheck(
-    variables: Array<[string, tf.Variable]>,
-    loss: () => tf.Scalar,
-    perVariable = 3,
-  ): void {
+  function gradientCheck(variables: Array<[string, tf.Variable]>, loss: () => tf.Scalar, perVariable = 3): void {
     const list = variables.map(([, v]) => v);
     const { value, grads } = tf.variableGrads(loss, list);
     value.dispose();
@@ -250,7 +246,10 @@ describe("gradients", () => {
     for (const [name, variable] of variables) {
       const analytic = grads[variable.name].dataSync().slice();
       const indices = topIndices(analytic, perVariable);
-      expect(Math.abs(analytic[indices[0]]), `${name}: gradient is not ~0 (the check must be able to fail)`).toBeGreaterThan(1e-2);
+      expect(
+        Math.abs(analytic[indices[0]]),
+        `${name}: gradient is not ~0 (the check must be able to fail)`,
+      ).toBeGreaterThan(1e-2);
       const numeric = finiteDifferences(variable, indices, f, 1e-2);
       indices.forEach((index, k) => {
         const a = analytic[index];
@@ -288,7 +287,15 @@ describe("gradients", () => {
       const x = randomTensor([1, 4, 8], rng);
       const r = randomTensor([1, 4, 8], rng);
       const params = new Map(blk.namedParameters());
-      const pick = ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight", "ln_1.weight", "ln_2.bias"];
+      const pick = [
+        "attn.c_attn.weight",
+        "attn.c_attn.bias",
+        "attn.c_proj.weight",
+        "mlp.c_fc.weight",
+        "mlp.c_proj.weight",
+        "ln_1.weight",
+        "ln_2.bias",
+      ];
       gradientCheck(
         pick.map((n) => [n, params.get(n) as tf.Variable]),
         () => tf.tidy(() => blk.forward(x).mul(r).sum() as tf.Scalar),
@@ -316,8 +323,14 @@ describe("gradients", () => {
 
     it("forward + backward leaves no tensors behind", () => {
       const model = new GPT({ ...small, seed: 10, tieWeights: false });
-      const x = idsTensor([[1, 2, 3, 4], [5, 6, 7, 8]]);
-      const y = idsTensor([[2, 3, 4, 5], [6, 7, 8, 9]]);
+      const x = idsTensor([
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+      ]);
+      const y = idsTensor([
+        [2, 3, 4, 5],
+        [6, 7, 8, 9],
+      ]);
       const start = tf.memory().numTensors;
       const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(x), y));
       expect(Object.keys(grads)).toHaveLength(model.parameters().length);
@@ -341,7 +354,10 @@ describe("input errors", () => {
     expect(model.config.vocabSize).toBe(65);
     const start = tf.memory().numTensors;
     const cases: Array<[tf.Tensor, RegExp]> = [
-      [tf.tensor2d([[1, -1, 2]], [1, 3], "int32"), /token id -1 is out of range; ids must be in \[0, 64\] \(vocabSize 65\)/],
+      [
+        tf.tensor2d([[1, -1, 2]], [1, 3], "int32"),
+        /token id -1 is out of range; ids must be in \[0, 64\] \(vocabSize 65\)/,
+      ],
       [tf.tensor2d([[1, 65, 2]], [1, 3], "int32"), /token id 65 is out of range; ids must be in \[0, 64\]/],
       [tf.zeros([1, 17], "int32"), /sequence of 17 tokens is longer than the context length 16/],
       [tf.tensor2d([[1, 2]], [1, 2], "float32"), /ids must be int32 token ids, got float32/],
@@ -366,9 +382,13 @@ describe("input errors", () => {
     expect(() => model.forward(ids, { documents: { documentIds: wrongShape, positions: good } })).toThrow(
       /documents.documentIds must be int32 of the ids' shape \[2,4\], got int32 \[2,3\]/,
     );
-    expect(() => model.forward(ids, { documents: { documentIds: good, positions: wrongType } })).toThrow(/documents.positions must be int32/);
+    expect(() => model.forward(ids, { documents: { documentIds: good, positions: wrongType } })).toThrow(
+      /documents.positions must be int32/,
+    );
     const cache = model.createCache();
-    expect(() => model.forward(ids, { documents: { documentIds: good, positions: good }, cache })).toThrow(/packed documents are for training/);
+    expect(() => model.forward(ids, { documents: { documentIds: good, positions: good }, cache })).toThrow(
+      /packed documents are for training/,
+    );
     tf.dispose([wrongShape, wrongType]);
     expect(tf.memory().numTensors, "a rejected call leaks nothing").toBe(start);
     tf.dispose([ids, good]);
@@ -381,7 +401,9 @@ describe("input errors", () => {
     const prompt = tf.zeros([1, 15], "int32");
     model.forward(prompt, { cache }).dispose();
     const two = tf.zeros([1, 2], "int32");
-    expect(() => model.forward(two, { cache })).toThrow(/sequence of 17 tokens \(15 cached \+ 2 new\) is longer than the context length 16/);
+    expect(() => model.forward(two, { cache })).toThrow(
+      /sequence of 17 tokens \(15 cached \+ 2 new\) is longer than the context length 16/,
+    );
     expect(cache[0].length, "a rejected call does not grow the cache").toBe(15);
     const one = tf.zeros([1, 1], "int32");
     model.forward(one, { cache }).dispose(); // exactly 16: allowed

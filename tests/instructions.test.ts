@@ -50,7 +50,11 @@ describe("instruction data generator", () => {
       if (task === "addition" || task === "subtraction") {
         const [a, b] = question.match(/\d+/g)!.map(Number);
         const [first, second] = task === "subtraction" && question.startsWith("Subtract") ? [b, a] : [a, b]; // "Subtract 56 from 60."
-        expect(answer).toBe(task === "addition" ? `${first} + ${second} is ${first + second}` : `${first} - ${second} is ${first - second}`);
+        expect(answer).toBe(
+          task === "addition"
+            ? `${first} + ${second} is ${first + second}`
+            : `${first} - ${second} is ${first - second}`,
+        );
       }
       if (task === "reverse") expect(question).toContain([...answer].reverse().join(""));
       if (task === "uppercase") expect(question).toContain(answer.toLowerCase());
@@ -72,12 +76,23 @@ describe("instruction data generator", () => {
       new Set(
         conversations
           .filter((c) => c.task === task)
-          .map((c) => c.messages.find((m) => m.role === "user")!.content.match(/\d+/g)!.map(Number).sort().join("+")),
+          .map((c) =>
+            c.messages
+              .find((m) => m.role === "user")!
+              .content.match(/\d+/g)!
+              .map(Number)
+              .sort()
+              .join("+"),
+          ),
       );
     const trainPairs = pairsIn(data.train, "addition");
     for (const pair of pairsIn(data.test, "addition")) expect(trainPairs.has(pair)).toBe(false);
 
-    const wordOf = (c: Conversation) => c.messages.filter((m) => m.role === "assistant").at(-1)!.content.toLowerCase();
+    const wordOf = (c: Conversation) =>
+      c.messages
+        .filter((m) => m.role === "assistant")
+        .at(-1)!
+        .content.toLowerCase();
     const trainWords = new Set(data.train.filter((c) => c.task === "uppercase").map(wordOf));
     for (const c of data.test.filter((c) => c.task === "uppercase")) expect(trainWords.has(wordOf(c))).toBe(false);
   });
@@ -107,14 +122,34 @@ describe("instruction JSONL", () => {
   });
 
   it("reports every malformed line with its line number and what is wrong", () => {
-    const good = JSON.stringify({ id: "a", task: "t", messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "hello" }] });
+    const good = JSON.stringify({
+      id: "a",
+      task: "t",
+      messages: [
+        { role: "user", content: "hi" },
+        { role: "assistant", content: "hello" },
+      ],
+    });
     const lines = [
       good,
       "{not json",
-      JSON.stringify({ id: "b", task: "t", messages: [{ role: "user", content: "hi" }, { role: "bot", content: "hello" }] }),
+      JSON.stringify({
+        id: "b",
+        task: "t",
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "bot", content: "hello" },
+        ],
+      }),
       "",
       JSON.stringify({ id: "c", task: "t", messages: [{ role: "user", content: "hi" }] }),
-      JSON.stringify({ id: "d", messages: [{ role: "user", content: "" }, { role: "assistant", content: "x" }] }),
+      JSON.stringify({
+        id: "d",
+        messages: [
+          { role: "user", content: "" },
+          { role: "assistant", content: "x" },
+        ],
+      }),
       good,
       "[1, 2]",
     ];
@@ -140,6 +175,8 @@ describe("instruction JSONL", () => {
     const conversation = (roles: string[]) =>
       JSON.stringify({ id: "x", task: "t", messages: roles.map((role) => ({ role, content: "text" })) });
     expect(parseConversations(conversation(["system", "user", "assistant"]))).toHaveLength(1);
-    expect(() => parseConversations(conversation(["user", "system", "assistant"]))).toThrow(/line 1: messages\[1\]\.role must be "assistant"/);
+    expect(() => parseConversations(conversation(["user", "system", "assistant"]))).toThrow(
+      /line 1: messages\[1\]\.role must be "assistant"/,
+    );
   });
 });

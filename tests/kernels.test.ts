@@ -10,7 +10,17 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { GPT, LayerNorm, Random, crossEntropy, embeddingLookup, geluTanh, initBackend, scaledDotProductAttention, tf } from "gpt-course";
+import {
+  GPT,
+  LayerNorm,
+  Random,
+  crossEntropy,
+  embeddingLookup,
+  geluTanh,
+  initBackend,
+  scaledDotProductAttention,
+  tf,
+} from "gpt-course";
 import { freeGradientMemoryEarly, keepGradientMemoryUntilEnd } from "../lib/backend/gradient-memory.ts";
 import { sumRows } from "../lib/kernels/reduce.ts";
 import { fusedAdamWUpdate, fusedAttention, fusedGeluTanh, fusedLayerNorm } from "../lib/nn/ops.ts";
@@ -74,7 +84,9 @@ async function onBoth(
         const floatIndices = xs.map((x, i) => (x.dtype === "float32" ? i : -1)).filter((i) => i >= 0);
         const grads = tf.grads((...fx: tf.Tensor[]) => {
           const all = xs.map((x, i) => (floatIndices.includes(i) ? fx[floatIndices.indexOf(i)] : x));
-          return f(...all).mul(weights).sum();
+          return f(...all)
+            .mul(weights)
+            .sum();
         })(floatIndices.map((i) => xs[i]));
         for (const g of grads) results.push(Float32Array.from(g.dataSync()));
       }
@@ -95,7 +107,9 @@ function randomWeights(size: number): Float32Array {
 function expectClose(results: { cpu: Float32Array[]; wasm: Float32Array[] }, label: string): void {
   results.cpu.forEach((expected, i) => {
     const error = relativeError(results.wasm[i], expected);
-    expect(error, `${label}: ${i === 0 ? "output" : `gradient ${i}`} relative error ${error}`).toBeLessThanOrEqual(TOLERANCE);
+    expect(error, `${label}: ${i === 0 ? "output" : `gradient ${i}`} relative error ${error}`).toBeLessThanOrEqual(
+      TOLERANCE,
+    );
   });
 }
 
@@ -141,10 +155,22 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
       [[601, 37], [601, 203], true, false], // dW = xᵀ·dy: K = 601 in 3 chunks, A read through strides (37 rows)
       [[512, 64], [512, 200], true, false], // dW with M, K multiples of 4: A transposed first; shared out among threads
       [[403, 19], [301, 19], false, true], // dx = dy·Wᵀ: B packed through strides
-      [[300, 128], [128, 65]], // forward with the lm_head's 65 columns: a last strip of 1 column, 300 = 4·75 rows
-      [[1027, 96], [96, 130]], // 1027 = 4·256 + 3 rows: the last 3 one at a time
-      [[1, 128], [128, 384]], // generation, one row: B read as it is (not packed)
-      [[6, 300], [300, 24]], // a few rows against an unpacked B, K in 2 chunks
+      [
+        [300, 128],
+        [128, 65],
+      ], // forward with the lm_head's 65 columns: a last strip of 1 column, 300 = 4·75 rows
+      [
+        [1027, 96],
+        [96, 130],
+      ], // 1027 = 4·256 + 3 rows: the last 3 one at a time
+      [
+        [1, 128],
+        [128, 384],
+      ], // generation, one row: B read as it is (not packed)
+      [
+        [6, 300],
+        [300, 24],
+      ], // a few rows against an unpacked B, K in 2 chunks
       [[500, 1], [16, 1], false, true], // K = 1: A's rows and columns both 1 float apart
       [[1, 40], [1, 24], true, false], // K = 1, A transposed
     ] as Array<[number[], number[], boolean?, boolean?]>) {
@@ -173,7 +199,11 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
 
   it("Transpose: all permutations of rank 2-5, odd sizes, float32 and int32", async () => {
     const permutations = (n: number): number[][] =>
-      n === 1 ? [[0]] : permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]));
+      n === 1
+        ? [[0]]
+        : permutations(n - 1).flatMap((p) =>
+            Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]),
+          );
     for (const rank of [2, 3, 4, 5]) {
       for (const perm of permutations(rank)) {
         const shape = Array.from({ length: rank }, () => randomInt(1, rank === 5 ? 4 : 7));
@@ -181,19 +211,40 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
         const results = await onBoth([{ data: randomData(size), shape }], (x) => tf.transpose(x, perm));
         expectClose(results, `transpose ${shape} by ${perm}`);
         const ints = Int32Array.from(randomData(size, 100), Math.round);
-        const intResults = await onBoth([{ data: ints, shape, dtype: "int32" }], (x) => tf.transpose(x, perm).toFloat(), false);
+        const intResults = await onBoth(
+          [{ data: ints, shape, dtype: "int32" }],
+          (x) => tf.transpose(x, perm).toFloat(),
+          false,
+        );
         expectClose(intResults, `int32 transpose ${shape} by ${perm}`);
       }
     }
     // multiples of 4 (the SIMD 4 × 4 block path), incl. column counts that are not a multiple of its 32-column tiles
     for (const [shape, perm] of [
-      [[8, 12], [1, 0]],
-      [[36, 44], [1, 0]],
-      [[4, 132], [1, 0]],
-      [[3, 16, 20], [0, 2, 1]],
-      [[2, 128, 32], [0, 2, 1]],
+      [
+        [8, 12],
+        [1, 0],
+      ],
+      [
+        [36, 44],
+        [1, 0],
+      ],
+      [
+        [4, 132],
+        [1, 0],
+      ],
+      [
+        [3, 16, 20],
+        [0, 2, 1],
+      ],
+      [
+        [2, 128, 32],
+        [0, 2, 1],
+      ],
     ] as Array<[number[], number[]]>) {
-      const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) => tf.transpose(x, perm));
+      const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) =>
+        tf.transpose(x, perm),
+      );
       expectClose(results, `transpose ${shape} by ${perm}`);
       expect(Array.from(results.wasm[0])).toEqual(Array.from(results.cpu[0])); // a transpose is exact
     }
@@ -218,7 +269,9 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
   it("Pow: integer exponents -3..4 and fallbacks (fractional exponent, tensor exponent)", async () => {
     for (const exponent of [-3, -1, 0, 1, 2, 3, 4]) {
       const shape = [randomInt(1, 9), randomInt(1, 13)];
-      const data = randomData(tf.util.sizeFromShape(shape)).map((v) => (exponent < 0 ? v + Math.sign(v || 1) * 0.5 : v));
+      const data = randomData(tf.util.sizeFromShape(shape)).map((v) =>
+        exponent < 0 ? v + Math.sign(v || 1) * 0.5 : v,
+      );
       const results = await onBoth([{ data, shape }], (x) => tf.pow(x, exponent));
       expectClose(results, `pow ${exponent}`);
     }
@@ -238,12 +291,27 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
 
   it("Add: one shape, a bias row on either side, other broadcasts and int32 (fallback), odd sizes", async () => {
     for (const [aShape, bShape] of [
-      [[3, 37, 5], [3, 37, 5]], // one shape, 555 elements: a SIMD part and a tail
-      [[300, 130], [300, 130]], // big enough to be shared out among threads
+      [
+        [3, 37, 5],
+        [3, 37, 5],
+      ], // one shape, 555 elements: a SIMD part and a tail
+      [
+        [300, 130],
+        [300, 130],
+      ], // big enough to be shared out among threads
       [[7, 13, 65], [65]], // a bias row, width 65 (not a multiple of 4)
-      [[1, 40], [600, 40]], // the row first
-      [[1, 1, 24], [2000, 24]], // shared out
-      [[5, 1], [5, 3]], // another broadcast: tfjs's own kernel
+      [
+        [1, 40],
+        [600, 40],
+      ], // the row first
+      [
+        [1, 1, 24],
+        [2000, 24],
+      ], // shared out
+      [
+        [5, 1],
+        [5, 3],
+      ], // another broadcast: tfjs's own kernel
     ]) {
       const results = await onBoth(
         [
@@ -255,7 +323,9 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
       expectClose(results, `add ${aShape} + ${bShape}`);
     }
     await tf.setBackend("wasm");
-    expect(Array.from(tf.add(tf.tensor([1, 2, 3], [3], "int32"), tf.tensor([10, 20, 30], [3], "int32")).dataSync())).toEqual([11, 22, 33]);
+    expect(
+      Array.from(tf.add(tf.tensor([1, 2, 3], [3], "int32"), tf.tensor([10, 20, 30], [3], "int32")).dataSync()),
+    ).toEqual([11, 22, 33]);
     await tf.setBackend("cpu");
   });
 
@@ -340,7 +410,9 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
       [[6, 5, 12], [0, 1], true],
     ];
     for (const [shape, axis, keepDims] of cases) {
-      const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) => tf.sum(x, axis, keepDims));
+      const results = await onBoth([{ data: randomData(tf.util.sizeFromShape(shape)), shape }], (x) =>
+        tf.sum(x, axis, keepDims),
+      );
       expectClose(results, `sum ${shape} axis ${axis} keepDims ${keepDims}`);
     }
     // the SIMD column sums add in float64 in sumRows' order: bit-identical to it
@@ -446,7 +518,11 @@ describe("fused LayerNorm and GELU match the composed maths on the cpu backend",
   /** LayerNorm.forward's step-by-step maths (what the cpu backend runs). */
   const composedLayerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, eps: number) => {
     const { mean, variance } = tf.moments(x, -1, true);
-    return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b);
+    return x
+      .sub(mean)
+      .mul(tf.rsqrt(variance.add(eps)))
+      .mul(g)
+      .add(b);
   };
 
   it("fused kernels are used on wasm only", async () => {
@@ -504,7 +580,10 @@ describe("fused LayerNorm and GELU match the composed maths on the cpu backend",
     for (let i = 0; i < data.length; i++) data[i] = (i - 1200) / 100;
     const results = await onBoth([{ data, shape: [7, 343] }], (x) => fusedGeluTanh(x) ?? geluTanh(x));
     expectClose(results, "geluTanh");
-    const random3d = await onBoth([{ data: randomData(3 * 5 * 11, 3), shape: [3, 5, 11] }], (x) => fusedGeluTanh(x) ?? geluTanh(x));
+    const random3d = await onBoth(
+      [{ data: randomData(3 * 5 * 11, 3), shape: [3, 5, 11] }],
+      (x) => fusedGeluTanh(x) ?? geluTanh(x),
+    );
     expectClose(random3d, "geluTanh 3-D");
   });
 });
@@ -555,8 +634,16 @@ describe("freeing backward-pass memory early (lib/backend/gradient-memory.ts)", 
   /** Gradients of a tiny GPT's loss, as arrays, and the peak tensor memory of computing them. */
   async function gptGradients(): Promise<{ grads: Float32Array[]; peakBytes: number }> {
     const model = new GPT({ vocabSize: 11, contextLength: 8, numLayers: 2, numHeads: 2, embeddingDim: 8, seed: 5 });
-    const ids = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i * 7) % 11), [2, 8], "int32");
-    const targets = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i * 3) % 11), [2, 8], "int32");
+    const ids = tf.tensor2d(
+      Array.from({ length: 16 }, (_, i) => (i * 7) % 11),
+      [2, 8],
+      "int32",
+    );
+    const targets = tf.tensor2d(
+      Array.from({ length: 16 }, (_, i) => (i * 3) % 11),
+      [2, 8],
+      "int32",
+    );
     let grads: Float32Array[] = [];
     const info = await tf.profile(() => {
       const { value, grads: g } = tf.variableGrads(() => crossEntropy(model.forward(ids), targets), model.parameters());
@@ -597,14 +684,23 @@ describe("freeing backward-pass memory early (lib/backend/gradient-memory.ts)", 
     // a custom gradient that hands its incoming dy to both inputs, unchanged
     const passThrough = tf.customGrad((a, b, save) => {
       (save as tf.GradSaveFunc)([a as tf.Tensor]);
-      return { value: (a as tf.Tensor).add(b as tf.Tensor), gradFunc: (d: tf.Tensor | tf.Tensor[]) => [d as tf.Tensor, d as tf.Tensor] };
+      return {
+        value: (a as tf.Tensor).add(b as tf.Tensor),
+        gradFunc: (d: tf.Tensor | tf.Tensor[]) => [d as tf.Tensor, d as tf.Tensor],
+      };
     });
     const x2 = tf.tensor([4, 5, 6]);
-    const [ga, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor) => (passThrough(a.mul(3), b.mul(5)) as tf.Tensor).mul(2).sum())([x, x2]);
+    const [ga, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      (passThrough(a.mul(3), b.mul(5)) as tf.Tensor).mul(2).sum(),
+    )([x, x2]);
     expect(Array.from(ga.dataSync())).toEqual([6, 6, 6]);
     expect(Array.from(gb.dataSync())).toEqual([10, 10, 10]);
     // second derivative of x³ is 6x
-    const second = tf.grad((t: tf.Tensor) => tf.grad((u: tf.Tensor) => u.pow(3).sum())(t).sum())(x);
+    const second = tf.grad((t: tf.Tensor) =>
+      tf
+        .grad((u: tf.Tensor) => u.pow(3).sum())(t)
+        .sum(),
+    )(x);
     expect(Array.from(second.dataSync())).toEqual([6, 12, 18]);
     tf.dispose([x, x2, dy, g, ga, gb, second]);
     await tf.setBackend("cpu");
@@ -613,12 +709,19 @@ describe("freeing backward-pass memory early (lib/backend/gradient-memory.ts)", 
 
 describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
   /** Runs a script in a fresh Node process (threads are chosen once per process); returns its output. */
-  function runScript(source: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+  function runScript(
+    source: string,
+    env: Record<string, string>,
+  ): { status: number | null; stdout: string; stderr: string } {
     const dir = mkdtempSync(join(tmpdir(), "gpt-threads-"));
     const file = join(dir, "script.mts"); // ES module: top-level await
     writeFileSync(file, source.replace("LIB", JSON.stringify(resolve(__dirname, "../lib/index.ts"))));
     const tsx = resolve(__dirname, "../node_modules/.bin/tsx");
-    const run = spawnSync(tsx, ["--conditions=source", file], { encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env } });
+    const run = spawnSync(tsx, ["--conditions=source", file], {
+      encoding: "utf8",
+      timeout: 120_000,
+      env: { ...process.env, ...env },
+    });
     rmSync(dir, { recursive: true, force: true });
     return { status: run.status, stdout: run.stdout, stderr: run.stderr };
   }
@@ -669,13 +772,26 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     const threads = kernelThreads(heapMemory(tf.backend() as never));
     expect(threads?.count).toBe(2);
     // each big enough to be shared out: matmuls of ≥ 2M multiply-adds, 32K attention scores, 64K elements
-    const shapes = { a: [256, 96], b: [96, 200], dy: [256, 200], q: [2, 4, 64, 16], k: [2, 4, 64, 16], v: [2, 4, 64, 16], x: [128, 520], g: [520], h: [520] };
+    const shapes = {
+      a: [256, 96],
+      b: [96, 200],
+      dy: [256, 200],
+      q: [2, 4, 64, 16],
+      k: [2, 4, 64, 16],
+      v: [2, 4, 64, 16],
+      x: [128, 520],
+      g: [520],
+      h: [520],
+    };
     const data = Object.values(shapes).map((shape) => randomData(tf.util.sizeFromShape(shape)));
     const run = () =>
       tf.tidy(() => {
         const [a, b, dy, q, k, v, x, g, h] = Object.values(shapes).map((shape, i) => tf.tensor(data[i], shape));
         const layer = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, x: tf.Tensor) =>
-          tf.add(fusedAttention(q, k, v, { causal: true })!.output.square().sum(), fusedGeluTanh(x)!.sum()) as tf.Scalar;
+          tf.add(
+            fusedAttention(q, k, v, { causal: true })!.output.square().sum(),
+            fusedGeluTanh(x)!.sum(),
+          ) as tf.Scalar;
         const outputs = [
           tf.matMul(a, b),
           tf.matMul(a, dy, true, false),
@@ -711,7 +827,17 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     const [a, b] = [randomData(4 * calls), randomData(4 * calls)];
     const [ta, tb, out] = [tf.tensor(a), tf.tensor(b), tf.zeros([4 * calls])];
     const [A, B, OUT] = [ta, tb, out].map((t) => heapOffset(backend, t));
-    threads.run(Array.from({ length: calls }, (_, i): [string, ...number[]] => ["addRows", A + 16 * i, B + 16 * i, OUT + 16 * i, 1, 4, 0]));
+    threads.run(
+      Array.from({ length: calls }, (_, i): [string, ...number[]] => [
+        "addRows",
+        A + 16 * i,
+        B + 16 * i,
+        OUT + 16 * i,
+        1,
+        4,
+        0,
+      ]),
+    );
     expect(Array.from(out.dataSync())).toEqual(Array.from(a, (x, i) => Math.fround(x + b[i])));
     tf.dispose([ta, tb, out]);
     await tf.setBackend("cpu");
@@ -723,7 +849,15 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     await tf.setBackend("wasm");
     const threads = kernelThreads(heapMemory(tf.backend() as never))!;
     const outside = 0xfffff000; // far past the heap: every call traps, on whichever thread takes it
-    const bad = Array.from({ length: 64 }, (): [string, ...number[]] => ["addRows", outside, outside, outside, 1, 1024, 0]);
+    const bad = Array.from({ length: 64 }, (): [string, ...number[]] => [
+      "addRows",
+      outside,
+      outside,
+      outside,
+      1,
+      1024,
+      0,
+    ]);
     expect(() => threads.run(bad)).toThrow(/memory access out of bounds|failed on a worker thread/);
     const x = tf.tensor(randomData(300 * 256), [300, 256]);
     const doubled = tf.add(x, x); // big enough to be shared out

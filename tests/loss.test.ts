@@ -10,10 +10,18 @@ import { crossEntropy, IGNORE_INDEX, initBackend, tf } from "gpt-course";
 import * as ref from "./reference/float64.js";
 import { expectClose, nested, randomTensor, Rng, topIndices, values } from "./reference/helpers.js";
 
-const B = 2, T = 5, V = 7;
+const B = 2,
+  T = 5,
+  V = 7;
 
 /** Random logits (B, T, V) of scale 3 and targets with a few ignored positions. */
-function problem(seed: number, ignored: Array<[number, number]> = [[0, 1], [1, 4]]) {
+function problem(
+  seed: number,
+  ignored: Array<[number, number]> = [
+    [0, 1],
+    [1, 4],
+  ],
+) {
   const rng = new Rng(seed);
   const logits = randomTensor([B, T, V], rng, 3);
   const targetRows = Array.from({ length: B }, () => Array.from({ length: T }, () => rng.int(V)));
@@ -58,10 +66,19 @@ describe.each(["wasm", "cpu"] as const)("crossEntropy on %s", (backend) => {
   });
 
   it("is stable for huge logits (no Inf/NaN)", () => {
-    const logits = tf.tensor2d([[1000, -1000, 0], [-500, 500, 499]]);
+    const logits = tf.tensor2d([
+      [1000, -1000, 0],
+      [-500, 500, 499],
+    ]);
     const targets = tf.tensor1d([1, 2], "int32");
     const loss = crossEntropy(logits, targets);
-    const expected = ref.crossEntropy([[1000, -1000, 0], [-500, 500, 499]], [1, 2]).loss; // (2000 + 1.3133) / 2
+    const expected = ref.crossEntropy(
+      [
+        [1000, -1000, 0],
+        [-500, 500, 499],
+      ],
+      [1, 2],
+    ).loss; // (2000 + 1.3133) / 2
     expect(Math.abs(loss.dataSync()[0] - expected)).toBeLessThan(1e-3);
     const grad = tf.grad((x: tf.Tensor) => crossEntropy(x, targets))(logits);
     expect(values(grad).every(Number.isFinite)).toBe(true);
@@ -70,14 +87,25 @@ describe.each(["wasm", "cpu"] as const)("crossEntropy on %s", (backend) => {
 
   it("uniform logits give ln V", () => {
     const logits = tf.zeros([3, 4, V]);
-    const targets = tf.tensor2d([[0, 1, 2, 3], [4, 5, 6, 0], [1, 1, 1, 1]], [3, 4], "int32");
+    const targets = tf.tensor2d(
+      [
+        [0, 1, 2, 3],
+        [4, 5, 6, 0],
+        [1, 1, 1, 1],
+      ],
+      [3, 4],
+      "int32",
+    );
     const loss = crossEntropy(logits, targets);
     expect(Math.abs(loss.dataSync()[0] - Math.log(V))).toBeLessThan(1e-6);
     tf.dispose([logits, targets, loss]);
   });
 
   it("all positions ignored → loss 0 and gradient 0, without NaN", () => {
-    const p = problem(3, Array.from({ length: B * T }, (_, i) => [Math.floor(i / T), i % T] as [number, number]));
+    const p = problem(
+      3,
+      Array.from({ length: B * T }, (_, i) => [Math.floor(i / T), i % T] as [number, number]),
+    );
     const { value, grads } = tf.valueAndGrads((x: tf.Tensor) => crossEntropy(x, p.targets))([p.logits]);
     expect(value.dataSync()[0]).toBe(0);
     expect(values(grads[0]).every((g) => g === 0)).toBe(true);
@@ -123,9 +151,10 @@ describe.each(["wasm", "cpu"] as const)("crossEntropy on %s", (backend) => {
       const minus = base.slice();
       minus[index] -= h;
       const numeric = (lossAt(plus) - lossAt(minus)) / (2 * h);
-      expect(Math.abs(numeric - analytic[index]), `index ${index}: ${analytic[index]} vs ${numeric}`).toBeLessThanOrEqual(
-        1e-2 * Math.abs(analytic[index]) + 1e-4,
-      );
+      expect(
+        Math.abs(numeric - analytic[index]),
+        `index ${index}: ${analytic[index]} vs ${numeric}`,
+      ).toBeLessThanOrEqual(1e-2 * Math.abs(analytic[index]) + 1e-4);
     }
     expect(Math.abs(analytic[indices[0]])).toBeGreaterThan(1e-2);
     tf.dispose([p.logits, p.targets, grad]);
@@ -171,8 +200,15 @@ describe.each(["wasm", "cpu"] as const)("crossEntropy on %s", (backend) => {
   // neighbouring row's logit through the flat gather (e.g. target V in row 0 is logits[1, 0]): the loss is
   // wrong, even negative, without any error.
   it("rejects target ids outside [0, V) that are not the ignore index", () => {
-    const logits = tf.tensor2d([[0, 0, 0], [5, 0, 0]]);
-    for (const bad of [[3, 0], [0, -1], [1, 7]]) {
+    const logits = tf.tensor2d([
+      [0, 0, 0],
+      [5, 0, 0],
+    ]);
+    for (const bad of [
+      [3, 0],
+      [0, -1],
+      [1, 7],
+    ]) {
       const targets = tf.tensor1d(bad, "int32");
       expect(() => crossEntropy(logits, targets).dispose(), `targets [${bad}]`).toThrow(/crossEntropy: .*target/);
       targets.dispose();

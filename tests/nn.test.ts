@@ -109,7 +109,21 @@ describe("float64 reference (sanity of the yardstick)", () => {
   });
 
   it("matmul, softmax and layer norm on hand-computed examples", () => {
-    expect(ref.matmul([[1, 2], [3, 4]], [[5, 6], [7, 8]])).toEqual([[19, 22], [43, 50]]);
+    expect(
+      ref.matmul(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [
+          [5, 6],
+          [7, 8],
+        ],
+      ),
+    ).toEqual([
+      [19, 22],
+      [43, 50],
+    ]);
     const s = ref.softmax([1, 2, 3]);
     const e = [Math.exp(-2), Math.exp(-1), 1];
     const z = e[0] + e[1] + e[2];
@@ -124,9 +138,20 @@ describe("float64 reference (sanity of the yardstick)", () => {
   });
 
   it("attention with one allowed key copies that key's value", () => {
-    const { output, weights } = ref.attention([[1, 0]], [[5, 5], [0, 1]], [[10, 20], [30, 40]], {
-      allowed: (_i, j) => j === 1,
-    });
+    const { output, weights } = ref.attention(
+      [[1, 0]],
+      [
+        [5, 5],
+        [0, 1],
+      ],
+      [
+        [10, 20],
+        [30, 40],
+      ],
+      {
+        allowed: (_i, j) => j === 1,
+      },
+    );
     expect(weights).toEqual([[0, 1]]);
     expect(output).toEqual([[30, 40]]);
   });
@@ -150,7 +175,11 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
     const y = layer.forward(x);
     expect(y.shape).toEqual([2, 3, 7]);
     const params = readParams(layer);
-    expectClose(y, (nested(x) as M3).map((m) => ref.linear(m, params, "")), TOL);
+    expectClose(
+      y,
+      (nested(x) as M3).map((m) => ref.linear(m, params, "")),
+      TOL,
+    );
     tf.dispose([x, y]);
     layer.dispose();
   });
@@ -166,7 +195,12 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
       const params = readParams(norm);
       const gamma = ref.vectorParam(params, "weight");
       const beta = ref.vectorParam(params, "bias");
-      expectClose(y, (nested(x) as M3).map((m) => ref.layerNorm(m, gamma, beta, eps)), TOL, `eps=${eps}`);
+      expectClose(
+        y,
+        (nested(x) as M3).map((m) => ref.layerNorm(m, gamma, beta, eps)),
+        TOL,
+        `eps=${eps}`,
+      );
       // The unbiased variance (divide by C − 1) or a missing ε would be different functions: the test can tell.
       const unbiased = (nested(x) as M3).map((m) =>
         m.map((row) => {
@@ -213,18 +247,39 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
   it("Embedding: rows of the table by id", () => {
     const table = new Embedding(6, 4, { seed: 1 });
     randomizeParameters(table, 5);
-    const ids = tf.tensor2d([[0, 5, 2], [2, 2, 1]], [2, 3], "int32");
+    const ids = tf.tensor2d(
+      [
+        [0, 5, 2],
+        [2, 2, 1],
+      ],
+      [2, 3],
+      "int32",
+    );
     const out = table.forward(ids);
     const w = ref.matrixParam(readParams(table), "weight");
-    expectClose(out, [[w[0], w[5], w[2]], [w[2], w[2], w[1]]], 1e-7);
+    expectClose(
+      out,
+      [
+        [w[0], w[5], w[2]],
+        [w[2], w[2], w[1]],
+      ],
+      1e-7,
+    );
     tf.dispose([ids, out]);
     table.dispose();
   });
 
   describe("scaledDotProductAttention", () => {
-    const B = 2, H = 2, T = 5, D = 4, DV = 3;
+    const B = 2,
+      H = 2,
+      T = 5,
+      D = 4,
+      DV = 3;
     // Padding: sequence 0 has 5 real keys, sequence 1 only the first 3.
-    const keyMask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]];
+    const keyMask = [
+      [1, 1, 1, 1, 1],
+      [1, 1, 1, 0, 0],
+    ];
 
     function run(options: { causal?: boolean; padding?: boolean; Tq?: number }) {
       const rng = new Rng(10 + (options.causal ? 1 : 0) + (options.padding ? 2 : 0));
@@ -259,7 +314,9 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
     }
 
     function expectRowsSumToOne(w: M4) {
-      for (const perHead of w) for (const m of perHead) for (const row of m) expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-6);
+      for (const perHead of w)
+        for (const m of perHead)
+          for (const row of m) expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-6);
     }
 
     /** Weights where the reference has exactly 0 (masked) are exactly 0 in lib too. */
@@ -316,9 +373,17 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
       const m = causalMask(2, 5);
       expect(m.shape).toEqual([2, 5]);
       expect(m.dtype).toBe("float32");
-      expect(m.arraySync()).toEqual([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]);
+      expect(m.arraySync()).toEqual([
+        [1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1],
+      ]);
       const square = causalMask(4, 4);
-      expect(square.arraySync()).toEqual([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]);
+      expect(square.arraySync()).toEqual([
+        [1, 0, 0, 0],
+        [1, 1, 0, 0],
+        [1, 1, 1, 0],
+        [1, 1, 1, 1],
+      ]);
       tf.dispose([m, square]);
     });
 
@@ -337,7 +402,10 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
   });
 
   describe("MultiHeadAttention", () => {
-    const B = 2, T = 5, C = 12, NH = 3;
+    const B = 2,
+      T = 5,
+      C = 12,
+      NH = 3;
 
     function selfCase(causal: boolean, bias: boolean, padding: boolean) {
       const rng = new Rng(20 + Number(causal) + 2 * Number(bias) + 4 * Number(padding));
@@ -348,7 +416,10 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
         bias ? ["c_attn.weight", "c_attn.bias", "c_proj.weight", "c_proj.bias"] : ["c_attn.weight", "c_proj.weight"],
       );
       expect(attn.c_attn.weight.shape).toEqual([C, 3 * C]);
-      const keyMask = [[1, 1, 1, 1, 1], [1, 1, 0, 1, 0]];
+      const keyMask = [
+        [1, 1, 1, 1, 1],
+        [1, 1, 0, 1, 0],
+      ];
       const mask = padding ? tf.tensor(keyMask, [B, 1, 1, T]) : undefined;
       const x = randomTensor([B, T, C], rng);
       const collected: tf.Tensor[] = [];
@@ -362,10 +433,20 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
         }),
       );
       expect(y.shape).toEqual([B, T, C]);
-      expectClose(y, expected.map((r) => r.output), TOL, "output");
+      expectClose(
+        y,
+        expected.map((r) => r.output),
+        TOL,
+        "output",
+      );
       expect(collected).toHaveLength(1);
       expect(collected[0].shape).toEqual([B, NH, T, T]);
-      expectClose(collected[0], expected.map((r) => r.weights), TOL, "weights");
+      expectClose(
+        collected[0],
+        expected.map((r) => r.weights),
+        TOL,
+        "weights",
+      );
       tf.dispose([x, y, ...collected, ...(mask ? [mask] : [])]);
       attn.dispose();
     }
@@ -390,7 +471,10 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
       const Tk = 7;
       const x = randomTensor([B, T, C], rng);
       const context = randomTensor([B, Tk, C], rng);
-      const keyMask = [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]];
+      const keyMask = [
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 0, 0, 0],
+      ];
       const mask = tf.tensor(keyMask, [B, 1, 1, Tk]);
       const params = readParams(attn);
       for (const masked of [false, true]) {
@@ -404,9 +488,19 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
           }),
         );
         expect(y.shape).toEqual([B, T, C]);
-        expectClose(y, expected.map((r) => r.output), TOL, `output (mask: ${masked})`);
+        expectClose(
+          y,
+          expected.map((r) => r.output),
+          TOL,
+          `output (mask: ${masked})`,
+        );
         expect(collected[0].shape).toEqual([B, NH, T, Tk]);
-        expectClose(collected[0], expected.map((r) => r.weights), TOL, `weights (mask: ${masked})`);
+        expectClose(
+          collected[0],
+          expected.map((r) => r.weights),
+          TOL,
+          `weights (mask: ${masked})`,
+        );
         tf.dispose([y, ...collected]);
       }
       expect(() => attn.forward(x)).toThrow(/cross-attention needs a `context`/);
@@ -424,7 +518,11 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
     const x = randomTensor([2, 4, 12], rng, 2);
     const y = mlp.forward(x);
     const params = readParams(mlp);
-    expectClose(y, (nested(x) as M3).map((m) => ref.mlp(m, params, "", activation)), TOL);
+    expectClose(
+      y,
+      (nested(x) as M3).map((m) => ref.mlp(m, params, "", activation)),
+      TOL,
+    );
     tf.dispose([x, y]);
     mlp.dispose();
   });
@@ -451,8 +549,17 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
       const expected = (nested(x) as M3).map((m) =>
         ref.block(m, params, "", { numHeads: 3, eps: 1e-3, activation, preNorm, causal }),
       );
-      expectClose(y, expected.map((r) => r.output), TOL);
-      expectClose(collected[0], expected.map((r) => r.selfWeights), TOL, "attention weights");
+      expectClose(
+        y,
+        expected.map((r) => r.output),
+        TOL,
+      );
+      expectClose(
+        collected[0],
+        expected.map((r) => r.selfWeights),
+        TOL,
+        "attention weights",
+      );
       tf.dispose([x, y, ...collected]);
       blk.dispose();
     });
@@ -466,7 +573,10 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
       expect(names).toContain("crossattention.q_attn.weight");
       const x = randomTensor([2, 4, 12], rng);
       const context = randomTensor([2, 6, 12], rng);
-      const keyMask = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]];
+      const keyMask = [
+        [1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 0, 0, 0],
+      ];
       const crossMask = tf.tensor(keyMask, [2, 1, 1, 6]);
       const cross: tf.Tensor[] = [];
       const y = blk.forward(x, { encoderOutput: context, crossMask, crossAttentionWeights: cross });
@@ -483,8 +593,17 @@ describe.each(["wasm", "cpu"] as const)("numerics vs float64 reference on %s", (
           crossAllowed: ref.keyPaddingAllowed(keyMask[b]),
         }),
       );
-      expectClose(y, expected.map((r) => r.output), TOL);
-      expectClose(cross[0], expected.map((r) => r.crossWeights as ref.Matrix[]), TOL, "cross weights");
+      expectClose(
+        y,
+        expected.map((r) => r.output),
+        TOL,
+      );
+      expectClose(
+        cross[0],
+        expected.map((r) => r.crossWeights as ref.Matrix[]),
+        TOL,
+        "cross weights",
+      );
       expect(() => blk.forward(x)).toThrow(/cross-attention needs `encoderOutput`/);
       tf.dispose([x, context, crossMask, y, ...cross]);
       blk.dispose();
@@ -506,7 +625,8 @@ describe("scaledDotProductAttention gradients agree between wasm and cpu", () =>
 
   it.each(cases)("$name (loss uses both the output and the weights)", async ({ lead, Tq, Tk, causal }) => {
     const rng = new Rng(90 + Tq * 7 + Tk);
-    const D = 4, DV = 3;
+    const D = 4,
+      DV = 3;
     const data = {
       q: rng.normals(lead.reduce((a, b) => a * b, 1) * Tq * D, 1.5),
       k: rng.normals(lead.reduce((a, b) => a * b, 1) * Tk * D, 1.5),
@@ -583,8 +703,10 @@ describe("behaviour", () => {
     randomizeParameters(blk, 81);
     for (const t of [1, 3, 5]) {
       const { before, after } = perturbAt(blk, t);
-      for (let s = 0; s < t; s++) expect(maxAbsDiff(after[0][s], before[0][s]), `t=${t}, position ${s}`).toBeLessThan(1e-6);
-      for (let s = t; s < 6; s++) expect(maxAbsDiff(after[0][s], before[0][s]), `t=${t}, position ${s}`).toBeGreaterThan(1e-3);
+      for (let s = 0; s < t; s++)
+        expect(maxAbsDiff(after[0][s], before[0][s]), `t=${t}, position ${s}`).toBeLessThan(1e-6);
+      for (let s = t; s < 6; s++)
+        expect(maxAbsDiff(after[0][s], before[0][s]), `t=${t}, position ${s}`).toBeGreaterThan(1e-3);
     }
     blk.dispose();
   });
@@ -593,10 +715,16 @@ describe("behaviour", () => {
     expect(() => new MultiHeadAttention(attentionConfig({ embeddingDim: 10, numHeads: 3 }), new Random(1))).toThrow(
       /embeddingDim \(10\) must be divisible by numHeads \(3\)/,
     );
-    expect(() => new TransformerBlock({ ...blockConfig({ embeddingDim: 12, numHeads: 5 }), causal: true, crossAttention: false }, new Random(1))).toThrow(
-      /embeddingDim \(12\) must be divisible by numHeads \(5\)/,
+    expect(
+      () =>
+        new TransformerBlock(
+          { ...blockConfig({ embeddingDim: 12, numHeads: 5 }), causal: true, crossAttention: false },
+          new Random(1),
+        ),
+    ).toThrow(/embeddingDim \(12\) must be divisible by numHeads \(5\)/);
+    expect(() => new MultiHeadAttention(attentionConfig({ numHeads: 0 }), new Random(1))).toThrow(
+      /numHeads must be a positive integer/,
     );
-    expect(() => new MultiHeadAttention(attentionConfig({ numHeads: 0 }), new Random(1))).toThrow(/numHeads must be a positive integer/);
   });
 
   it("Dropout: identity in eval; in training zeroes about `rate` and scales survivors by 1/(1 − rate); seeded", () => {

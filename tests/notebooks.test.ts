@@ -83,12 +83,17 @@ function heatmapProblems(figure: Figure): string[] {
     .filter((trace) => trace.type === "heatmap")
     .flatMap((trace) => {
       const scale = trace.colorscale as Array<[number, string]> | string | undefined;
-      if (!Array.isArray(scale) || !scale.every(([, colour]) => /^#[0-9a-f]{6}$/i.test(colour))) return [`"${title}": colour scale ${JSON.stringify(scale)} is not a list of #rrggbb stops`];
-      const shades = (trace.reversescale === true ? [...scale].reverse() : scale).map(([, colour]) => luminance(colour));
+      if (!Array.isArray(scale) || !scale.every(([, colour]) => /^#[0-9a-f]{6}$/i.test(colour)))
+        return [`"${title}": colour scale ${JSON.stringify(scale)} is not a list of #rrggbb stops`];
+      const shades = (trace.reversescale === true ? [...scale].reverse() : scale).map(([, colour]) =>
+        luminance(colour),
+      );
       const lightest = shades.indexOf(Math.max(...shades));
       // A diverging scale (lightest in the middle) shows values around 0, so it must be centred on 0.
       if (lightest > 0 && lightest < shades.length - 1) {
-        return trace.zmin === -(trace.zmax as number) ? [] : [`"${title}": a diverging colour scale needs zmin = -zmax, got ${trace.zmin} and ${trace.zmax}`];
+        return trace.zmin === -(trace.zmax as number)
+          ? []
+          : [`"${title}": a diverging colour scale needs zmin = -zmax, got ${trace.zmin} and ${trace.zmax}`];
       }
       return lightest === 0 ? [] : [`"${title}": the smallest value is drawn darker than the largest`];
     });
@@ -108,7 +113,8 @@ function newestLibSource(dir = join(repo, "lib")): number {
     if (entry.name === "dist" || entry.name === "node_modules") continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) newest = Math.max(newest, newestLibSource(path));
-    else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".test.ts")) newest = Math.max(newest, statSync(path).mtimeMs);
+    else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".test.ts"))
+      newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
 }
@@ -122,7 +128,9 @@ describe("notebooks", () => {
     const problem = libBuildProblem();
     expect(problem, problem).toBeUndefined();
     if (newestLibSource() > statSync(libEntry).mtimeMs) {
-      console.warn("warning: lib/ has sources newer than lib/dist; notebooks run the older build (run `npm run build`)");
+      console.warn(
+        "warning: lib/ has sources newer than lib/dist; notebooks run the older build (run `npm run build`)",
+      );
     }
   });
 

@@ -22,7 +22,17 @@ afterAll(() => rmSync(folder, { recursive: true, force: true }));
 function pretrain(config: object, out: string, extra: string[] = []) {
   const file = join(folder, `${out}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const args = ["--conditions=source", "scripts/pretrain.ts", "--config", file, "--corpus", corpus, "--out", join(folder, out), ...extra];
+  const args = [
+    "--conditions=source",
+    "scripts/pretrain.ts",
+    "--config",
+    file,
+    "--corpus",
+    corpus,
+    "--out",
+    join(folder, out),
+    ...extra,
+  ];
   return spawnSync(process.execPath, [resolve(repo, "node_modules/tsx/dist/cli.mjs"), ...args], {
     cwd: repo,
     env: { ...process.env, GPT_BACKEND: "cpu" },
@@ -47,7 +57,9 @@ describe("npm run pretrain with a BPE tokenizer", () => {
     expect(checkpoint.model.config.vocabSize).toBe(300);
     expect(checkpoint.tokenizer?.encode("1861")).toHaveLength(4);
     // The conversations were part of its training text: their words are merged into longer tokens.
-    expect(checkpoint.tokenizer!.encode("What is the capital of").length).toBeLessThan("What is the capital of".length / 2);
+    expect(checkpoint.tokenizer!.encode("What is the capital of").length).toBeLessThan(
+      "What is the capital of".length / 2,
+    );
     checkpoint.model.dispose();
   }, 60_000);
 

@@ -19,7 +19,11 @@ describe("README", () => {
     const file = join(repo, "tests", ".readme-example.mts");
     writeFileSync(file, code!);
     try {
-      const run = spawnSync(process.execPath, [join(repo, "node_modules/tsx/dist/cli.mjs"), file], { cwd: repo, encoding: "utf8", timeout: 400_000 });
+      const run = spawnSync(process.execPath, [join(repo, "node_modules/tsx/dist/cli.mjs"), file], {
+        cwd: repo,
+        encoding: "utf8",
+        timeout: 400_000,
+      });
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
       const written = run.stdout.trim().split("\n").pop()!;
       expect(written.startsWith("The")).toBe(true);

@@ -27,7 +27,11 @@ let fileCounter = 0;
 const tmpPath = (name = "t") => join(dir, `${name}-${fileCounter++}.safetensors`);
 
 /** Builds a file byte by byte, so tests can write files that are broken in exactly one way. */
-function rawFile(header: object | string | Uint8Array, data: Uint8Array = new Uint8Array(0), headerLength?: bigint): Buffer {
+function rawFile(
+  header: object | string | Uint8Array,
+  data: Uint8Array = new Uint8Array(0),
+  headerLength?: bigint,
+): Buffer {
   const text = typeof header === "string" || header instanceof Uint8Array ? header : JSON.stringify(header);
   const json = Buffer.from(text);
   const prefix = Buffer.alloc(8);
@@ -109,11 +113,17 @@ describe("writeSafetensors -> SafetensorsFile round trip", () => {
     const data = Buffer.from(f32.buffer);
     const cases: [Record<string, TensorToWrite>, Record<string, string> | undefined, Buffer][] = [
       // 64-byte JSON: no padding needed.
-      [{ "attn.0": { dtype: "F32", shape: [1, 2, 3], data: f32 } }, undefined,
-        rawFile('{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}', data)],
+      [
+        { "attn.0": { dtype: "F32", shape: [1, 2, 3], data: f32 } },
+        undefined,
+        rawFile('{"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}}', data),
+      ],
       // 65-byte JSON: 7 spaces of padding make the header 72 bytes, so the data starts 8-byte aligned.
-      [{ attn0: { dtype: "F32", shape: [1, 1, 2, 3], data: f32 } }, undefined,
-        rawFile('{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ', data)],
+      [
+        { attn0: { dtype: "F32", shape: [1, 1, 2, 3], data: f32 } },
+        undefined,
+        rawFile('{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}       ', data),
+      ],
       [{}, undefined, rawFile("{}      ")],
       [{}, { framework: "pt" }, rawFile('{"__metadata__":{"framework":"pt"}}     ')],
     ];
@@ -132,7 +142,7 @@ describe("writeSafetensors -> SafetensorsFile round trip", () => {
       a: { dtype: "F16", shape: [3], data: u16le([1, 2, 3]) },
       c: { dtype: "I64", shape: [1], data: new Uint8Array(8) },
       a2: { dtype: "F32", shape: [1], data: new Float32Array([2]) },
-      "Z": { dtype: "F32", shape: [1], data: new Float32Array([3]) }, // "Z" < "a" in byte order
+      Z: { dtype: "F32", shape: [1], data: new Float32Array([3]) }, // "Z" < "a" in byte order
     });
     const file = await SafetensorsFile.open(path);
     expect(file.names()).toEqual(["c", "Z", "a2", "b", "a"]);
@@ -148,11 +158,17 @@ describe("writeSafetensors -> SafetensorsFile round trip", () => {
     const path = tmpPath();
     await writeFile(path, "previous contents");
     const bad: [Record<string, TensorToWrite>, RegExp][] = [
-      [{ x: { dtype: "F32", shape: [2, 2], data: new Float32Array(3) } }, /shape \[2, 2\] of F32 needs 16 bytes, but the data has 12/],
+      [
+        { x: { dtype: "F32", shape: [2, 2], data: new Float32Array(3) } },
+        /shape \[2, 2\] of F32 needs 16 bytes, but the data has 12/,
+      ],
       [{ x: { dtype: "F16", shape: [2], data: new Float32Array(2) } }, /Float32Array must be written as F32, not F16/],
       [{ x: { dtype: "F32", shape: [-1], data: new Float32Array(0) } }, /shape must be non-negative integers/],
       [{ x: { dtype: "Q4" as never, shape: [1], data: new Uint8Array(1) } }, /unknown dtype "Q4"/],
-      [{ __metadata__: { dtype: "F32", shape: [], data: new Float32Array(1) } }, /"__metadata__" cannot be a tensor name/],
+      [
+        { __metadata__: { dtype: "F32", shape: [], data: new Float32Array(1) } },
+        /"__metadata__" cannot be a tensor name/,
+      ],
     ];
     for (const [tensors, message] of bad) {
       await expect(writeSafetensors(path, tensors)).rejects.toThrow(message);
@@ -200,15 +216,37 @@ describe("decoding F16, BF16 and integer dtypes", () => {
   // Hand-computed: value = (-1)^sign * 2^(exponent - 15) * (1 + fraction/1024); exponent 0 is subnormal
   // (fraction * 2^-24), exponent 31 is infinity (fraction 0) or NaN.
   const F16: [number, number][] = [
-    [0x0000, 0], [0x8000, -0], [0x3c00, 1], [0xc000, -2], [0x3800, 0.5], [0x3555, 0.333251953125],
-    [0x4248, 3.140625], [0x7bff, 65504], [0x0400, 2 ** -14], [0x0001, 2 ** -24], [0x03ff, 1023 * 2 ** -24],
-    [0x8001, -(2 ** -24)], [0x7c00, Infinity], [0xfc00, -Infinity], [0x7e00, NaN], [0x7c01, NaN],
+    [0x0000, 0],
+    [0x8000, -0],
+    [0x3c00, 1],
+    [0xc000, -2],
+    [0x3800, 0.5],
+    [0x3555, 0.333251953125],
+    [0x4248, 3.140625],
+    [0x7bff, 65504],
+    [0x0400, 2 ** -14],
+    [0x0001, 2 ** -24],
+    [0x03ff, 1023 * 2 ** -24],
+    [0x8001, -(2 ** -24)],
+    [0x7c00, Infinity],
+    [0xfc00, -Infinity],
+    [0x7e00, NaN],
+    [0x7c01, NaN],
   ];
   // bfloat16 = the high 16 bits of a float32: 1 sign, 8 exponent (bias 127), 7 fraction bits.
   const BF16: [number, number][] = [
-    [0x0000, 0], [0x8000, -0], [0x3f80, 1], [0xc040, -3], [0x3e80, 0.25], [0x4049, 3.140625],
-    [0x7f7f, (2 - 2 ** -7) * 2 ** 127], [0x0080, 2 ** -126], [0x0001, 2 ** -133], [0x7f80, Infinity],
-    [0xff80, -Infinity], [0x7fc0, NaN],
+    [0x0000, 0],
+    [0x8000, -0],
+    [0x3f80, 1],
+    [0xc040, -3],
+    [0x3e80, 0.25],
+    [0x4049, 3.140625],
+    [0x7f7f, (2 - 2 ** -7) * 2 ** 127],
+    [0x0080, 2 ** -126],
+    [0x0001, 2 ** -133],
+    [0x7f80, Infinity],
+    [0xff80, -Infinity],
+    [0x7fc0, NaN],
   ];
 
   it("decodes F16 and BF16 bit patterns to the hand-computed values", () => {
@@ -279,7 +317,11 @@ describe("decoding F16, BF16 and integer dtypes", () => {
 });
 
 describe("clear errors for broken files", () => {
-  const tensor = (dtype: string, shape: number[], begin: number, end: number) => ({ dtype, shape, data_offsets: [begin, end] });
+  const tensor = (dtype: string, shape: number[], begin: number, end: number) => ({
+    dtype,
+    shape,
+    data_offsets: [begin, end],
+  });
   const bytes16 = new Uint8Array(16);
   const expectOpenError = async (bytes: Uint8Array, message: RegExp) => expect(await openError(bytes)).toMatch(message);
 
@@ -405,11 +447,15 @@ describe("clear errors for broken files", () => {
   });
 
   it("parseSafetensorsHeader works on bytes alone (no file)", () => {
-    const header = new TextEncoder().encode(JSON.stringify({ __metadata__: { k: "v" }, w: tensor("BF16", [2, 2], 0, 8) }));
+    const header = new TextEncoder().encode(
+      JSON.stringify({ __metadata__: { k: "v" }, w: tensor("BF16", [2, 2], 0, 8) }),
+    );
     const parsed = parseSafetensorsHeader(header, 8);
     expect(parsed.metadata).toEqual({ k: "v" });
     expect(parsed.tensors.get("w")).toEqual({ dtype: "BF16", shape: [2, 2], dataOffsets: [0, 8] });
-    expect(() => parseSafetensorsHeader(header, 7, "remote.safetensors")).toThrow(/^remote.safetensors: tensor "w".*truncated/);
+    expect(() => parseSafetensorsHeader(header, 7, "remote.safetensors")).toThrow(
+      /^remote.safetensors: tensor "w".*truncated/,
+    );
   });
 });
 
@@ -423,17 +469,26 @@ describe("the GPT-2 fixture written by tests/fixtures/make_gpt2_fixture.py (Pyth
     const expected = JSON.parse(await readFile(join(FIXTURE_DIR, "expected.json"), "utf8")) as Expected;
     const { n_embd: C, n_layer: L, n_positions: P, vocab_size: V } = config as Record<string, number>;
     const shapes: Record<string, number[]> = {
-      "wte.weight": [V!, C!], "wpe.weight": [P!, C!], "ln_f.weight": [C!], "ln_f.bias": [C!],
+      "wte.weight": [V!, C!],
+      "wpe.weight": [P!, C!],
+      "ln_f.weight": [C!],
+      "ln_f.bias": [C!],
     };
     for (let i = 0; i < L!; i++) {
       Object.assign(shapes, {
-        [`h.${i}.ln_1.weight`]: [C!], [`h.${i}.ln_1.bias`]: [C!],
+        [`h.${i}.ln_1.weight`]: [C!],
+        [`h.${i}.ln_1.bias`]: [C!],
         [`h.${i}.attn.bias`]: [1, 1, P!, P!],
-        [`h.${i}.attn.c_attn.weight`]: [C!, 3 * C!], [`h.${i}.attn.c_attn.bias`]: [3 * C!],
-        [`h.${i}.attn.c_proj.weight`]: [C!, C!], [`h.${i}.attn.c_proj.bias`]: [C!],
-        [`h.${i}.ln_2.weight`]: [C!], [`h.${i}.ln_2.bias`]: [C!],
-        [`h.${i}.mlp.c_fc.weight`]: [C!, 4 * C!], [`h.${i}.mlp.c_fc.bias`]: [4 * C!],
-        [`h.${i}.mlp.c_proj.weight`]: [4 * C!, C!], [`h.${i}.mlp.c_proj.bias`]: [C!],
+        [`h.${i}.attn.c_attn.weight`]: [C!, 3 * C!],
+        [`h.${i}.attn.c_attn.bias`]: [3 * C!],
+        [`h.${i}.attn.c_proj.weight`]: [C!, C!],
+        [`h.${i}.attn.c_proj.bias`]: [C!],
+        [`h.${i}.ln_2.weight`]: [C!],
+        [`h.${i}.ln_2.bias`]: [C!],
+        [`h.${i}.mlp.c_fc.weight`]: [C!, 4 * C!],
+        [`h.${i}.mlp.c_fc.bias`]: [4 * C!],
+        [`h.${i}.mlp.c_proj.weight`]: [4 * C!, C!],
+        [`h.${i}.mlp.c_proj.bias`]: [C!],
       });
     }
 
@@ -483,7 +538,13 @@ describe("reading one tensor from a large file", () => {
   const BIG = 50_000_000; // floats: 200 MB
   // Values planted at the start, the end, and around the 64 MiB (2^24 floats) chunk boundaries.
   const markers: [number, number][] = [
-    [0, 1.5], [1, -2.5], [(1 << 24) - 1, 3.5], [1 << 24, 4.5], [(1 << 24) + 1, 5.5], [2 << 24, 6.5], [BIG - 1, 7.5],
+    [0, 1.5],
+    [1, -2.5],
+    [(1 << 24) - 1, 3.5],
+    [1 << 24, 4.5],
+    [(1 << 24) + 1, 5.5],
+    [2 << 24, 6.5],
+    [BIG - 1, 7.5],
   ];
   let path: string;
   let headerBytes: number;
@@ -491,15 +552,18 @@ describe("reading one tensor from a large file", () => {
   beforeAll(async () => {
     // A 200 MB file made sparse with truncate(): instant to create, and it takes almost no disk space.
     path = tmpPath("large");
-    const header = Buffer.from(JSON.stringify({
-      big: { dtype: "F32", shape: [BIG], data_offsets: [0, 4 * BIG] },
-      small: { dtype: "F32", shape: [4], data_offsets: [4 * BIG, 4 * BIG + 16] },
-    }));
+    const header = Buffer.from(
+      JSON.stringify({
+        big: { dtype: "F32", shape: [BIG], data_offsets: [0, 4 * BIG] },
+        small: { dtype: "F32", shape: [4], data_offsets: [4 * BIG, 4 * BIG + 16] },
+      }),
+    );
     headerBytes = header.length;
     const handle = await open(path, "w");
     await handle.write(rawFile(header));
     await handle.truncate(8 + headerBytes + 4 * BIG + 16);
-    for (const [i, v] of markers) await handle.write(Buffer.from(new Float32Array([v]).buffer), 0, 4, 8 + headerBytes + 4 * i);
+    for (const [i, v] of markers)
+      await handle.write(Buffer.from(new Float32Array([v]).buffer), 0, 4, 8 + headerBytes + 4 * i);
     await handle.write(Buffer.from(new Float32Array([10, 20, 30, 40]).buffer), 0, 16, 8 + headerBytes + 4 * BIG);
     await handle.close();
   });
@@ -517,7 +581,7 @@ describe("reading one tensor from a large file", () => {
       return result;
     };
     const memoryBefore = process.memoryUsage().arrayBuffers;
-    let small;
+    let small: Awaited<ReturnType<SafetensorsFile["readTensor"]>>;
     try {
       const file = await SafetensorsFile.open(path);
       small = await file.readTensor("small");

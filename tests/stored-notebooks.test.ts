@@ -10,19 +10,26 @@ import { FIGURE_MARK, PLOTLY_LIBRARY_MARK } from "gpt-course";
 import { codeHash, readNotebook, textOf } from "../scripts/notebook-outputs.js";
 
 const notebooksDir = resolve(__dirname, "..", "notebooks");
-const notebooks = readdirSync(notebooksDir).filter((file) => file.endsWith(".ipynb")).sort();
-const regenerate = (file: string) => `run \`npm run notebooks:store -- --notebook ${file.slice(0, 2)}\` to store fresh outputs`;
+const notebooks = readdirSync(notebooksDir)
+  .filter((file) => file.endsWith(".ipynb"))
+  .sort();
+const regenerate = (file: string) =>
+  `run \`npm run notebooks:store -- --notebook ${file.slice(0, 2)}\` to store fresh outputs`;
 
 describe.each(notebooks)("stored outputs of %s", (file) => {
   const path = join(notebooksDir, file);
   const notebook = readNotebook(path);
-  const codeCells = notebook.cells.map((cell, index) => ({ cell, index })).filter(({ cell }) => cell.cell_type === "code");
+  const codeCells = notebook.cells
+    .map((cell, index) => ({ cell, index }))
+    .filter(({ cell }) => cell.cell_type === "code");
 
   it("were made by a full-mode run of the committed code cells", () => {
     const run = notebook.metadata.course;
     expect(run, `${file} has no stored outputs: ${regenerate(file)}`).toBeDefined();
     expect(run!.mode).toBe("full");
-    expect(run!.codeHash, `${file}: its code cells changed since its outputs were stored: ${regenerate(file)}`).toBe(codeHash(notebook));
+    expect(run!.codeHash, `${file}: its code cells changed since its outputs were stored: ${regenerate(file)}`).toBe(
+      codeHash(notebook),
+    );
     for (const { cell, index } of codeCells) {
       if (textOf(cell.source).trim() === "") continue;
       expect(cell.execution_count, `${file} cell ${index} was not executed`).toEqual(expect.any(Number));
@@ -34,7 +41,9 @@ describe.each(notebooks)("stored outputs of %s", (file) => {
       for (const output of cell.outputs ?? []) {
         expect(output.output_type, `${file} cell ${index} stored an error`).not.toBe("error");
         if (output.output_type === "stream" && output.name === "stderr") {
-          expect(textOf(output.text), `${file} cell ${index} wrote an error to stderr`).not.toMatch(/error|exception|traceback/i);
+          expect(textOf(output.text), `${file} cell ${index} wrote an error to stderr`).not.toMatch(
+            /error|exception|traceback/i,
+          );
         }
       }
     }
@@ -45,11 +54,16 @@ describe.each(notebooks)("stored outputs of %s", (file) => {
       const outputs = cell.outputs ?? [];
       for (const output of outputs) {
         const html = textOf(output.data?.["text/html"]);
-        expect(html.includes(FIGURE_MARK), `${file} cell ${index} stored an interactive figure, not its image`).toBe(false);
+        expect(html.includes(FIGURE_MARK), `${file} cell ${index} stored an interactive figure, not its image`).toBe(
+          false,
+        );
         expect(html.includes(PLOTLY_LIBRARY_MARK), `${file} cell ${index} stored the plotly.js library`).toBe(false);
       }
       if (/\bshowFigure\(|\bliveFigure\(/.test(textOf(cell.source))) {
-        expect(outputs.some((output) => output.data?.["image/png"]), `${file} cell ${index} draws a figure but stored no image`).toBe(true);
+        expect(
+          outputs.some((output) => output.data?.["image/png"]),
+          `${file} cell ${index} draws a figure but stored no image`,
+        ).toBe(true);
       }
     }
     expect(statSync(path).size, `${file} is too large`).toBeLessThan(2_000_000);

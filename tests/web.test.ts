@@ -53,7 +53,9 @@ interface PageShown {
   settled: boolean;
   inside: { context: number[]; candidates: Array<{ token: number; probability: number }>; attention: number[][][] };
 }
-type Hook = { __courseChat: { status(): PageStatus; lastReply(): PageReply | undefined; shown(): PageShown | undefined } };
+type Hook = {
+  __courseChat: { status(): PageStatus; lastReply(): PageReply | undefined; shown(): PageShown | undefined };
+};
 
 let tokenizer: CharTokenizer;
 let model: GPT; // the chat checkpoint's model, in Node
@@ -64,7 +66,11 @@ let browser: Browser;
 const speeds: string[] = [];
 
 /** A folder with a checkpoint made by `save`, then changed by `damage`. */
-async function checkpoint(name: string, save: (directory: string) => Promise<void>, damage?: (directory: string) => void): Promise<string> {
+async function checkpoint(
+  name: string,
+  save: (directory: string) => Promise<void>,
+  damage?: (directory: string) => void,
+): Promise<string> {
   const directory = path.join(folder, name);
   await save(directory);
   damage?.(directory);
@@ -81,10 +87,22 @@ beforeAll(async () => {
   model = new GPT({ preset: "tiny", vocabSize: tokenizer.vocabSize, contextLength: CONTEXT });
   const chat = await checkpoint("chat", (directory) => saveCheckpoint(directory, { model, tokenizer }));
 
-  server = spawn(process.execPath, [path.join(repo, "node_modules/tsx/dist/cli.mjs"), "--conditions=source", "scripts/web.ts", "--port", "0", "--checkpoint", chat], {
-    cwd: repo,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  server = spawn(
+    process.execPath,
+    [
+      path.join(repo, "node_modules/tsx/dist/cli.mjs"),
+      "--conditions=source",
+      "scripts/web.ts",
+      "--port",
+      "0",
+      "--checkpoint",
+      chat,
+    ],
+    {
+      cwd: repo,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   url = await new Promise<string>((resolve, reject) => {
     let output = "";
     const onData = (chunk: Buffer) => {
@@ -99,7 +117,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     // WebGPU: Chromium's software adapter (SwiftShader) answers on http://127.0.0.1, a secure context.
-    args: ["--no-sandbox", "--disable-gpu", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--enable-unsafe-webgpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
 }, 60_000);
 
@@ -123,7 +149,11 @@ async function openPage(backend: string, errors: string[]): Promise<Page> {
 }
 
 async function waitForState(page: Page, states: string[]): Promise<PageStatus> {
-  await page.waitForFunction((wanted) => wanted.includes((window as unknown as Hook).__courseChat?.status().state), states, { timeout: 30_000 });
+  await page.waitForFunction(
+    (wanted) => wanted.includes((window as unknown as Hook).__courseChat?.status().state),
+    states,
+    { timeout: 30_000 },
+  );
   return status(page);
 }
 
@@ -139,8 +169,13 @@ async function ask(page: Page, text: string): Promise<{ reply: PageReply; shown:
       const hook = (window as unknown as Hook).__courseChat;
       const reply = hook.lastReply();
       const shown = hook.shown();
-      return hook.status().state === "ready" && reply !== undefined && JSON.stringify(reply) !== previous &&
-        shown?.settled && shown.step === Math.max(0, reply.tokens.length - 1);
+      return (
+        hook.status().state === "ready" &&
+        reply !== undefined &&
+        JSON.stringify(reply) !== previous &&
+        shown?.settled &&
+        shown.step === Math.max(0, reply.tokens.length - 1)
+      );
     },
     JSON.stringify(before ?? null),
     { timeout: 30_000 },
@@ -152,7 +187,12 @@ async function ask(page: Page, text: string): Promise<{ reply: PageReply; shown:
 }
 
 /** Node's greedy reply to the same prompt: the tokens the page must have written. */
-async function nodeReply(node: GPT, prompt: number[], stopTokens: number[], maxNewTokens = MAX_NEW_TOKENS): Promise<number[]> {
+async function nodeReply(
+  node: GPT,
+  prompt: number[],
+  stopTokens: number[],
+  maxNewTokens = MAX_NEW_TOKENS,
+): Promise<number[]> {
   const { tokens } = await generate(node, prompt, { maxNewTokens, temperature: 0, stopTokens });
   return tokens[0];
 }
@@ -167,7 +207,8 @@ function expectNodeProbabilities(node: GPT, shown: PageShown, prompt: number[], 
   });
   const probabilities = nextTokenProbabilities(logits);
   expect(shown.inside.candidates).toHaveLength(10);
-  for (const { token, probability } of shown.inside.candidates) expect(Math.abs(probability - probabilities[token])).toBeLessThan(1e-4);
+  for (const { token, probability } of shown.inside.candidates)
+    expect(Math.abs(probability - probabilities[token])).toBeLessThan(1e-4);
   const tenth = shown.inside.candidates[9].probability;
   expect(Array.from(probabilities).filter((p) => p > tenth + 1e-4).length).toBeLessThan(10); // no likelier token left out
   expect(shown.written).toBe(written[shown.step]);
@@ -227,7 +268,12 @@ describe("the chat page", () => {
       const shown = (window as unknown as Hook).__courseChat.shown();
       return shown?.step === 3 && shown.settled;
     });
-    expectNodeProbabilities(model, (await page.evaluate(() => (window as unknown as Hook).__courseChat.shown()))!, next.reply.prompt, next.reply.tokens);
+    expectNodeProbabilities(
+      model,
+      (await page.evaluate(() => (window as unknown as Hook).__courseChat.shown()))!,
+      next.reply.prompt,
+      next.reply.tokens,
+    );
     expect(await page.locator("#probabilities .bars .point").count()).toBe(10); // the bar chart is drawn
     expect(await page.locator("#attention .hm image").count()).toBe(1); // and the heatmap
     expect(errors).toEqual([]);
@@ -265,11 +311,33 @@ describe("the chat page", () => {
   it("says clearly what is wrong with a bad checkpoint", async () => {
     const save = (directory: string) => saveCheckpoint(directory, { model, tokenizer });
     const bad: Array<[string, string, RegExp]> = [
-      ["no weights", await checkpoint("no-weights", save, (d) => fs.rmSync(path.join(d, "model.safetensors"))), /a config\.json but no model\.safetensors/],
-      ["corrupt weights", await checkpoint("corrupt", save, (d) => flipByte(path.join(d, "model.safetensors"))), /model\.safetensors is corrupt \(its SHA-256 checksum differs/],
-      ["truncated weights", await checkpoint("truncated", save, (d) => truncate(path.join(d, "model.safetensors"))), /truncated/],
-      ["no tokenizer", await checkpoint("no-tokenizer", (d) => saveCheckpoint(d, { model })), /has no tokenizer saved with it/],
-      ["not a checkpoint", await checkpoint("not-a-checkpoint", save, (d) => fs.writeFileSync(path.join(d, "config.json"), '{"hello": 1}')), /is not a gpt-course-checkpoint config/],
+      [
+        "no weights",
+        await checkpoint("no-weights", save, (d) => fs.rmSync(path.join(d, "model.safetensors"))),
+        /a config\.json but no model\.safetensors/,
+      ],
+      [
+        "corrupt weights",
+        await checkpoint("corrupt", save, (d) => flipByte(path.join(d, "model.safetensors"))),
+        /model\.safetensors is corrupt \(its SHA-256 checksum differs/,
+      ],
+      [
+        "truncated weights",
+        await checkpoint("truncated", save, (d) => truncate(path.join(d, "model.safetensors"))),
+        /truncated/,
+      ],
+      [
+        "no tokenizer",
+        await checkpoint("no-tokenizer", (d) => saveCheckpoint(d, { model })),
+        /has no tokenizer saved with it/,
+      ],
+      [
+        "not a checkpoint",
+        await checkpoint("not-a-checkpoint", save, (d) =>
+          fs.writeFileSync(path.join(d, "config.json"), '{"hello": 1}'),
+        ),
+        /is not a gpt-course-checkpoint config/,
+      ],
     ];
     const errors: string[] = [];
     const page = await openPage("wasm", errors);
@@ -283,7 +351,10 @@ describe("the chat page", () => {
       expect(await page.locator("#error").isVisible(), what).toBe(true);
     }
     // and a good one loads again after them
-    await page.setInputFiles("#pick-files", ["config.json", "model.safetensors"].map((name) => path.join(folder, "chat", name)));
+    await page.setInputFiles(
+      "#pick-files",
+      ["config.json", "model.safetensors"].map((name) => path.join(folder, "chat", name)),
+    );
     expect(await waitForState(page, ["ready", "error"])).toMatchObject({ state: "ready", mode: "chat" });
     expect(await page.locator("#error").isVisible()).toBe(false);
     expect(errors).toEqual([]);

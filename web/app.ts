@@ -12,7 +12,12 @@
 import { textStream } from "../lib/generation/stream.ts";
 import { countParameters } from "../lib/models/config.ts";
 import { isPageBackend, PAGE_BACKENDS, type PageBackend, type PageBackendInfo, startBackend } from "./backend.ts";
-import { type CheckpointFiles, fetchServedCheckpoint, loadCheckpointFiles, readPickedCheckpoint } from "./checkpoint.ts";
+import {
+  type CheckpointFiles,
+  fetchServedCheckpoint,
+  loadCheckpointFiles,
+  readPickedCheckpoint,
+} from "./checkpoint.ts";
 import { Conversation, type Reply, type ReplySettings } from "./conversation.ts";
 import { InsidePanel } from "./inside-panel.ts";
 
@@ -67,7 +72,8 @@ function setState(state: State): void {
   element<HTMLButtonElement>("send").disabled = !ready;
   element<HTMLButtonElement>("reset").disabled = !ready;
   element<HTMLButtonElement>("stop").disabled = state !== "writing";
-  for (const id of ["pick-folder", "pick-files", "backend-choice"]) element<HTMLInputElement>(id).disabled = state === "writing" || state === "loading";
+  for (const id of ["pick-folder", "pick-files", "backend-choice"])
+    element<HTMLInputElement>(id).disabled = state === "writing" || state === "loading";
 }
 
 // Nothing fails silently: an error anywhere ends up in the error box, never as a blank page.
@@ -101,11 +107,14 @@ async function load(files: CheckpointFiles): Promise<void> {
       `${(countParameters(model.config) / 1e6).toFixed(2)} M parameters, ${tokenizer.kind} tokenizer (${tokenizer.vocabSize} tokens)`;
     element("load-message").textContent = "Load another checkpoint:";
     element("system-label").hidden = conversation.mode !== "chat";
-    input.placeholder = conversation.mode === "chat"
-      ? "Write a message (Enter sends, Shift+Enter starts a new line)"
-      : "Write the start of a text for the model to continue (Enter sends)";
+    input.placeholder =
+      conversation.mode === "chat"
+        ? "Write a message (Enter sends, Shift+Enter starts a new line)"
+        : "Write the start of a text for the model to continue (Enter sends)";
     element("send").textContent = conversation.mode === "chat" ? "Send" : "Continue";
-    clearMessages(conversation.mode === "chat" ? "Say something to your model." : "Give your model the start of a text.");
+    clearMessages(
+      conversation.mode === "chat" ? "Say something to your model." : "Give your model the start of a text.",
+    );
     setState("ready");
     input.focus();
   } catch (error) {
@@ -162,7 +171,8 @@ function readSettings(): ReplySettings {
   const value = (id: string) => element<HTMLInputElement>(id).value.trim();
   const wholeNumber = (id: string, name: string, least: number): number => {
     const number = Number(value(id));
-    if (value(id) === "" || !Number.isInteger(number) || number < least) throw new Error(`${name} must be a whole number ≥ ${least}.`);
+    if (value(id) === "" || !Number.isInteger(number) || number < least)
+      throw new Error(`${name} must be a whole number ≥ ${least}.`);
     return number;
   };
   return {
@@ -250,11 +260,14 @@ function describeReply(reply: Reply, settings: ReplySettings, follow: boolean): 
   const notes = [
     `${count} token${count === 1 ? "" : "s"} in ${reply.seconds.toFixed(2)} s, ${speed.toFixed(1)} tokens/s`,
     ending,
-    reply.droppedMessages > 0 ? `the ${reply.droppedMessages} oldest messages no longer fit the context and are forgotten` : "",
+    reply.droppedMessages > 0
+      ? `the ${reply.droppedMessages} oldest messages no longer fit the context and are forgotten`
+      : "",
     reply.truncatedLastMessage ? "your message was longer than the model can read: only its end was used" : "",
   ];
   addElement("div", "meta", notes.filter(Boolean).join(" · "));
-  element("speed").textContent = `last reply: ${speed.toFixed(1)} tokens/s${follow ? " (with See inside following)" : ""}`;
+  element("speed").textContent =
+    `last reply: ${speed.toFixed(1)} tokens/s${follow ? " (with See inside following)" : ""}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -290,7 +303,10 @@ for (const id of ["pick-folder", "pick-files"]) {
 
 const requested = new URLSearchParams(location.search).get("backend");
 const backendChoice = element<HTMLSelectElement>("backend-choice");
-backendChoice.replaceChildren(new Option("fastest available", "auto"), ...PAGE_BACKENDS.map((name) => new Option(name, name)));
+backendChoice.replaceChildren(
+  new Option("fastest available", "auto"),
+  ...PAGE_BACKENDS.map((name) => new Option(name, name)),
+);
 backendChoice.value = isPageBackend(requested) ? requested : "auto";
 backendChoice.addEventListener("change", async () => {
   // The same checkpoint on another backend: the weights are copied anew onto it.

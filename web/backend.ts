@@ -25,19 +25,26 @@ export interface PageBackendInfo {
 // tfjs fetches its WebAssembly binaries by URL: scripts/web.ts copies them next to this bundle (web/dist/).
 setWasmPaths(new URL("./", import.meta.url).href);
 
+/** The parts of a WebGPU adapter the page reads. */
+interface AdapterInfo {
+  info?: { vendor?: string; architecture?: string; description?: string };
+  isFallbackAdapter?: boolean;
+}
+
 /** Sets up one backend; `chosen` when the learner asked for it by name. */
 type Starter = (chosen: boolean) => Promise<{ ok: true; description: string } | { ok: false; reason: string }>;
 
 const starters: Record<PageBackend, Starter> = {
   async webgpu(chosen) {
-    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<any> } }).gpu; // (WebGPU's types differ by version)
+    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<AdapterInfo | null> } }).gpu; // (WebGPU's types differ by version)
     if (!gpu) return { ok: false, reason: "this browser has no WebGPU (navigator.gpu)" };
     const adapter = await gpu.requestAdapter().catch(() => null);
     if (!adapter) return { ok: false, reason: "WebGPU found no GPU adapter" };
     const info = adapter.info ?? {};
     const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") || "GPU";
     const software = adapter.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(name);
-    if (software && !chosen) return { ok: false, reason: `the WebGPU adapter is a software renderer (${name}), slower than wasm` };
+    if (software && !chosen)
+      return { ok: false, reason: `the WebGPU adapter is a software renderer (${name}), slower than wasm` };
     if (!(await tf.setBackend("webgpu"))) return { ok: false, reason: "the tfjs WebGPU backend failed to start" };
     return { ok: true, description: `WebGPU (${name}${software ? ", a software renderer on the CPU" : ""})` };
   },
@@ -53,7 +60,10 @@ const starters: Record<PageBackend, Starter> = {
     const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
     const threads = getThreadsCount();
     // Threads need a "cross-origin isolated" page (the headers npm run web sends); other hosts get one thread.
-    return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})` };
+    return {
+      ok: true,
+      description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})`,
+    };
   },
 
   async cpu() {

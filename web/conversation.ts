@@ -90,7 +90,11 @@ export class Conversation {
       messages = [...system, ...this.history, { role: "user", content: text }];
       // as lib's chat(): room for the reply, at most half the context
       const replyRoom = Math.min(settings.maxNewTokens, Math.floor(contextLength / 2));
-      ({ prompt, droppedMessages, truncatedLastMessage } = fitToContext(this.tokenizer, messages, contextLength - replyRoom));
+      ({ prompt, droppedMessages, truncatedLastMessage } = fitToContext(
+        this.tokenizer,
+        messages,
+        contextLength - replyRoom,
+      ));
       // any chat token ends the reply: a poorly trained model may start the user's next turn by itself
       stopTokens = Object.values(chatTokenIds(this.tokenizer));
     } else {

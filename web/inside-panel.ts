@@ -67,7 +67,10 @@ export class InsidePanel {
     this.model = model;
     this.tokenizer = tokenizer;
     const layers = model?.config.numLayers ?? 0;
-    const choices = Array.from({ length: layers }, (_, layer) => new Option(`${layer}${layer === layers - 1 ? " (last)" : ""}`, String(layer)));
+    const choices = Array.from(
+      { length: layers },
+      (_, layer) => new Option(`${layer}${layer === layers - 1 ? " (last)" : ""}`, String(layer)),
+    );
     this.elements.layer.replaceChildren(...choices);
     this.elements.layer.value = String(Math.max(0, layers - 1));
     this.clear();
@@ -140,9 +143,10 @@ export class InsidePanel {
     if (!shown || !tokenizer || !reply) return;
     const { step, stepLabel, layer, hint } = this.elements;
     step.value = String(shown.step);
-    stepLabel.textContent = shown.written === undefined
-      ? "the model ended its reply at once"
-      : `token ${shown.step + 1} of ${reply.tokens.length}: "${tokenLabel(tokenizer, shown.written)}"`;
+    stepLabel.textContent =
+      shown.written === undefined
+        ? "the model ended its reply at once"
+        : `token ${shown.step + 1} of ${reply.tokens.length}: "${tokenLabel(tokenizer, shown.written)}"`;
     hint.hidden = true;
     await Promise.all([
       plot(this.elements.probabilities, probabilityFigure(shown.inside, tokenizer, shown.written)),

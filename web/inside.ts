@@ -30,7 +30,9 @@ export async function lookInside(model: GPT, tokens: readonly number[], count = 
   const [lastLogits, lastRows] = tf.tidy(() => {
     const logits = model.forward(tf.tensor2d([context], [1, T], "int32"), { attentionWeights: weights });
     // Only the last position writes the next token: its row of each map, (layers, heads, T).
-    const rows = tf.stack(weights.map((map) => map.slice([0, 0, T - 1, 0], [1, numHeads, 1, T]).reshape([numHeads, T])));
+    const rows = tf.stack(
+      weights.map((map) => map.slice([0, 0, T - 1, 0], [1, numHeads, 1, T]).reshape([numHeads, T])),
+    );
     return [logits.slice([0, T - 1, 0], [1, 1, vocabSize]).reshape([vocabSize]), rows];
   });
   tf.dispose(weights);
@@ -58,10 +60,14 @@ const OTHER_COLOUR = "#1f77b4";
 export function probabilityFigure(inside: Inside, tokenizer: Tokenizer, written: number | undefined): Figure {
   const labels = inside.candidates.map(({ token }) => tokenLabel(tokenizer, token));
   const writtenLabel = written === undefined ? "" : ` ("${tokenLabel(tokenizer, written)}" written, in orange)`;
-  const figure = barChart(labels, inside.candidates.map(({ probability }) => probability), {
-    title: `The ${labels.length} likeliest next tokens${writtenLabel}`,
-    yTitle: "probability",
-  });
+  const figure = barChart(
+    labels,
+    inside.candidates.map(({ probability }) => probability),
+    {
+      title: `The ${labels.length} likeliest next tokens${writtenLabel}`,
+      yTitle: "probability",
+    },
+  );
   const probabilities = inside.candidates.map(({ probability }) => probability);
   Object.assign(figure.data[0], {
     marker: { color: inside.candidates.map(({ token }) => (token === written ? CHOSEN_COLOUR : OTHER_COLOUR)) },
@@ -71,7 +77,10 @@ export function probabilityFigure(inside: Inside, tokenizer: Tokenizer, written:
     hovertemplate: "%{x}: %{y:.4f}<extra></extra>",
   });
   // From 0 to a little above the tallest bar: an unsure model's bars stay visible (a fixed 0-1 hides them)
-  figure.layout.yaxis = { ...(figure.layout.yaxis as object), range: [0, Math.min(1, Math.max(...probabilities)) * 1.15] };
+  figure.layout.yaxis = {
+    ...(figure.layout.yaxis as object),
+    range: [0, Math.min(1, Math.max(...probabilities)) * 1.15],
+  };
   figure.layout.height = 320;
   return figure;
 }

@@ -54,13 +54,19 @@ function directMerge(ids: readonly number[], [a, b]: readonly [number, number], 
  * Why the learner's merge `step` differs from gpt-course's, when it can tell: replays the first `step` merges
  * (on which both agree) chunk by chunk and compares how often the two pairs occur at that point.
  */
-function diagnoseMerge(text: string, merges: readonly (readonly [number, number])[], step: number, mine: unknown): string | undefined {
+function diagnoseMerge(
+  text: string,
+  merges: readonly (readonly [number, number])[],
+  step: number,
+  mine: unknown,
+): string | undefined {
   if (!Array.isArray(mine) || mine.length !== 2) return "Each merge is a pair [a, b] of ids.";
   const utf8 = new TextEncoder();
   let chunks = (text.match(new RegExp(GPT2_PATTERN, "gu")) ?? []).map((chunk) => Array.from(utf8.encode(chunk)));
   merges.slice(0, step).forEach((pair, i) => (chunks = chunks.map((ids) => directMerge(ids, pair, 256 + i))));
   const counts = new Map<string, number>();
-  for (const ids of chunks) for (const [key, count] of directCounts(ids)) counts.set(key, (counts.get(key) ?? 0) + count);
+  for (const ids of chunks)
+    for (const [key, count] of directCounts(ids)) counts.set(key, (counts.get(key) ?? 0) + count);
   const theirs = merges[step] as readonly [number, number];
   const mineCount = counts.get(`${mine[0]},${mine[1]}`) ?? 0;
   const theirCount = counts.get(`${theirs[0]},${theirs[1]}`) ?? 0;
@@ -85,7 +91,8 @@ function diagnoseMerge(text: string, merges: readonly (readonly [number, number]
 
 function directCounts(ids: readonly number[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (let i = 0; i + 1 < ids.length; i++) counts.set(`${ids[i]},${ids[i + 1]}`, (counts.get(`${ids[i]},${ids[i + 1]}`) ?? 0) + 1);
+  for (let i = 0; i + 1 < ids.length; i++)
+    counts.set(`${ids[i]},${ids[i + 1]}`, (counts.get(`${ids[i]},${ids[i + 1]}`) ?? 0) + 1);
   return counts;
 }
 
@@ -101,7 +108,8 @@ function expectSameCounts(actual: unknown, expected: Map<string, number>, what: 
       );
     }
   }
-  for (const key of actual.keys()) if (!expected.has(key)) fail(`${what}: the pair (${key}) does not occur, but your Map has it.`);
+  for (const key of actual.keys())
+    if (!expected.has(key)) fail(`${what}: the pair (${key}) does not occur, but your Map has it.`);
 }
 
 export default defineExercise<Exports>({
@@ -139,7 +147,12 @@ export default defineExercise<Exports>({
           const expected = directMerge(ids, pair, newId);
           const input = [...ids];
           const merged = mergePair(ids, pair, newId);
-          expectEqualArrays(ids, input, "mergePair must not change its input: the ids", "Return a new array; leave `ids` as it was.");
+          expectEqualArrays(
+            ids,
+            input,
+            "mergePair must not change its input: the ids",
+            "Return a new array; leave `ids` as it was.",
+          );
           expectEqualArrays(merged, expected, `mergePair([${ids.join(", ")}], [${pair.join(", ")}], ${newId})`);
         }
       },
@@ -184,7 +197,9 @@ export default defineExercise<Exports>({
           }
         }
         if (merges.length !== expected.length) {
-          fail(`trainBPE(text, ${vocabSize}) returned ${merges.length} merges, expected ${vocabSize} - 256 = ${expected.length}.`);
+          fail(
+            `trainBPE(text, ${vocabSize}) returned ${merges.length} merges, expected ${vocabSize} - 256 = ${expected.length}.`,
+          );
         }
       },
     },

@@ -58,7 +58,9 @@ export function trainBPE(text: string, vocabSize: number): Array<[number, number
     let bestCount = 0;
     for (const [key, count] of counts) {
       const [a, b] = key.split(",").map(Number) as [number, number];
-      const better = count > bestCount || (count === bestCount && best !== undefined && (a < best[0] || (a === best[0] && b < best[1])));
+      const better =
+        count > bestCount ||
+        (count === bestCount && best !== undefined && (a < best[0] || (a === best[0] && b < best[1])));
       if (better) {
         best = [a, b];
         bestCount = count;

@@ -42,20 +42,27 @@ export default defineExercise<Exports>({
         const { text } = randomText(random);
         const expected = LibCharTokenizer.fromText(text).chars;
         const chars = new CharTokenizer(text).chars;
-        if (Array.isArray(chars) && chars.some((c) => typeof c === "string" && /[\uD800-\uDFFF]/.test(c) && [...c].length === c.length)) {
+        if (
+          Array.isArray(chars) &&
+          chars.some((c) => typeof c === "string" && /[\uD800-\uDFFF]/.test(c) && [...c].length === c.length)
+        ) {
           fail(
             "your vocabulary contains half an emoji (a lone UTF-16 surrogate).",
-            "`text[i]`, `text.split(\"\")` and `text.length` count UTF-16 units; an emoji is two of them. Iterate " +
+            '`text[i]`, `text.split("")` and `text.length` count UTF-16 units; an emoji is two of them. Iterate ' +
               "with for...of or spread [...text], which yield whole code points.",
           );
         }
-        if (Array.isArray(chars) && chars.length === expected.length && [...chars].sort().join() === [...expected].sort().join()) {
+        if (
+          Array.isArray(chars) &&
+          chars.length === expected.length &&
+          [...chars].sort().join() === [...expected].sort().join()
+        ) {
           expectEqualArrays(
             chars,
             expected,
             "the order of your vocabulary",
             "The characters are right but not their order. The default sort() compares UTF-16 units, which puts " +
-              "emoji before full-width signs like \"！\" (U+FF01); compare code points instead.",
+              'emoji before full-width signs like "！" (U+FF01); compare code points instead.',
           );
         }
         expectEqualArrays(chars, expected, "the vocabulary (chars)");
@@ -73,7 +80,11 @@ export default defineExercise<Exports>({
         const mine = new CharTokenizer(text);
         const reference = LibCharTokenizer.fromText(text);
         const other = textOver(random, alphabet);
-        expectEqualArrays(mine.encode(other), reference.encode(other), `encode(${JSON.stringify(other.slice(0, 30))}...)`);
+        expectEqualArrays(
+          mine.encode(other),
+          reference.encode(other),
+          `encode(${JSON.stringify(other.slice(0, 30))}...)`,
+        );
       },
     },
     {
@@ -87,11 +98,14 @@ export default defineExercise<Exports>({
         const decoded = mine.decode(ids);
         const expected = reference.decode(ids);
         if (decoded !== expected) {
-          fail(`decode([${ids.slice(0, 8).join(", ")}, ...]) gave ${JSON.stringify(decoded)}, expected ${JSON.stringify(expected)}.`);
+          fail(
+            `decode([${ids.slice(0, 8).join(", ")}, ...]) gave ${JSON.stringify(decoded)}, expected ${JSON.stringify(expected)}.`,
+          );
         }
         const other = textOver(random, alphabet);
         const roundTrip = mine.decode(reference.encode(other));
-        if (roundTrip !== other) fail(`decode(encode(text)) gave ${JSON.stringify(roundTrip)} for ${JSON.stringify(other)}.`);
+        if (roundTrip !== other)
+          fail(`decode(encode(text)) gave ${JSON.stringify(roundTrip)} for ${JSON.stringify(other)}.`);
       },
     },
     {
@@ -102,8 +116,14 @@ export default defineExercise<Exports>({
       run({ CharTokenizer }, random) {
         const { text } = randomText(random);
         const tokenizer = new CharTokenizer(text.replace(/z/g, ""));
-        const known = [...text].filter((c) => c !== "z").slice(0, 5).join("");
-        const error = expectThrows(() => tokenizer.encode(`${known}z`), 'encode of a text with an unknown character "z"');
+        const known = [...text]
+          .filter((c) => c !== "z")
+          .slice(0, 5)
+          .join("");
+        const error = expectThrows(
+          () => tokenizer.encode(`${known}z`),
+          'encode of a text with an unknown character "z"',
+        );
         if (!error.message.includes("z")) {
           fail(`the error message ${JSON.stringify(error.message)} should name the unknown character "z".`);
         }

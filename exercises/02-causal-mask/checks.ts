@@ -21,14 +21,18 @@ export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
 function randomQKV(random: Random, Tq: number, Tk: number): { q: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
   const B = randomInt(random, 1, 3);
   const [dk, dv] = [randomInt(random, 4, 12), randomInt(random, 2, 8)];
-  return { q: randomTensor(random, [B, Tq, dk]), k: randomTensor(random, [B, Tk, dk]), v: randomTensor(random, [B, Tk, dv]) };
+  return {
+    q: randomTensor(random, [B, Tq, dk]),
+    k: randomTensor(random, [B, Tk, dk]),
+    v: randomTensor(random, [B, Tk, dv]),
+  };
 }
 
 /** Attention computed the common wrong ways, to name the mistake. */
 function diagnoseMasked(weights: tf.Tensor, q: tf.Tensor, k: tf.Tensor, mask: tf.Tensor): string | undefined {
   const scores = tf.matMul(q, k, false, true).div(Math.sqrt(q.shape[q.rank - 1] as number));
   if (allClose(weights, tf.softmax(scores.add(mask.mul(-1e9))))) {
-    return "Your mask is upside down: 1 means \"may attend\" and 0 \"masked\", so add MASKED_SCORE where the mask is 0.";
+    return 'Your mask is upside down: 1 means "may attend" and 0 "masked", so add MASKED_SCORE where the mask is 0.';
   }
   if (allClose(weights, tf.softmax(scores).mul(mask))) {
     return "Masking after the softmax leaves rows that no longer sum to 1. Mask the scores before the softmax.";
@@ -93,8 +97,13 @@ export default defineExercise<Exports>({
         const { q, k, v } = randomQKV(random, Tq, Tk);
         const B = q.shape[0] as number;
         // Random keys are padding (0); key 0 always stays visible, so no row is masked entirely.
-        const rows = Array.from({ length: B }, () => Array.from({ length: Tk }, (_, j) => (j === 0 || random.next() < 0.6 ? 1 : 0)));
-        const mask = tf.tensor3d(rows.map((row) => [row]), [B, 1, Tk]);
+        const rows = Array.from({ length: B }, () =>
+          Array.from({ length: Tk }, (_, j) => (j === 0 || random.next() < 0.6 ? 1 : 0)),
+        );
+        const mask = tf.tensor3d(
+          rows.map((row) => [row]),
+          [B, 1, Tk],
+        );
         const expected = scaledDotProductAttention(q, k, v, { mask });
         const { output, weights } = maskedAttention(q, k, v, mask);
         const w = expectTensor(weights, "maskedAttention(...).weights");
@@ -114,12 +123,21 @@ export default defineExercise<Exports>({
         const { q, k, v } = randomQKV(random, T, T);
         const [B, , dk] = k.shape as [number, number, number];
         const keep = tf.concat([tf.ones([B, t + 1, 1]), tf.zeros([B, T - t - 1, 1])], 1);
-        const change = (x: tf.Tensor, d: number): tf.Tensor => x.mul(keep).add(randomTensor(random, [B, T, d]).mul(tf.sub(1, keep)));
+        const change = (x: tf.Tensor, d: number): tf.Tensor =>
+          x.mul(keep).add(randomTensor(random, [B, T, d]).mul(tf.sub(1, keep)));
         const mask = causalMask(T, T);
-        const before = expectTensor(maskedAttention(q, k, v, mask).output, "the output").slice([0, 0, 0], [B, t + 1, -1]);
-        const after = expectTensor(maskedAttention(q, change(k, dk), change(v, v.shape[2] as number), mask).output, "the output");
+        const before = expectTensor(maskedAttention(q, k, v, mask).output, "the output").slice(
+          [0, 0, 0],
+          [B, t + 1, -1],
+        );
+        const after = expectTensor(
+          maskedAttention(q, change(k, dk), change(v, v.shape[2] as number), mask).output,
+          "the output",
+        );
         if (!allClose(after.slice([0, 0, 0], [B, t + 1, -1]), before)) {
-          fail(`changing the keys and values of positions ${t + 1}..${T - 1} changed the outputs of positions 0..${t}: the future leaks.`);
+          fail(
+            `changing the keys and values of positions ${t + 1}..${T - 1} changed the outputs of positions 0..${t}: the future leaks.`,
+          );
         }
       },
     },

@@ -2,7 +2,7 @@
  * Exercise 02-causal-mask: the causal mask and masked attention. Read README.md in this folder, fill in the
  * TODOs, then check your work with `npm run exercise -- 02-causal-mask`.
  */
-import { tf } from "gpt-course";
+import type { tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /**

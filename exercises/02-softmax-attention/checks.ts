@@ -21,7 +21,12 @@ export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
 /** Random q, k, v with 0–2 batch axes, and Tq ≠ Tk, d_k ≠ d_v most of the time. */
 function randomQKV(random: Random): { q: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
   const batch = Array.from({ length: random.int(3) }, () => randomInt(random, 1, 3));
-  const [Tq, Tk, dk, dv] = [randomInt(random, 2, 7), randomInt(random, 2, 9), randomInt(random, 4, 16), randomInt(random, 2, 10)];
+  const [Tq, Tk, dk, dv] = [
+    randomInt(random, 2, 7),
+    randomInt(random, 2, 9),
+    randomInt(random, 4, 16),
+    randomInt(random, 2, 10),
+  ];
   return {
     q: randomTensor(random, [...batch, Tq, dk]),
     k: randomTensor(random, [...batch, Tk, dk]),
@@ -39,7 +44,8 @@ function diagnoseWeights(weights: tf.Tensor, q: tf.Tensor, k: tf.Tensor): string
   if (allClose(weights, weightsWithScale(q, k, 1))) {
     return "Your weights are softmax(q·kᵀ) without the scaling: divide the scores by √d_k (d_k = q's last dimension).";
   }
-  if (allClose(weights, weightsWithScale(q, k, 1 / dk))) return "You divided the scores by d_k; divide by √d_k instead.";
+  if (allClose(weights, weightsWithScale(q, k, 1 / dk)))
+    return "You divided the scores by d_k; divide by √d_k instead.";
   if (weights.rank >= 2 && allClose(weights, tf.softmax(tf.matMul(q, k, false, true).div(Math.sqrt(dk)).transpose()))) {
     return "The softmax ran over the wrong axis: each query's row (the last axis, over the keys) must sum to 1.";
   }
@@ -90,7 +96,11 @@ export default defineExercise<Exports>({
       run({ attention }, random) {
         const { q, k, v } = randomQKV(random);
         const expected = scaledDotProductAttention(q, k, v).output;
-        expectClose(attention(q, k, v).output, expected, `the output for q [${q.shape}], k [${k.shape}], v [${v.shape}]`);
+        expectClose(
+          attention(q, k, v).output,
+          expected,
+          `the output for q [${q.shape}], k [${k.shape}], v [${v.shape}]`,
+        );
       },
     },
   ],

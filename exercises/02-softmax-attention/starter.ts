@@ -2,7 +2,7 @@
  * Exercise 02-softmax-attention: softmax and scaled dot-product attention. Read README.md in this folder,
  * fill in the TODOs, then check your work with `npm run exercise -- 02-softmax-attention`.
  */
-import { tf } from "gpt-course";
+import type { tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /** Softmax along the last axis, safe for large inputs. */

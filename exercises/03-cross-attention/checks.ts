@@ -47,8 +47,15 @@ function referenceLayer(random: Random, settings: BlockSettings, causal = false)
 }
 
 function parametersOf(layer: MultiHeadAttention): CrossAttentionParameters {
-  const pair = (linear: { weight: tf.Tensor; bias?: tf.Tensor }) => ({ weight: linear.weight, bias: linear.bias as tf.Tensor });
-  return { q_attn: pair(layer.q_attn as { weight: tf.Tensor; bias?: tf.Tensor }), c_attn: pair(layer.c_attn), c_proj: pair(layer.c_proj) };
+  const pair = (linear: { weight: tf.Tensor; bias?: tf.Tensor }) => ({
+    weight: linear.weight,
+    bias: linear.bias as tf.Tensor,
+  });
+  return {
+    q_attn: pair(layer.q_attn as { weight: tf.Tensor; bias?: tf.Tensor }),
+    c_attn: pair(layer.c_attn),
+    c_proj: pair(layer.c_proj),
+  };
 }
 
 /** The same layer computed with a wrong recipe, to name the mistake when the learner's output matches it. */
@@ -85,7 +92,10 @@ function diagnoseCrossAttention(
   ];
   if (mask) {
     variants.push(
-      [() => layer.forward(x, { context: source }), "The mask is ignored: pass mask = sourcePaddingMask(sourceMask) to scaledDotProductAttention."],
+      [
+        () => layer.forward(x, { context: source }),
+        "The mask is ignored: pass mask = sourcePaddingMask(sourceMask) to scaledDotProductAttention.",
+      ],
       [
         () => layer.forward(x, { context: source, mask: tf.sub(1, mask) }),
         "The mask is upside down: 1 marks a real source token (may be attended to), 0 marks padding (masked).",
@@ -123,7 +133,9 @@ function checkCrossAttention({ crossAttention }: Exports, random: Random, masked
         : undefined,
     );
     const expected = layer.forward(x, { context: source, mask: sourceMask?.toFloat().reshape([B, 1, 1, S]) });
-    const hint = allClose(result, expected) ? undefined : diagnoseCrossAttention(result, layer, settings, x, source, sourceMask);
+    const hint = allClose(result, expected)
+      ? undefined
+      : diagnoseCrossAttention(result, layer, settings, x, source, sourceMask);
     expectClose(result, expected, what, { hint });
   } finally {
     layer.dispose();
@@ -138,7 +150,8 @@ function randomise(module: Module, random: Random): void {
   }
 }
 
-const describe = (module: Module): string[] => module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
+const describe = (module: Module): string[] =>
+  module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
 
 function expectSameParameters(mine: Module, reference: Module): void {
   const have = new Set(describe(mine));
@@ -160,7 +173,9 @@ function copyParameters(from: Module, to: Module): void {
   for (const [name, parameter] of to.namedParameters()) {
     const value = source.get(name);
     if (!value || value.shape.join() !== parameter.shape.join()) {
-      fail(`your parameter "${name}" [${parameter.shape}] has no counterpart in gpt-course's DecoderBlock: fix the names and shapes first.`);
+      fail(
+        `your parameter "${name}" [${parameter.shape}] has no counterpart in gpt-course's DecoderBlock: fix the names and shapes first.`,
+      );
     }
     parameter.assign(value);
   }
@@ -171,7 +186,13 @@ function libBlock(settings: BlockSettings, random: Random): LibDecoderBlock {
 }
 
 /** Wrong wirings of the reference block's own modules, each with the hint that names it. */
-function diagnoseBlock(result: tf.Tensor, block: LibDecoderBlock, x: tf.Tensor, source: tf.Tensor, mask: tf.Tensor): string | undefined {
+function diagnoseBlock(
+  result: tf.Tensor,
+  block: LibDecoderBlock,
+  x: tf.Tensor,
+  source: tf.Tensor,
+  mask: tf.Tensor,
+): string | undefined {
   const cross = block.crossattention as MultiHeadAttention;
   const lnCross = block.ln_cross_attn as { forward(x: tf.Tensor): tf.Tensor };
   const selfStep = (h: tf.Tensor) => h.add(block.attn.forward(block.ln_1.forward(h)));
@@ -179,14 +200,23 @@ function diagnoseBlock(result: tf.Tensor, block: LibDecoderBlock, x: tf.Tensor, 
     h.add(cross.forward(norm.forward(h), { context: normaliseSource ? norm.forward(source) : source, mask }));
   const mlpStep = (h: tf.Tensor) => h.add(block.mlp.forward(block.ln_2.forward(h)));
   const variants: Array<[() => tf.Tensor, string]> = [
-    [() => mlpStep(selfStep(crossStep(x))), "The sub-layers are in the wrong order: causal self-attention first, then cross-attention, then the MLP."],
+    [
+      () => mlpStep(selfStep(crossStep(x))),
+      "The sub-layers are in the wrong order: causal self-attention first, then cross-attention, then the MLP.",
+    ],
     [
       () => mlpStep(crossStep(selfStep(x), lnCross, true)),
       "Only the decoder's stream goes through ln_cross_attn; the encoder's output is passed to crossattention as it " +
         "is (the encoder already normalised it with its final LayerNorm).",
     ],
-    [() => mlpStep(crossStep(selfStep(x), block.ln_1)), "Each sub-layer has its own LayerNorm: the cross-attention step uses ln_cross_attn, not ln_1."],
-    [() => mlpStep(selfStep(x)), "The cross-attention step is missing: x = x + crossattention(ln_cross_attn(x), { context: encoderOutput, mask })."],
+    [
+      () => mlpStep(crossStep(selfStep(x), block.ln_1)),
+      "Each sub-layer has its own LayerNorm: the cross-attention step uses ln_cross_attn, not ln_1.",
+    ],
+    [
+      () => mlpStep(selfStep(x)),
+      "The cross-attention step is missing: x = x + crossattention(ln_cross_attn(x), { context: encoderOutput, mask }).",
+    ],
   ];
   for (const [variant, hint] of variants) if (allClose(result, variant())) return hint;
   return undefined;
@@ -194,7 +224,8 @@ function diagnoseBlock(result: tf.Tensor, block: LibDecoderBlock, x: tf.Tensor, 
 
 export default defineExercise<Exports>({
   title: "Cross-attention",
-  teaches: "queries from the decoder, keys and values from the encoder, a source padding mask, the decoder block's three sub-layers",
+  teaches:
+    "queries from the decoder, keys and values from the encoder, a source padding mask, the decoder block's three sub-layers",
   checks: [
     {
       name: "sourcePaddingMask turns (B, S) of 1/0 into a float (B, 1, 1, S) mask",
@@ -209,10 +240,15 @@ export default defineExercise<Exports>({
             : undefined;
         expectShape(result, [B, 1, 1, S], `sourcePaddingMask(mask [${mask.shape}])`, hint);
         if (result.dtype !== "float32") {
-          fail(`sourcePaddingMask returned a ${result.dtype} tensor.`, "Convert it with .toFloat(): the mask is combined with float scores.");
+          fail(
+            `sourcePaddingMask returned a ${result.dtype} tensor.`,
+            "Convert it with .toFloat(): the mask is combined with float scores.",
+          );
         }
         const expected = mask.toFloat().reshape([B, 1, 1, S]);
-        const upsideDown = allClose(result, tf.sub(1, expected)) ? "Keep the values as they are: 1 = a real token (may be attended to), 0 = padding." : undefined;
+        const upsideDown = allClose(result, tf.sub(1, expected))
+          ? "Keep the values as they are: 1 = a real token (may be attended to), 0 = padding."
+          : undefined;
         expectClose(result, expected, "the mask's values", { atol: 0, rtol: 0, hint: upsideDown });
       },
     },
@@ -244,7 +280,10 @@ export default defineExercise<Exports>({
           const padding = tf.sub(1, mask).toFloat().expandDims(2); // (B, S, 1): 1 at padded positions
           const changed = source.add(randomTensor(random, [B, S, C], 5).mul(padding));
           const params = parametersOf(layer);
-          const before = expectTensor(crossAttention(x, source, params, numHeads, mask), "crossAttention(x, encoderOutput, params, nh, mask)");
+          const before = expectTensor(
+            crossAttention(x, source, params, numHeads, mask),
+            "crossAttention(x, encoderOutput, params, nh, mask)",
+          );
           expectClose(
             crossAttention(x, changed, params, numHeads, mask),
             before,
@@ -318,14 +357,29 @@ export default defineExercise<Exports>({
           const x = randomTensor(random, [B, T, C]);
           const source = randomTensor(random, [B, S, C]);
           const t = randomInt(random, 0, T - 2);
-          const laterChanged = tf.concat([x.slice([0, 0, 0], [B, t + 1, C]), randomTensor(random, [B, T - t - 1, C])], 1);
-          const early = (y: unknown): tf.Tensor => expectTensor(y, "DecoderBlock.forward(x, encoderOutput)").slice([0, 0, 0], [B, t + 1, C]);
+          const laterChanged = tf.concat(
+            [x.slice([0, 0, 0], [B, t + 1, C]), randomTensor(random, [B, T - t - 1, C])],
+            1,
+          );
+          const early = (y: unknown): tf.Tensor =>
+            expectTensor(y, "DecoderBlock.forward(x, encoderOutput)").slice([0, 0, 0], [B, t + 1, C]);
           if (!allClose(early(block.forward(x, source)), early(block.forward(laterChanged, source)))) {
-            fail(`changing the decoder's tokens at positions ${t + 1}..${T - 1} changed the outputs at positions 0..${t}.`);
+            fail(
+              `changing the decoder's tokens at positions ${t + 1}..${T - 1} changed the outputs at positions 0..${t}.`,
+            );
           }
-          const lastChanged = tf.concat([source.slice([0, 0, 0], [B, S - 1, C]), randomTensor(random, [B, 1, C], 3)], 1);
-          const moved = tf.tidy(() => block.forward(x, source).sub(block.forward(x, lastChanged)).abs().max(-1).min().dataSync()[0] as number);
-          if (!(moved > 1e-6)) fail("changing the last source position left some decoder position's output unchanged: does every position read the whole source?");
+          const lastChanged = tf.concat(
+            [source.slice([0, 0, 0], [B, S - 1, C]), randomTensor(random, [B, 1, C], 3)],
+            1,
+          );
+          const moved = tf.tidy(
+            () =>
+              block.forward(x, source).sub(block.forward(x, lastChanged)).abs().max(-1).min().dataSync()[0] as number,
+          );
+          if (!(moved > 1e-6))
+            fail(
+              "changing the last source position left some decoder position's output unchanged: does every position read the whole source?",
+            );
         } finally {
           block.dispose();
         }

@@ -22,7 +22,10 @@ export function linear(x: tf.Tensor, { weight, bias }: { weight: tf.Tensor; bias
   return tf.tidy(() => {
     const [inFeatures, outFeatures] = weight.shape as [number, number];
     const rows = x.reshape([-1, inFeatures]) as tf.Tensor2D;
-    return tf.matMul(rows, weight as tf.Tensor2D).add(bias).reshape([...x.shape.slice(0, -1), outFeatures]);
+    return tf
+      .matMul(rows, weight as tf.Tensor2D)
+      .add(bias)
+      .reshape([...x.shape.slice(0, -1), outFeatures]);
   });
 }
 
@@ -83,7 +86,17 @@ export interface BlockSettings {
 
 /** The settings of gpt-course's blocks (no dropout, GELU). Given, not part of the exercise. */
 export function blockConfig({ embeddingDim, numHeads }: BlockSettings): BlockConfig {
-  return { embeddingDim, numHeads, dropout: 0, bias: true, layerNormEpsilon: 1e-5, activation: "gelu", preNorm: true, initStd: 0.02, residualInitStd: 0.02 };
+  return {
+    embeddingDim,
+    numHeads,
+    dropout: 0,
+    bias: true,
+    layerNormEpsilon: 1e-5,
+    activation: "gelu",
+    preNorm: true,
+    initStd: 0.02,
+    residualInitStd: 0.02,
+  };
 }
 
 /** Attention settings: causal self-attention, or cross-attention (never causal). Given. */
@@ -111,7 +124,10 @@ export class DecoderBlock extends Module {
     this.ln_1 = this.addModule("ln_1", new LayerNorm(C));
     this.attn = this.addModule("attn", new MultiHeadAttention(attentionConfig(settings, "self"), random));
     this.ln_cross_attn = this.addModule("ln_cross_attn", new LayerNorm(C));
-    this.crossattention = this.addModule("crossattention", new MultiHeadAttention(attentionConfig(settings, "cross"), random));
+    this.crossattention = this.addModule(
+      "crossattention",
+      new MultiHeadAttention(attentionConfig(settings, "cross"), random),
+    );
     this.ln_2 = this.addModule("ln_2", new LayerNorm(C));
     this.mlp = this.addModule("mlp", new MLP(blockConfig(settings), random));
   }

@@ -4,12 +4,12 @@
  */
 import {
   type BlockConfig,
-  LayerNorm,
-  MLP,
+  type LayerNorm,
+  type MLP,
   Module,
-  MultiHeadAttention,
+  type MultiHeadAttention,
   type MultiHeadAttentionConfig,
-  Random,
+  type Random,
   tf,
 } from "gpt-course";
 // crossAttention also needs scaledDotProductAttention from gpt-course: add it to the import above.
@@ -20,7 +20,10 @@ export function linear(x: tf.Tensor, { weight, bias }: { weight: tf.Tensor; bias
   return tf.tidy(() => {
     const [inFeatures, outFeatures] = weight.shape as [number, number];
     const rows = x.reshape([-1, inFeatures]) as tf.Tensor2D;
-    return tf.matMul(rows, weight as tf.Tensor2D).add(bias).reshape([...x.shape.slice(0, -1), outFeatures]);
+    return tf
+      .matMul(rows, weight as tf.Tensor2D)
+      .add(bias)
+      .reshape([...x.shape.slice(0, -1), outFeatures]);
   });
 }
 
@@ -80,7 +83,17 @@ export interface BlockSettings {
 
 /** The settings of gpt-course's blocks (no dropout, GELU). Given, not part of the exercise. */
 export function blockConfig({ embeddingDim, numHeads }: BlockSettings): BlockConfig {
-  return { embeddingDim, numHeads, dropout: 0, bias: true, layerNormEpsilon: 1e-5, activation: "gelu", preNorm: true, initStd: 0.02, residualInitStd: 0.02 };
+  return {
+    embeddingDim,
+    numHeads,
+    dropout: 0,
+    bias: true,
+    layerNormEpsilon: 1e-5,
+    activation: "gelu",
+    preNorm: true,
+    initStd: 0.02,
+    residualInitStd: 0.02,
+  };
 }
 
 /** Attention settings: causal self-attention, or cross-attention (never causal). Given. */

@@ -19,7 +19,10 @@ type Exports = typeof import("./solution.js");
 export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
 
 function randomInput(random: Random, std = 2): tf.Tensor {
-  const shape = [...Array.from({ length: randomInt(random, 0, 2) }, () => randomInt(random, 1, 4)), randomInt(random, 3, 12)];
+  const shape = [
+    ...Array.from({ length: randomInt(random, 0, 2) }, () => randomInt(random, 1, 4)),
+    randomInt(random, 3, 12),
+  ];
   return randomTensor(random, shape, std, random.next() * 4 - 2);
 }
 
@@ -35,15 +38,32 @@ function reference(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, epsilon: nu
   }
 }
 
-function diagnoseNorm(result: tf.Tensor, x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, epsilon: number): string | undefined {
+function diagnoseNorm(
+  result: tf.Tensor,
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor,
+  epsilon: number,
+): string | undefined {
   const n = x.shape[x.rank - 1] as number;
   const { mean, variance } = tf.moments(x, -1, true);
   const centred = x.sub(mean);
   const variants: Array<[tf.Tensor, string]> = [
-    [centred.div(variance.mul(n / (n - 1)).add(epsilon).sqrt()), "You divided by N − 1 (the unbiased variance); LayerNorm divides by N."],
+    [
+      centred.div(
+        variance
+          .mul(n / (n - 1))
+          .add(epsilon)
+          .sqrt(),
+      ),
+      "You divided by N − 1 (the unbiased variance); LayerNorm divides by N.",
+    ],
     [centred.div(variance.sqrt().add(epsilon)), "ε belongs inside the square root: √(var + ε), not √var + ε."],
     [centred.div(variance.add(epsilon)), "Divide by the standard deviation √(var + ε), not by the variance."],
-    [centred.div(variance.add(epsilon).sqrt()), "The normalisation is right, but γ (weight) and β (bias) are not applied: · weight + bias."],
+    [
+      centred.div(variance.add(epsilon).sqrt()),
+      "The normalisation is right, but γ (weight) and β (bias) are not applied: · weight + bias.",
+    ],
   ];
   for (const [variant, hint] of variants) {
     const scaled = hint.includes("γ") ? variant : variant.mul(weight).add(bias);
@@ -106,12 +126,18 @@ export default defineExercise<Exports>({
         const C = x.shape[x.rank - 1] as number;
         const [weight, bias] = [randomTensor(random, [C], 0.5, 1), randomTensor(random, [C], 0.5)];
         const result = expectTensor(layerNorm(x, weight, bias, epsilon), `layerNorm(x, weight, bias, ${epsilon})`);
-        const hint = result.shape.join() === x.shape.join() ? diagnoseNorm(result, x, weight, bias, epsilon) : undefined;
-        expectClose(result, reference(x, weight, bias, epsilon), `layerNorm with ε = ${epsilon} of a nearly constant input`, {
-          hint,
-          atol: 1e-3,
-          rtol: 1e-3,
-        });
+        const hint =
+          result.shape.join() === x.shape.join() ? diagnoseNorm(result, x, weight, bias, epsilon) : undefined;
+        expectClose(
+          result,
+          reference(x, weight, bias, epsilon),
+          `layerNorm with ε = ${epsilon} of a nearly constant input`,
+          {
+            hint,
+            atol: 1e-3,
+            rtol: 1e-3,
+          },
+        );
       },
     },
   ],

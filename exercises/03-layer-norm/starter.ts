@@ -2,7 +2,7 @@
  * Exercise 03-layer-norm: layer normalisation. Read README.md in this folder, fill in the TODOs, then check
  * your work with `npm run exercise -- 03-layer-norm`.
  */
-import { tf } from "gpt-course";
+import type { tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /** Mean and (biased) variance over the last axis, with that axis kept (size 1) so they broadcast. */

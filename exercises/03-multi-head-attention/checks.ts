@@ -3,7 +3,7 @@
  * and the whole layer against gpt-course's `MultiHeadAttention` module with random weights (biases included),
  * with and without the causal mask.
  */
-import { MultiHeadAttention, Random, tf } from "gpt-course";
+import { MultiHeadAttention, Random, type tf } from "gpt-course";
 import {
   allClose,
   type Conforms,
@@ -26,7 +26,16 @@ function randomShape(random: Random): { B: number; T: number; C: number; numHead
 
 /** gpt-course's layer with random weights and biases (not the small init, so every mistake shows). */
 function referenceLayer(random: Random, C: number, numHeads: number, causal: boolean): MultiHeadAttention {
-  const config = { embeddingDim: C, numHeads, dropout: 0, bias: true, causal, crossAttention: false, initStd: 0.02, residualInitStd: 0.02 };
+  const config = {
+    embeddingDim: C,
+    numHeads,
+    dropout: 0,
+    bias: true,
+    causal,
+    crossAttention: false,
+    initStd: 0.02,
+    residualInitStd: 0.02,
+  };
   const layer = new MultiHeadAttention(config, new Random(random.seed()));
   for (const parameter of layer.parameters()) parameter.assign(randomTensor(random, parameter.shape, 0.4));
   return layer;

@@ -17,7 +17,10 @@ export function linear(x: tf.Tensor, { weight, bias }: { weight: tf.Tensor; bias
   return tf.tidy(() => {
     const [inFeatures, outFeatures] = weight.shape as [number, number];
     const rows = x.reshape([-1, inFeatures]) as tf.Tensor2D;
-    return tf.matMul(rows, weight as tf.Tensor2D).add(bias).reshape([...x.shape.slice(0, -1), outFeatures]);
+    return tf
+      .matMul(rows, weight as tf.Tensor2D)
+      .add(bias)
+      .reshape([...x.shape.slice(0, -1), outFeatures]);
   });
 }
 

@@ -45,7 +45,8 @@ function randomise(module: Module, random: Random): void {
   }
 }
 
-const describe = (module: Module): string[] => module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
+const describe = (module: Module): string[] =>
+  module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
 
 /** Fails unless `mine` has exactly the parameters (names and shapes) of `reference`. */
 function expectSameParameters(mine: Module, reference: Module, what: string): void {
@@ -68,7 +69,9 @@ function copyParameters(from: Module, to: Module): void {
   for (const [name, parameter] of to.namedParameters()) {
     const value = source.get(name);
     if (!value || value.shape.join() !== parameter.shape.join()) {
-      fail(`your parameter "${name}" [${parameter.shape}] has no counterpart in GPT-2's block: fix the names and shapes first.`);
+      fail(
+        `your parameter "${name}" [${parameter.shape}] has no counterpart in GPT-2's block: fix the names and shapes first.`,
+      );
     }
     parameter.assign(value);
   }
@@ -172,7 +175,9 @@ export default defineExercise<Exports>({
           const changed = tf.concat([x.slice([0, 0, 0], [B, t + 1, C]), randomTensor(random, [B, T - t - 1, C])], 1);
           const early = (y: unknown): tf.Tensor => expectTensor(y, "Block.forward(x)").slice([0, 0, 0], [B, t + 1, C]);
           if (!allClose(early(block.forward(x)), early(block.forward(changed)))) {
-            fail(`changing the tokens at positions ${t + 1}..${T - 1} changed the block's outputs at positions 0..${t}.`);
+            fail(
+              `changing the tokens at positions ${t + 1}..${T - 1} changed the block's outputs at positions 0..${t}.`,
+            );
           }
         } finally {
           block.dispose();

@@ -22,7 +22,16 @@ export interface BlockSettings {
 
 /** GPT-2's attention settings for a block (no dropout, causal self-attention). Given, not part of the exercise. */
 export function attentionConfig({ embeddingDim, numHeads }: BlockSettings): MultiHeadAttentionConfig {
-  return { embeddingDim, numHeads, dropout: 0, bias: true, causal: true, crossAttention: false, initStd: 0.02, residualInitStd: 0.02 };
+  return {
+    embeddingDim,
+    numHeads,
+    dropout: 0,
+    bias: true,
+    causal: true,
+    crossAttention: false,
+    initStd: 0.02,
+    residualInitStd: 0.02,
+  };
 }
 
 /** The feed-forward network: C → 4C, GELU (GPT-2's tanh approximation), 4C → C. */

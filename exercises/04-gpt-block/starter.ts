@@ -2,7 +2,15 @@
  * Exercise 04-gpt-block: GPT-2's Transformer block. Read README.md in this folder, fill in the TODOs, then
  * check your work with `npm run exercise -- 04-gpt-block`.
  */
-import { LayerNorm, Linear, Module, MultiHeadAttention, type MultiHeadAttentionConfig, Random, tf } from "gpt-course";
+import {
+  type LayerNorm,
+  type Linear,
+  Module,
+  type MultiHeadAttention,
+  type MultiHeadAttentionConfig,
+  type Random,
+  type tf,
+} from "gpt-course";
 // MLP.forward also needs geluTanh from gpt-course: add it to the import above when you get there.
 import { todo } from "../harness/check.js";
 
@@ -13,7 +21,16 @@ export interface BlockSettings {
 
 /** GPT-2's attention settings for a block (no dropout, causal self-attention). Given, not part of the exercise. */
 export function attentionConfig({ embeddingDim, numHeads }: BlockSettings): MultiHeadAttentionConfig {
-  return { embeddingDim, numHeads, dropout: 0, bias: true, causal: true, crossAttention: false, initStd: 0.02, residualInitStd: 0.02 };
+  return {
+    embeddingDim,
+    numHeads,
+    dropout: 0,
+    bias: true,
+    causal: true,
+    crossAttention: false,
+    initStd: 0.02,
+    residualInitStd: 0.02,
+  };
 }
 
 /** The feed-forward network: C → 4C, GELU (GPT-2's tanh approximation), 4C → C. */

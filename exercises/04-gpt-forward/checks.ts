@@ -44,14 +44,21 @@ function countingMistakes(config: GPTConfig): Array<[number, string]> {
     [right - T * C, "The position embedding wpe (contextLength × C) is missing."],
     [right - V * C, "The token embedding wte (V × C) is missing."],
   ];
-  if (tieWeights) mistakes.push([right + V * C, "With tied weights the output head reuses wte: it has no parameters of its own."]);
+  if (tieWeights)
+    mistakes.push([right + V * C, "With tied weights the output head reuses wte: it has no parameters of its own."]);
   else mistakes.push([right - V * C, "With tieWeights false, lm_head has its own (C, V) weight: add V·C (no bias)."]);
   if (bias) {
-    mistakes.push([right - L * 3 * C, "c_fc's bias has 4C entries (one per output), not C: a block's biases add up to 3C + C + 4C + C = 9C."]);
+    mistakes.push([
+      right - L * 3 * C,
+      "c_fc's bias has 4C entries (one per output), not C: a block's biases add up to 3C + C + 4C + C = 9C.",
+    ]);
     mistakes.push([right - L * 9 * C, "The Linear layers have biases (config.bias is true): 9C per block."]);
   } else {
     mistakes.push([right + L * 9 * C, "config.bias is false: the Linear layers have no biases."]);
-    mistakes.push([right - L * 2 * C - C, "config.bias only concerns the Linear layers: a LayerNorm always has its β (and γ)."]);
+    mistakes.push([
+      right - L * 2 * C - C,
+      "config.bias only concerns the Linear layers: a LayerNorm always has its β (and γ).",
+    ]);
   }
   return mistakes;
 }
@@ -62,11 +69,22 @@ function expectCount({ countParameters }: Exports, config: GPTConfig, expected: 
   if (yours !== expected) {
     const hint = countingMistakes(config).find(([count]) => count === yours)?.[1];
     const shown = typeof yours === "number" ? yours.toLocaleString("en-US") : String(yours);
-    fail(`countParameters(${describeConfig(config)}) is ${shown}; ${source} ${expected.toLocaleString("en-US")}.`, hint);
+    fail(
+      `countParameters(${describeConfig(config)}) is ${shown}; ${source} ${expected.toLocaleString("en-US")}.`,
+      hint,
+    );
   }
 }
 
-const describeConfig = ({ vocabSize, contextLength, numLayers, numHeads, embeddingDim, bias, tieWeights }: GPTConfig): string =>
+const describeConfig = ({
+  vocabSize,
+  contextLength,
+  numLayers,
+  numHeads,
+  embeddingDim,
+  bias,
+  tieWeights,
+}: GPTConfig): string =>
   `{ V ${vocabSize}, T ${contextLength}, L ${numLayers}, nh ${numHeads}, C ${embeddingDim}, bias ${bias}, tieWeights ${tieWeights} }`;
 
 /** A small GPT with weights large enough that every mistake shows in the logits. */
@@ -101,12 +119,13 @@ function withModel(model: GPT, f: (model: GPT) => void): void {
 }
 
 const POSITIONS_HINT =
-  "Position t (counting from 0) adds row t of wpe: gather the rows tf.range(0, T, 1, \"int32\") of model.wpe.weight " +
+  'Position t (counting from 0) adds row t of wpe: gather the rows tf.range(0, T, 1, "int32") of model.wpe.weight ' +
   "(the table has contextLength rows; use only the first T).";
 
 export default defineExercise<Exports>({
   title: "The GPT forward pass",
-  teaches: "the parameter count from a config, token and position embeddings, the tied output head, the forward pass end to end",
+  teaches:
+    "the parameter count from a config, token and position embeddings, the tied output head, the forward pass end to end",
   checks: [
     {
       name: "countParameters matches gpt-course's countParameters on random configs (biases on/off, tied/untied)",
@@ -149,10 +168,13 @@ export default defineExercise<Exports>({
           const tokens = model.wte.forward(ids);
           const C = model.config.embeddingDim;
           let hint: string | undefined;
-          if (result.shape[2] === 2 * C) hint = "Add the position embeddings to the token embeddings; do not concatenate them.";
+          if (result.shape[2] === 2 * C)
+            hint = "Add the position embeddings to the token embeddings; do not concatenate them.";
           expectShape(result, tokens.shape, what, hint);
-          if (allClose(result, tokens)) hint = "The position embeddings are missing: without them attention cannot tell the order of the tokens.";
-          else if (allClose(result, tokens.add(model.wpe.forward(tf.range(1, T + 1, 1, "int32"))))) hint = `Off by one: positions count from 0. ${POSITIONS_HINT}`;
+          if (allClose(result, tokens))
+            hint = "The position embeddings are missing: without them attention cannot tell the order of the tokens.";
+          else if (allClose(result, tokens.add(model.wpe.forward(tf.range(1, T + 1, 1, "int32")))))
+            hint = `Off by one: positions count from 0. ${POSITIONS_HINT}`;
           expectClose(result, tokens.add(model.wpe.forward(tf.range(0, T, 1, "int32"))), what, { hint });
         });
       },
@@ -172,8 +194,11 @@ export default defineExercise<Exports>({
             expectShape(result, [B, T, model.config.vocabSize], what, "One logit per vocabulary entry: (B, T, V).");
             let hint: string | undefined;
             if (!tieWeights) {
-              const usedWte = tf.matMul(x.reshape([B * T, C]) as tf.Tensor2D, model.wte.weight as tf.Tensor2D, false, true).reshape([B, T, -1]);
-              if (allClose(result, usedWte)) hint = "This model is not tied (config.tieWeights is false): use its own lm_head, not wte.";
+              const usedWte = tf
+                .matMul(x.reshape([B * T, C]) as tf.Tensor2D, model.wte.weight as tf.Tensor2D, false, true)
+                .reshape([B, T, -1]);
+              if (allClose(result, usedWte))
+                hint = "This model is not tied (config.tieWeights is false): use its own lm_head, not wte.";
             }
             expectClose(result, model.head(x), what, { hint });
           });
@@ -198,7 +223,8 @@ export default defineExercise<Exports>({
               const T = ids.shape[1];
               let x = model.wte.forward(ids).add(model.wpe.forward(tf.range(0, T, 1, "int32")));
               for (const block of model.h) x = block.forward(x);
-              if (allClose(result, model.head(x), 1e-3, 1e-3)) hint = "The final LayerNorm is missing: model.ln_f.forward(x) after the last block, before the head.";
+              if (allClose(result, model.head(x), 1e-3, 1e-3))
+                hint = "The final LayerNorm is missing: model.ln_f.forward(x) after the last block, before the head.";
             }
             expectClose(result, expected, what, { hint, atol: 1e-3, rtol: 1e-3 });
           });

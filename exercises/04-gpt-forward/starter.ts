@@ -2,7 +2,7 @@
  * Exercise 04-gpt-forward: a GPT's parameter count and its forward pass, written out. Read README.md in this
  * folder, fill in the TODOs, then check your work with `npm run exercise -- 04-gpt-forward`.
  */
-import { type GPT, type GPTConfig, tf } from "gpt-course";
+import type { GPT, GPTConfig, tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /**

@@ -57,16 +57,20 @@ export default defineExercise<Exports>({
     },
     {
       name: "after warm-up, a cosine decays from max to min",
-      hint:
-        "progress = (step − warmupSteps) / (totalSteps − warmupSteps); lr = min + ½(1 + cos(π · progress)) · (max − min).",
+      hint: "progress = (step − warmupSteps) / (totalSteps − warmupSteps); lr = min + ½(1 + cos(π · progress)) · (max − min).",
       run(exports, random) {
         const schedule = randomSchedule(random);
         compareSteps(exports, schedule, schedule.warmupSteps, schedule.totalSteps, (step, yours) => {
           const progress = (step - schedule.warmupSteps) / (schedule.totalSteps - schedule.warmupSteps);
           const fromZero = 0.5 * (1 + Math.cos(Math.PI * progress)) * schedule.maxLearningRate;
-          if (Math.abs(yours - fromZero) < 1e-15) return "The cosine should end at minLearningRate, not 0: min + cosine · (max − min).";
+          if (Math.abs(yours - fromZero) < 1e-15)
+            return "The cosine should end at minLearningRate, not 0: min + cosine · (max − min).";
           const byStep = 0.5 * (1 + Math.cos((Math.PI * step) / schedule.totalSteps));
-          if (Math.abs(yours - (schedule.minLearningRate + byStep * (schedule.maxLearningRate - schedule.minLearningRate))) < 1e-15) {
+          if (
+            Math.abs(
+              yours - (schedule.minLearningRate + byStep * (schedule.maxLearningRate - schedule.minLearningRate)),
+            ) < 1e-15
+          ) {
             return "The decay starts after the warm-up: measure progress from warmupSteps, over totalSteps − warmupSteps steps.";
           }
           return undefined;

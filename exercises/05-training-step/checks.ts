@@ -51,7 +51,12 @@ function modelConfig(random: Random, tieWeights = random.next() < 0.5) {
 
 function randomBatch(random: Random, model: GPT): { inputs: tf.Tensor2D; targets: tf.Tensor2D } {
   const [B, T, V] = [randomInt(random, 1, 3), model.config.contextLength, model.config.vocabSize];
-  const ids = () => tf.tensor2d(Array.from({ length: B * T }, () => random.int(V)), [B, T], "int32");
+  const ids = () =>
+    tf.tensor2d(
+      Array.from({ length: B * T }, () => random.int(V)),
+      [B, T],
+      "int32",
+    );
   return { inputs: ids(), targets: ids() };
 }
 
@@ -80,7 +85,11 @@ function randomParameters(random: Random): Array<{ name: string; shape: number[]
     ["h.0.ln_2.weight", [C]],
     ["lm_head.weight", [C, V]],
   ];
-  return shapes.map(([name, shape]) => ({ name, shape, values: randomTensor(random, shape).dataSync() as Float32Array }));
+  return shapes.map(([name, shape]) => ({
+    name,
+    shape,
+    values: randomTensor(random, shape).dataSync() as Float32Array,
+  }));
 }
 
 interface Mistake {
@@ -115,7 +124,12 @@ function replayAdamW(
         vn[i] = (mistake.momentsForgotten ? 0 : beta2 * vn[i]!) + (1 - beta2) * gi * gi;
         const [c1, c2] = mistake.biasCorrection === false ? [1, 1] : [1 - beta1 ** t, 1 - beta2 ** t];
         const step = mn[i]! / c1 / (Math.sqrt(vn[i]! / c2) + epsilon);
-        const decay = decays && mistake.decay !== "coupled" ? (mistake.decay === "without lr" ? weightDecay * wn[i]! / lr : weightDecay * wn[i]!) : 0;
+        const decay =
+          decays && mistake.decay !== "coupled"
+            ? mistake.decay === "without lr"
+              ? (weightDecay * wn[i]!) / lr
+              : weightDecay * wn[i]!
+            : 0;
         wn[i] = wn[i]! - lr * (step + decay);
       }
     }
@@ -124,13 +138,31 @@ function replayAdamW(
 }
 
 const MISTAKES: Array<[Mistake, string]> = [
-  [{ biasCorrection: false }, "The bias correction is missing: divide m by 1 − β₁ᵗ and v by 1 − β₂ᵗ (t = 1 on the first update), because both start at 0."],
-  [{ decay: "coupled" }, "That is Adam with L2 regularisation: λw added to the gradient. AdamW's decay is decoupled: w ← w − lr·(m̂/(√v̂ + ε) + λw)."],
-  [{ decay: "everywhere" }, "Weight decay is applied to every parameter; only where decays(name, w) is true (matrices, not biases, LayerNorm gains or embeddings)."],
-  [{ decay: "nowhere" }, "No weight decay was applied: w ← w − lr·(m̂/(√v̂ + ε) + λw) for the parameters where decays(name, w) is true."],
+  [
+    { biasCorrection: false },
+    "The bias correction is missing: divide m by 1 − β₁ᵗ and v by 1 − β₂ᵗ (t = 1 on the first update), because both start at 0.",
+  ],
+  [
+    { decay: "coupled" },
+    "That is Adam with L2 regularisation: λw added to the gradient. AdamW's decay is decoupled: w ← w − lr·(m̂/(√v̂ + ε) + λw).",
+  ],
+  [
+    { decay: "everywhere" },
+    "Weight decay is applied to every parameter; only where decays(name, w) is true (matrices, not biases, LayerNorm gains or embeddings).",
+  ],
+  [
+    { decay: "nowhere" },
+    "No weight decay was applied: w ← w − lr·(m̂/(√v̂ + ε) + λw) for the parameters where decays(name, w) is true.",
+  ],
   [{ decay: "without lr" }, "The decay must be scaled by the learning rate too: w ← w − lr·λ·w, not w − λ·w."],
-  [{ stepPerParameter: true }, "t counts updates, not parameters: increment this.step once per applyGradients call, before the loop."],
-  [{ momentsForgotten: true }, "m and v must carry over from one update to the next (assign them back into this.m and this.v), so the second update averages both gradients."],
+  [
+    { stepPerParameter: true },
+    "t counts updates, not parameters: increment this.step once per applyGradients call, before the loop.",
+  ],
+  [
+    { momentsForgotten: true },
+    "m and v must carry over from one update to the next (assign them back into this.m and this.v), so the second update averages both gradients.",
+  ],
 ];
 
 const TOLERANCE = { atol: 2e-6, rtol: 1e-5 };
@@ -150,7 +182,8 @@ function yourDecays(decays: Exports["decays"], parameters: Array<[string, tf.Var
 
 function closeTo(actual: ArrayLike<number>, expected: ArrayLike<number>): boolean {
   for (let i = 0; i < expected.length; i++) {
-    if (!(Math.abs(actual[i]! - expected[i]!) <= TOLERANCE.atol + TOLERANCE.rtol * Math.abs(expected[i]!))) return false;
+    if (!(Math.abs(actual[i]! - expected[i]!) <= TOLERANCE.atol + TOLERANCE.rtol * Math.abs(expected[i]!)))
+      return false;
   }
   return true;
 }
@@ -158,10 +191,13 @@ function closeTo(actual: ArrayLike<number>, expected: ArrayLike<number>): boolea
 async function checkAdamW({ AdamW, decays }: Exports, random: Random, numberOfUpdates: number): Promise<void> {
   const parameters = randomParameters(random);
   const options = randomOptions(random);
-  const make = () => parameters.map(({ name, shape, values }) => [name, tf.variable(tf.tensor(values, shape))] as [string, tf.Variable]);
+  const make = () =>
+    parameters.map(({ name, shape, values }) => [name, tf.variable(tf.tensor(values, shape))] as [string, tf.Variable]);
   const [mine, reference] = [make(), make()];
   const updates = Array.from({ length: numberOfUpdates }, () =>
-    Object.fromEntries(parameters.map(({ name, shape }) => [name, randomTensor(random, shape, randomFloat(random, 0.01, 2))])),
+    Object.fromEntries(
+      parameters.map(({ name, shape }) => [name, randomTensor(random, shape, randomFloat(random, 0.01, 2))]),
+    ),
   );
   const libOptimizer = new LibAdamW(reference, options);
   let optimizer: InstanceType<typeof AdamW> | undefined;
@@ -170,14 +206,22 @@ async function checkAdamW({ AdamW, decays }: Exports, random: Random, numberOfUp
     for (const [u, gradients] of updates.entries()) {
       optimizer.applyGradients(copies(gradients));
       libOptimizer.applyGradients(gradients);
-      if (optimizer.step !== u + 1) fail(`after ${u + 1} update(s), optimizer.step is ${optimizer.step}.`, "Increment this.step once per applyGradients call.");
+      if (optimizer.step !== u + 1)
+        fail(
+          `after ${u + 1} update(s), optimizer.step is ${optimizer.step}.`,
+          "Increment this.step once per applyGradients call.",
+        );
     }
     const got = Object.fromEntries(mine.map(([name, variable]) => [name, variable.dataSync() as Float32Array]));
-    const what = (name: string) => `${name} after ${numberOfUpdates} update${numberOfUpdates > 1 ? "s" : ""} (lr ${options.learningRate.toFixed(4)}, β₁ ${options.beta1}, β₂ ${options.beta2}, λ ${options.weightDecay.toFixed(3)})`;
+    const what = (name: string) =>
+      `${name} after ${numberOfUpdates} update${numberOfUpdates > 1 ? "s" : ""} (lr ${options.learningRate.toFixed(4)}, β₁ ${options.beta1}, β₂ ${options.beta2}, λ ${options.weightDecay.toFixed(3)})`;
     for (const [name, variable] of reference) {
       const values = got[name]!;
       if (values.some((x) => !Number.isFinite(x))) {
-        fail(`${what(name)} holds NaN or Infinity.`, "On the first update t is 1: increment this.step before computing 1 − β₁ᵗ (with t = 0 it is 0, and m / 0 is NaN).");
+        fail(
+          `${what(name)} holds NaN or Infinity.`,
+          "On the first update t is 1: increment this.step before computing 1 − β₁ᵗ (with t = 0 it is 0, and m / 0 is NaN).",
+        );
       }
       const expected = variable.dataSync();
       if (!closeTo(values, expected)) {
@@ -209,7 +253,11 @@ async function checkAdamW({ AdamW, decays }: Exports, random: Random, numberOfUp
 
 /** Always the same batch (fresh copies: the Trainer disposes each batch after its step). */
 function fixedBatches(inputs: tf.Tensor2D, targets: tf.Tensor2D): BatchSource {
-  return { nextBatch: () => ({ inputs: inputs.clone(), targets: targets.clone() }), getState: () => 0, setState: () => {} };
+  return {
+    nextBatch: () => ({ inputs: inputs.clone(), targets: targets.clone() }),
+    getState: () => 0,
+    setState: () => {},
+  };
 }
 
 function largestDifference(a: GPT, b: GPT): { name: string; difference: number } {
@@ -224,11 +272,12 @@ function largestDifference(a: GPT, b: GPT): { name: string; difference: number }
 
 export default defineExercise<Exports>({
   title: "One training step",
-  teaches: "loss and gradients with tf.variableGrads, global-norm clipping, AdamW with bias correction and decoupled weight decay on matrices only",
+  teaches:
+    "loss and gradients with tf.variableGrads, global-norm clipping, AdamW with bias correction and decoupled weight decay on matrices only",
   checks: [
     {
       name: "decays picks the weight matrices, not biases, LayerNorm weights or embeddings",
-      hint: "variable.rank >= 2 && the name does not start with \"wte.\" or \"wpe.\".",
+      hint: 'variable.rank >= 2 && the name does not start with "wte." or "wpe.".',
       run({ decays }, random) {
         for (const tieWeights of [true, false]) {
           const model = new GPT(modelConfig(random, tieWeights));
@@ -241,7 +290,10 @@ export default defineExercise<Exports>({
                 : variable.rank < 2
                   ? "Biases and LayerNorm's γ and β (rank 1) are not decayed: shrinking them towards 0 is no useful prior."
                   : "The embedding tables are not decayed: a row only gets a gradient when its token occurs, so decay would slowly erase rare tokens.";
-              fail(`decays("${name}", a variable of shape [${variable.shape}]) is ${yours}, expected ${expected}.`, hint);
+              fail(
+                `decays("${name}", a variable of shape [${variable.shape}]) is ${yours}, expected ${expected}.`,
+                hint,
+              );
             }
           } finally {
             model.dispose();
@@ -261,16 +313,21 @@ export default defineExercise<Exports>({
           const nameOf = new Map(model.namedParameters().map(([name, variable]) => [variable.name, name]));
           const expected = tf.variableGrads(() => crossEntropy(model.forward(inputs), targets));
           const result = lossAndGradients(model, inputs, targets);
-          expectClose(result?.loss, expected.value, "the loss", { hint: "The loss is crossEntropy(model.forward(inputs), targets), the value that tf.variableGrads returns." });
+          expectClose(result?.loss, expected.value, "the loss", {
+            hint: "The loss is crossEntropy(model.forward(inputs), targets), the value that tf.variableGrads returns.",
+          });
           const gradients = result.gradients ?? {};
           const names = model.namedParameters().map(([name]) => name);
           const missing = names.filter((name) => !(name in gradients));
           if (missing.length > 0) {
             const byVariableName = Object.keys(gradients).some((key) => nameOf.has(key) && !names.includes(key));
             fail(
-              `the gradients have no entry for ${missing.slice(0, 3).map((n) => `"${n}"`).join(", ")}${missing.length > 3 ? ` and ${missing.length - 3} more` : ""}.`,
+              `the gradients have no entry for ${missing
+                .slice(0, 3)
+                .map((n) => `"${n}"`)
+                .join(", ")}${missing.length > 3 ? ` and ${missing.length - 3} more` : ""}.`,
               byVariableName
-                ? "Your keys are TensorFlow.js's variable names (like \"variable12\"): re-key them by parameter name with model.namedParameters()."
+                ? 'Your keys are TensorFlow.js\'s variable names (like "variable12"): re-key them by parameter name with model.namedParameters().'
                 : undefined,
             );
           }
@@ -290,7 +347,10 @@ export default defineExercise<Exports>({
         "factor min(1, maxNorm / (‖g‖ + 1e-6)).",
       run({ clipByGlobalNorm }, random) {
         const gradients = Object.fromEntries(
-          Array.from({ length: randomInt(random, 3, 5) }, (_, i) => [`p${i}.weight`, randomTensor(random, [randomInt(random, 1, 4), randomInt(random, 1, 5)], randomFloat(random, 0.1, 3))]),
+          Array.from({ length: randomInt(random, 3, 5) }, (_, i) => [
+            `p${i}.weight`,
+            randomTensor(random, [randomInt(random, 1, 4), randomInt(random, 1, 5)], randomFloat(random, 0.1, 3)),
+          ]),
         );
         const expected = libClipByGlobalNorm(gradients, 1);
         const norm = expected.norm.dataSync()[0] as number;
@@ -303,17 +363,27 @@ export default defineExercise<Exports>({
             typeof yourNorm === "number" && Math.abs(yourNorm - norm * norm) <= 1e-4 * norm * norm
               ? "That is the sum of squares: the norm is its square root."
               : undefined;
-          fail(`the global norm is ${typeof yourNorm === "number" ? yourNorm.toPrecision(6) : yourNorm}, expected ${norm.toPrecision(6)}.`, hint);
+          fail(
+            `the global norm is ${typeof yourNorm === "number" ? yourNorm.toPrecision(6) : yourNorm}, expected ${norm.toPrecision(6)}.`,
+            hint,
+          );
         }
         for (const [name, g] of Object.entries(gradients)) {
           const own = tf.tidy(() => g.square().sum().sqrt().dataSync()[0] as number);
           const perTensor = g.mul(Math.min(1, maxNorm / (own + 1e-6)));
           const clipped = expectTensor(result.clipped?.[name], `the clipped gradient of ${name}`);
           const hint =
-            clipped.shape.join() === g.shape.join() && tf.tidy(() => clipped.sub(perTensor).abs().max().dataSync()[0] as number) < 1e-6 && own > maxNorm
+            clipped.shape.join() === g.shape.join() &&
+            tf.tidy(() => clipped.sub(perTensor).abs().max().dataSync()[0] as number) < 1e-6 &&
+            own > maxNorm
               ? "Each gradient was clipped to its own norm. Clipping is global: one factor, from the norm of all gradients together, so the update keeps its direction."
               : undefined;
-          expectClose(clipped, reference.clipped[name]!, `the clipped gradient of ${name} (global norm ${norm.toFixed(3)}, maxNorm ${maxNorm.toFixed(3)})`, { hint });
+          expectClose(
+            clipped,
+            reference.clipped[name]!,
+            `the clipped gradient of ${name} (global norm ${norm.toFixed(3)}, maxNorm ${maxNorm.toFixed(3)})`,
+            { hint },
+          );
         }
       },
     },
@@ -322,17 +392,36 @@ export default defineExercise<Exports>({
       hint: "The factor is min(1, maxNorm / (‖g‖ + 1e-6)): clipping only ever shrinks gradients, it never scales small ones up.",
       run({ clipByGlobalNorm }, random) {
         const gradients = Object.fromEntries(
-          Array.from({ length: randomInt(random, 2, 4) }, (_, i) => [`p${i}.bias`, randomTensor(random, [randomInt(random, 2, 6)], randomFloat(random, 0.01, 0.1))]),
+          Array.from({ length: randomInt(random, 2, 4) }, (_, i) => [
+            `p${i}.bias`,
+            randomTensor(random, [randomInt(random, 2, 6)], randomFloat(random, 0.01, 0.1)),
+          ]),
         );
         const norm = libClipByGlobalNorm(gradients, 1).norm.dataSync()[0] as number;
         const maxNorm = norm * randomFloat(random, 1.5, 4);
         const result = clipByGlobalNorm(copies(gradients), maxNorm);
         for (const [name, g] of Object.entries(gradients)) {
           const clipped = expectTensor(result?.clipped?.[name], `the clipped gradient of ${name}`);
-          const scaledUp = clipped.shape.join() === g.shape.join() && tf.tidy(() => clipped.sub(g.mul(maxNorm / norm)).abs().max().dataSync()[0] as number) < 1e-5;
-          expectClose(clipped, g, `the gradient of ${name} (global norm ${norm.toFixed(4)} below maxNorm ${maxNorm.toFixed(4)})`, {
-            hint: scaledUp ? "You scaled the gradients *up* to maxNorm: use min(1, maxNorm / (‖g‖ + 1e-6)) as the factor." : undefined,
-          });
+          const scaledUp =
+            clipped.shape.join() === g.shape.join() &&
+            tf.tidy(
+              () =>
+                clipped
+                  .sub(g.mul(maxNorm / norm))
+                  .abs()
+                  .max()
+                  .dataSync()[0] as number,
+            ) < 1e-5;
+          expectClose(
+            clipped,
+            g,
+            `the gradient of ${name} (global norm ${norm.toFixed(4)} below maxNorm ${maxNorm.toFixed(4)})`,
+            {
+              hint: scaledUp
+                ? "You scaled the gradients *up* to maxNorm: use min(1, maxNorm / (‖g‖ + 1e-6)) as the factor."
+                : undefined,
+            },
+          );
         }
       },
     },
@@ -377,7 +466,10 @@ export default defineExercise<Exports>({
           evalInterval: 0,
         };
         const trainer = new Trainer(library, fixedBatches(inputs, targets), trainerOptions);
-        const withoutClipping = new Trainer(unclipped, fixedBatches(inputs, targets), { ...trainerOptions, gradientClip: 0 });
+        const withoutClipping = new Trainer(unclipped, fixedBatches(inputs, targets), {
+          ...trainerOptions,
+          gradientClip: 0,
+        });
         for (const { optimizer } of [trainer, withoutClipping]) optimizer.options.epsilon = options.epsilon; // TrainerOptions has no ε
         let optimizer: InstanceType<typeof AdamW> | undefined;
         try {
@@ -388,13 +480,24 @@ export default defineExercise<Exports>({
             const expected = await trainer.trainStep();
             await withoutClipping.trainStep();
             if (typeof loss !== "number" || !(Math.abs(loss - expected.loss) <= 1e-4)) {
-              fail(`step ${step}: trainStep returned the loss ${loss}, expected ${expected.loss.toFixed(5)}.`, "Return the loss of the batch computed before the update, as a number (loss.dataSync()[0]).");
+              fail(
+                `step ${step}: trainStep returned the loss ${loss}, expected ${expected.loss.toFixed(5)}.`,
+                "Return the loss of the batch computed before the update, as a number (loss.dataSync()[0]).",
+              );
             }
             // NaN counts as moved (it fails below, with its own hint).
-            const moved = mine.namedParameters().some(([, variable], i) => !(tf.tidy(() => variable.sub(before[i]!).abs().max().dataSync()[0] as number) === 0));
+            const moved = mine
+              .namedParameters()
+              .some(
+                ([, variable], i) =>
+                  !(tf.tidy(() => variable.sub(before[i]!).abs().max().dataSync()[0] as number) === 0),
+              );
             tf.dispose(before);
             if (!moved) {
-              fail(`step ${step} left every weight unchanged.`, "optimizer.applyGradients finds gradients by parameter name: pass it the clipped gradients from lossAndGradients (keyed by parameter name).");
+              fail(
+                `step ${step} left every weight unchanged.`,
+                "optimizer.applyGradients finds gradients by parameter name: pass it the clipped gradients from lossAndGradients (keyed by parameter name).",
+              );
             }
             // Two correct implementations differ by float32 rounding, far below 0.5% of lr (see ε above); real
             // mistakes (no clipping, another update rule) move weights by 10% of lr or more.
@@ -406,7 +509,10 @@ export default defineExercise<Exports>({
                 : largestDifference(mine, unclipped).difference <= allowed
                   ? "Your weights are those of a step without clipping: clip the gradients (clipByGlobalNorm with maxNorm) before the update."
                   : undefined;
-              fail(`after step ${step}, ${name} differs from the Trainer's by ${difference.toExponential(2)} (allowed ${allowed.toExponential(1)}, 0.5% of the learning rate).`, hint);
+              fail(
+                `after step ${step}, ${name} differs from the Trainer's by ${difference.toExponential(2)} (allowed ${allowed.toExponential(1)}, 0.5% of the learning rate).`,
+                hint,
+              );
             }
           }
           if (optimizer.step !== 2) fail(`after two steps optimizer.step is ${optimizer.step}, expected 2.`);

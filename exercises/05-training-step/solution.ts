@@ -30,7 +30,8 @@ export function lossAndGradients(
   const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(inputs), targets));
   const nameOf = new Map(model.namedParameters().map(([name, variable]) => [variable.name, name]));
   const gradients: Record<string, tf.Tensor> = {};
-  for (const [variableName, gradient] of Object.entries(grads)) gradients[nameOf.get(variableName) ?? variableName] = gradient;
+  for (const [variableName, gradient] of Object.entries(grads))
+    gradients[nameOf.get(variableName) ?? variableName] = gradient;
   return { loss: value, gradients };
 }
 
@@ -44,7 +45,10 @@ export function clipByGlobalNorm(
 ): { clipped: Record<string, tf.Tensor>; norm: number } {
   const norm = tf.tidy(() => {
     const squares = Object.values(gradients).map((g) => g.square().sum()); // one scalar per parameter
-    return squares.reduce((total, s) => total.add(s)).sqrt().dataSync()[0] as number;
+    return squares
+      .reduce((total, s) => total.add(s))
+      .sqrt()
+      .dataSync()[0] as number;
   });
   // One factor for all: the direction of the whole update is kept, only its length shrinks.
   const scale = Math.min(1, maxNorm / (norm + 1e-6));
@@ -73,8 +77,14 @@ export class AdamW {
     for (const [name, variable] of namedParameters) {
       // Moments start at 0, not trainable: they are the optimizer's memory, not the model's weights.
       // (tf.tidy frees the zeros once the variable has taken its own copy.)
-      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
-      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
+      this.m.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
+      );
+      this.v.set(
+        name,
+        tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
+      );
     }
   }
 
@@ -108,7 +118,13 @@ export class AdamW {
 }
 
 /** One training step on one batch: forward, backward, clip, update. Returns the loss (before the update). */
-export function trainStep(model: GPT, optimizer: AdamW, inputs: tf.Tensor, targets: tf.Tensor, maxNorm: number): number {
+export function trainStep(
+  model: GPT,
+  optimizer: AdamW,
+  inputs: tf.Tensor,
+  targets: tf.Tensor,
+  maxNorm: number,
+): number {
   model.train(); // dropout on (when the model has any)
   const { loss, gradients } = lossAndGradients(model, inputs, targets);
   const { clipped } = clipByGlobalNorm(gradients, maxNorm);

@@ -2,7 +2,7 @@
  * Exercise 05-training-step: one training step written out (loss, gradients, clipping, AdamW). Read README.md in
  * this folder, fill in the TODOs, then check your work with `npm run exercise -- 05-training-step`.
  */
-import { type AdamWOptions, type GPT, tf } from "gpt-course";
+import type { AdamWOptions, GPT, tf } from "gpt-course";
 // lossAndGradients also needs crossEntropy from gpt-course: add it to the import above.
 import { todo } from "../harness/check.js";
 
@@ -81,7 +81,13 @@ export class AdamW {
 }
 
 /** One training step on one batch: forward, backward, clip, update. Returns the loss (before the update). */
-export function trainStep(model: GPT, optimizer: AdamW, inputs: tf.Tensor, targets: tf.Tensor, maxNorm: number): number {
+export function trainStep(
+  model: GPT,
+  optimizer: AdamW,
+  inputs: tf.Tensor,
+  targets: tf.Tensor,
+  maxNorm: number,
+): number {
   // TODO: model.train(); lossAndGradients; clipByGlobalNorm(gradients, maxNorm); optimizer.applyGradients(clipped);
   //       read the loss as a number; dispose the loss and both sets of gradients; return the loss.
   return todo("trainStep", model, optimizer, inputs, targets, maxNorm);

@@ -63,8 +63,18 @@ export default defineExercise<Exports>({
             allValues.push(values);
             const result = cache.append(keys, values);
             const total = allKeys.reduce((n, k) => n + (k.shape[2] as number), 0);
-            expectClose(result?.keys, tf.concat(allKeys, 2), `the keys returned after appending ${allKeys.length} steps`, { atol: 0, rtol: 0 });
-            expectClose(result?.values, tf.concat(allValues, 2), `the values returned after appending ${allValues.length} steps`, { atol: 0, rtol: 0 });
+            expectClose(
+              result?.keys,
+              tf.concat(allKeys, 2),
+              `the keys returned after appending ${allKeys.length} steps`,
+              { atol: 0, rtol: 0 },
+            );
+            expectClose(
+              result?.values,
+              tf.concat(allValues, 2),
+              `the values returned after appending ${allValues.length} steps`,
+              { atol: 0, rtol: 0 },
+            );
             if (cache.length !== total) fail(`after appending ${total} positions, length is ${cache.length}.`);
           }
         } finally {
@@ -78,13 +88,16 @@ export default defineExercise<Exports>({
       run({ KVCache }, random) {
         const cache = new KVCache();
         const shape = [1, 2, 3, 4];
-        for (let step = 0; step < 2; step++) tf.tidy(() => void cache.append(randomTensor(random, shape), randomTensor(random, shape)));
+        for (let step = 0; step < 2; step++)
+          tf.tidy(() => void cache.append(randomTensor(random, shape), randomTensor(random, shape)));
         const keys = expectTensor(cache.keys, "cache.keys after two appends inside tf.tidy");
-        if (keys.shape[2] !== 6) fail(`cache.keys has shape [${keys.shape}] after two appends of 3 positions, expected time axis 6.`);
+        if (keys.shape[2] !== 6)
+          fail(`cache.keys has shape [${keys.shape}] after two appends of 3 positions, expected time axis 6.`);
         const values = expectTensor(cache.values, "cache.values");
         const before = tf.memory().numTensors;
         cache.dispose();
-        if (!keys.isDisposed || !values.isDisposed) fail("dispose() should dispose the cached keys and values (memory leak).");
+        if (!keys.isDisposed || !values.isDisposed)
+          fail("dispose() should dispose the cached keys and values (memory leak).");
         if (cache.length !== 0) fail(`after dispose() the cache should be empty, but length is ${cache.length}.`);
         if (tf.memory().numTensors > before - 2) fail("dispose() did not free the cached tensors.");
       },
@@ -104,9 +117,16 @@ export default defineExercise<Exports>({
           const chunks = [tokens.slice(0, promptLength), ...tokens.slice(promptLength).map((t) => [t])];
           let position = 0;
           for (const chunk of chunks) {
-            const logits = await explainDisposed(() => model.forward(tf.tensor2d([chunk], [1, chunk.length], "int32"), { cache: caches }));
+            const logits = await explainDisposed(() =>
+              model.forward(tf.tensor2d([chunk], [1, chunk.length], "int32"), { cache: caches }),
+            );
             const expected = full.slice([0, position, 0], [1, chunk.length, -1]);
-            expectClose(logits, expected, `the logits of positions ${position}..${position + chunk.length - 1} (with ${position} cached)`, { atol: 1e-3, rtol: 1e-3 });
+            expectClose(
+              logits,
+              expected,
+              `the logits of positions ${position}..${position + chunk.length - 1} (with ${position} cached)`,
+              { atol: 1e-3, rtol: 1e-3 },
+            );
             position += chunk.length;
           }
         } finally {
@@ -126,7 +146,9 @@ export default defineExercise<Exports>({
           const expected = await generate(model, prompt, { maxNewTokens, temperature: 0 });
           const tokens = await explainDisposed(() => generateGreedy(model, [...prompt], maxNewTokens));
           if (!Array.isArray(tokens) || tokens.join() !== (expected.tokens[0] as number[]).join()) {
-            fail(`for the prompt [${prompt}], generateGreedy gave ${JSON.stringify(tokens)}, expected [${expected.tokens[0]}].`);
+            fail(
+              `for the prompt [${prompt}], generateGreedy gave ${JSON.stringify(tokens)}, expected [${expected.tokens[0]}].`,
+            );
           }
         } finally {
           model.dispose();
@@ -150,12 +172,17 @@ export default defineExercise<Exports>({
           const prompt = randomPrompt(random, model.config.vocabSize);
           const maxNewTokens = randomInt(random, 3, 8);
           await explainDisposed(() => generateGreedy(model, [...prompt], maxNewTokens));
-          if (calls.length !== maxNewTokens) fail(`generating ${maxNewTokens} tokens called model.forward ${calls.length} times, expected ${maxNewTokens}.`);
+          if (calls.length !== maxNewTokens)
+            fail(
+              `generating ${maxNewTokens} tokens called model.forward ${calls.length} times, expected ${maxNewTokens}.`,
+            );
           if (calls.some((call) => !call.cached)) fail("some calls of model.forward had no { cache }.");
           const lengths = calls.map((call) => call.length);
           const expected = [prompt.length, ...Array<number>(maxNewTokens - 1).fill(1)];
           if (lengths.join() !== expected.join()) {
-            fail(`model.forward was called on ${lengths.join(", ")} tokens; with a cache it should be ${expected.join(", ")}.`);
+            fail(
+              `model.forward was called on ${lengths.join(", ")} tokens; with a cache it should be ${expected.join(", ")}.`,
+            );
           }
         } finally {
           model.dispose();

@@ -2,7 +2,7 @@
  * Exercise 06-kv-cache: a KV cache, and greedy generation that uses it. Read README.md in this folder, fill
  * in the TODOs, then check your work with `npm run exercise -- 06-kv-cache`.
  */
-import { GPT, tf } from "gpt-course";
+import type { GPT, tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /** One block's cache: keys and values of the positions seen so far, each (B, nh, T, hs). */

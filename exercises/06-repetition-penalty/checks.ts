@@ -13,12 +13,15 @@ type Exports = typeof import("./solution.js");
 export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
 
 /** Random logits, about half of them negative. */
-const randomLogits = (random: Random, V: number): number[] => Array.from({ length: V }, () => randomFloat(random, -6, 6));
+const randomLogits = (random: Random, V: number): number[] =>
+  Array.from({ length: V }, () => randomFloat(random, -6, 6));
 
 /** A history that repeats some tokens (a few favourite ids drawn often) and leaves others out. */
 function randomHistory(random: Random, V: number): number[] {
   const favourites = Array.from({ length: randomInt(random, 1, 3) }, () => random.int(V));
-  return Array.from({ length: randomInt(random, 3, 2 * V) }, () => (random.next() < 0.5 ? favourites[random.int(favourites.length)]! : random.int(V)));
+  return Array.from({ length: randomInt(random, 3, 2 * V) }, () =>
+    random.next() < 0.5 ? favourites[random.int(favourites.length)]! : random.int(V),
+  );
 }
 
 function counts(history: readonly number[]): Map<number, number> {
@@ -36,7 +39,8 @@ function repetitionPenalty(
 ): number[] {
   const seen = counts(history);
   return logits.map((logit, token) => {
-    const times = mistake === "every token" ? 1 : mistake === "per occurrence" ? (seen.get(token) ?? 0) : seen.has(token) ? 1 : 0;
+    const times =
+      mistake === "every token" ? 1 : mistake === "per occurrence" ? (seen.get(token) ?? 0) : seen.has(token) ? 1 : 0;
     let value = logit;
     for (let i = 0; i < times; i++) {
       const divide = mistake === "always divide" || (mistake !== "always multiply" && value > 0);
@@ -47,16 +51,27 @@ function repetitionPenalty(
 }
 
 const REPETITION_MISTAKES: Array<[Parameters<typeof repetitionPenalty>[3], string]> = [
-  ["per occurrence", "The penalty is applied once per token that occurs in the history, not once per occurrence: use new Set(history)."],
+  [
+    "per occurrence",
+    "The penalty is applied once per token that occurs in the history, not once per occurrence: use new Set(history).",
+  ],
   [
     "always divide",
     "Dividing a negative logit by the penalty moves it towards 0, which makes the token *more* likely. Negative logits are multiplied by the penalty.",
   ],
-  ["always multiply", "Multiplying a positive logit by a penalty > 1 makes it larger, so the token *more* likely: positive logits are divided."],
+  [
+    "always multiply",
+    "Multiplying a positive logit by a penalty > 1 makes it larger, so the token *more* likely: positive logits are divided.",
+  ],
   ["every token", "Only the tokens that occur in the history are penalised; the others keep their logits."],
 ];
 
-function frequencyPresence(logits: readonly number[], history: readonly number[], frequency: number, presence: number): number[] {
+function frequencyPresence(
+  logits: readonly number[],
+  history: readonly number[],
+  frequency: number,
+  presence: number,
+): number[] {
   const seen = counts(history);
   return logits.map((logit, token) => logit - (seen.get(token) ?? 0) * frequency - (seen.has(token) ? presence : 0));
 }
@@ -100,7 +115,8 @@ const TOLERANCE = { atol: 1e-6, rtol: 1e-6 };
 
 export default defineExercise<Exports>({
   title: "Repetition penalties",
-  teaches: "the CTRL repetition penalty (divide positive logits, multiply negative ones), frequency and presence penalties, penalised greedy decoding",
+  teaches:
+    "the CTRL repetition penalty (divide positive logits, multiply negative ones), frequency and presence penalties, penalised greedy decoding",
   checks: [
     {
       name: "applyRepetitionPenalty divides positive logits and multiplies negative ones, of every token in the history",
@@ -118,10 +134,18 @@ export default defineExercise<Exports>({
           const hint = Array.isArray(result)
             ? REPETITION_MISTAKES.find(([mistake]) => {
                 const variant = repetitionPenalty(logits, history, penalty, mistake);
-                return variant.join() !== expected.join() && variant.every((x, i) => Math.abs(x - (result[i] as number)) < 1e-5);
+                return (
+                  variant.join() !== expected.join() &&
+                  variant.every((x, i) => Math.abs(x - (result[i] as number)) < 1e-5)
+                );
               })?.[1]
             : undefined;
-          expectCloseArrays(result, expected, `applyRepetitionPenalty(${V} logits, history [${history.join(", ")}], ${penalty.toFixed(3)})`, { ...TOLERANCE, hint });
+          expectCloseArrays(
+            result,
+            expected,
+            `applyRepetitionPenalty(${V} logits, history [${history.join(", ")}], ${penalty.toFixed(3)})`,
+            { ...TOLERANCE, hint },
+          );
         }
       },
     },
@@ -134,12 +158,25 @@ export default defineExercise<Exports>({
         const V = randomInt(random, 5, 30);
         const logits = randomLogits(random, V);
         const history = randomHistory(random, V);
-        expectCloseArrays(applyRepetitionPenalty([...logits], history, 1), logits, "applyRepetitionPenalty(logits, history, 1)", TOLERANCE);
-        expectCloseArrays(applyRepetitionPenalty([...logits], [], randomFloat(random, 1.1, 3)), logits, "applyRepetitionPenalty(logits, [], penalty)", TOLERANCE);
+        expectCloseArrays(
+          applyRepetitionPenalty([...logits], history, 1),
+          logits,
+          "applyRepetitionPenalty(logits, history, 1)",
+          TOLERANCE,
+        );
+        expectCloseArrays(
+          applyRepetitionPenalty([...logits], [], randomFloat(random, 1.1, 3)),
+          logits,
+          "applyRepetitionPenalty(logits, [], penalty)",
+          TOLERANCE,
+        );
         const input = [...logits];
         const result = applyRepetitionPenalty(input, history, randomFloat(random, 1.5, 3));
         if (result === input) fail("applyRepetitionPenalty returned the array it was given, changed in place.");
-        expectCloseArrays(input, logits, "the logits passed in, after the call", { ...TOLERANCE, hint: "Do not change the input array: copy it first." });
+        expectCloseArrays(input, logits, "the logits passed in, after the call", {
+          ...TOLERANCE,
+          hint: "Do not change the input array: copy it first.",
+        });
       },
     },
     {
@@ -155,13 +192,24 @@ export default defineExercise<Exports>({
           const [frequency, presence] = [randomFloat(random, 0.1, 2), randomFloat(random, 0.1, 2)];
           const result = applyFrequencyPresencePenalty([...logits], [...history], frequency, presence);
           const expected = frequencyPresence(logits, history, frequency, presence);
-          const matches = (variant: number[]) => Array.isArray(result) && variant.every((x, i) => Math.abs(x - (result[i] as number)) < 1e-5);
+          const matches = (variant: number[]) =>
+            Array.isArray(result) && variant.every((x, i) => Math.abs(x - (result[i] as number)) < 1e-5);
           let hint: string | undefined;
-          if (matches(frequencyPresence(logits, history, presence, frequency))) hint = "The two penalties are swapped: the frequency penalty is multiplied by the count, the presence penalty is not.";
-          else if (matches(frequencyPresence(logits, [...new Set(history)], frequency, presence))) hint = "The frequency penalty grows with every occurrence: multiply it by the token's count.";
-          else if (matches(frequencyPresence(logits, history, frequency + presence, 0))) hint = "The presence penalty is paid once per token that occurs, not once per occurrence.";
-          else if (matches(frequencyPresence(logits, history, -frequency, -presence))) hint = "Subtract the penalties: they should make used tokens less likely.";
-          expectCloseArrays(result, expected, `applyFrequencyPresencePenalty(${V} logits, history [${history.join(", ")}], ${frequency.toFixed(3)}, ${presence.toFixed(3)})`, { ...TOLERANCE, hint });
+          if (matches(frequencyPresence(logits, history, presence, frequency)))
+            hint =
+              "The two penalties are swapped: the frequency penalty is multiplied by the count, the presence penalty is not.";
+          else if (matches(frequencyPresence(logits, [...new Set(history)], frequency, presence)))
+            hint = "The frequency penalty grows with every occurrence: multiply it by the token's count.";
+          else if (matches(frequencyPresence(logits, history, frequency + presence, 0)))
+            hint = "The presence penalty is paid once per token that occurs, not once per occurrence.";
+          else if (matches(frequencyPresence(logits, history, -frequency, -presence)))
+            hint = "Subtract the penalties: they should make used tokens less likely.";
+          expectCloseArrays(
+            result,
+            expected,
+            `applyFrequencyPresencePenalty(${V} logits, history [${history.join(", ")}], ${frequency.toFixed(3)}, ${presence.toFixed(3)})`,
+            { ...TOLERANCE, hint },
+          );
         }
       },
     },
@@ -176,7 +224,9 @@ export default defineExercise<Exports>({
           const expected = (await generate(model, prompt, { maxNewTokens, temperature: 0 })).tokens[0] as number[];
           const tokens = await generateGreedyWithPenalty(model, [...prompt], maxNewTokens, 1);
           if (!Array.isArray(tokens) || tokens.join() !== expected.join()) {
-            fail(`for the prompt [${prompt}], generateGreedyWithPenalty(…, ${maxNewTokens}, 1) gave ${JSON.stringify(tokens)}, expected [${expected}].`);
+            fail(
+              `for the prompt [${prompt}], generateGreedyWithPenalty(…, ${maxNewTokens}, 1) gave ${JSON.stringify(tokens)}, expected [${expected}].`,
+            );
           }
         } finally {
           model.dispose();
@@ -198,16 +248,27 @@ export default defineExercise<Exports>({
           const expected = referenceGeneration(model, prompt, maxNewTokens, penalty);
           const tokens = await generateGreedyWithPenalty(model, [...prompt], maxNewTokens, penalty);
           if (!Array.isArray(tokens) || tokens.join() !== expected.join()) {
-            const same = (variant: number[]) => Array.isArray(tokens) && variant.join() !== expected.join() && tokens.join() === variant.join();
+            const same = (variant: number[]) =>
+              Array.isArray(tokens) && variant.join() !== expected.join() && tokens.join() === variant.join();
             let hint: string | undefined;
-            if (same(referenceGeneration(model, prompt, maxNewTokens, penalty, (ids, promptLength) => ids.slice(promptLength)))) {
-              hint = "Only the generated tokens were penalised: the history includes the prompt (as in Hugging Face's repetition_penalty).";
+            if (
+              same(
+                referenceGeneration(model, prompt, maxNewTokens, penalty, (ids, promptLength) =>
+                  ids.slice(promptLength),
+                ),
+              )
+            ) {
+              hint =
+                "Only the generated tokens were penalised: the history includes the prompt (as in Hugging Face's repetition_penalty).";
             } else if (same(referenceGeneration(model, prompt, maxNewTokens, 1))) {
               hint = "No penalty was applied: penalise the logits with applyRepetitionPenalty before the argmax.";
             } else if (same(referenceGeneration(model, prompt, maxNewTokens, penalty, undefined, "per occurrence"))) {
               hint = "Penalise each token once, however often it occurs (see the first check).";
             }
-            fail(`for the prompt [${prompt}] and penalty ${penalty.toFixed(3)}, generateGreedyWithPenalty gave ${JSON.stringify(tokens)}, expected [${expected}].`, hint);
+            fail(
+              `for the prompt [${prompt}] and penalty ${penalty.toFixed(3)}, generateGreedyWithPenalty gave ${JSON.stringify(tokens)}, expected [${expected}].`,
+              hint,
+            );
           }
         } finally {
           model.dispose();

@@ -10,7 +10,11 @@ import { argmax, type GPT, tf } from "gpt-course";
  * negative one multiplied by it. Both make the token less likely when penalty > 1; penalty 1 changes nothing.
  * Returns a new array; `logits` is left as it was.
  */
-export function applyRepetitionPenalty(logits: readonly number[], history: readonly number[], penalty: number): number[] {
+export function applyRepetitionPenalty(
+  logits: readonly number[],
+  history: readonly number[],
+  penalty: number,
+): number[] {
   const penalised = [...logits];
   for (const token of new Set(history)) {
     const logit = penalised[token] as number;

@@ -12,7 +12,11 @@ import { todo } from "../harness/check.js";
  * negative one multiplied by it. Both make the token less likely when penalty > 1; penalty 1 changes nothing.
  * Returns a new array; `logits` is left as it was.
  */
-export function applyRepetitionPenalty(logits: readonly number[], history: readonly number[], penalty: number): number[] {
+export function applyRepetitionPenalty(
+  logits: readonly number[],
+  history: readonly number[],
+  penalty: number,
+): number[] {
   // TODO: copy the logits ([...logits]); for each *distinct* token of the history (new Set(history)), divide its
   //       logit by penalty if it is positive, multiply it by penalty otherwise. Return the copy.
   return todo("applyRepetitionPenalty", logits, history, penalty);

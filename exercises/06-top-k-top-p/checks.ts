@@ -35,7 +35,12 @@ export default defineExercise<Exports>({
           const logits = randomLogits(random, trial === 0);
           const temperature = randomFloat(random, 0.3, 2);
           const expected = libProbabilities(logits, { temperature });
-          expectCloseArrays(softmaxWithTemperature(logits, temperature), expected, `softmaxWithTemperature(${describeLogits(logits)}, ${temperature.toFixed(3)})`, TOLERANCE);
+          expectCloseArrays(
+            softmaxWithTemperature(logits, temperature),
+            expected,
+            `softmaxWithTemperature(${describeLogits(logits)}, ${temperature.toFixed(3)})`,
+            TOLERANCE,
+          );
         }
       },
     },
@@ -54,7 +59,10 @@ export default defineExercise<Exports>({
           if (Array.isArray(result) && result.length === expected.length) {
             const kept = result.filter((p) => p > 0).length;
             if (kept === k && Math.abs(result.reduce((a, b) => a + b, 0) - 1) > 1e-6) {
-              fail(`keepTopK kept ${k} tokens but they add up to ${result.reduce((a, b) => a + b, 0)}.`, "Renormalise: divide the kept probabilities by their sum.");
+              fail(
+                `keepTopK kept ${k} tokens but they add up to ${result.reduce((a, b) => a + b, 0)}.`,
+                "Renormalise: divide the kept probabilities by their sum.",
+              );
             }
           }
           expectCloseArrays(result, expected, `keepTopK(${describeLogits(logits)}, k = ${k})`, TOLERANCE);
@@ -74,10 +82,16 @@ export default defineExercise<Exports>({
           const expected = libProbabilities(logits, { topP: p });
           const result = keepTopP(probabilities, p);
           let hint: string | undefined;
-          if (Array.isArray(result) && result.filter((q) => q > 0).length === expected.filter((q) => q > 0).length - 1) {
+          if (
+            Array.isArray(result) &&
+            result.filter((q) => q > 0).length === expected.filter((q) => q > 0).length - 1
+          ) {
             hint = "You kept one token too few: include the token whose probability makes the running sum reach p.";
           }
-          expectCloseArrays(result, expected, `keepTopP(${describeLogits(logits)}, p = ${p.toFixed(3)})`, { ...TOLERANCE, hint });
+          expectCloseArrays(result, expected, `keepTopP(${describeLogits(logits)}, p = ${p.toFixed(3)})`, {
+            ...TOLERANCE,
+            hint,
+          });
         }
       },
     },
@@ -94,7 +108,12 @@ export default defineExercise<Exports>({
           if (random.next() < 0.6) options.topK = randomInt(random, 1, logits.length);
           if (random.next() < 0.6) options.topP = randomFloat(random, 0.3, 0.97);
           const expected = libProbabilities(logits, options);
-          expectCloseArrays(nextTokenProbabilities(logits, { ...options }), expected, `nextTokenProbabilities(${describeLogits(logits)}, ${JSON.stringify(options)})`, TOLERANCE);
+          expectCloseArrays(
+            nextTokenProbabilities(logits, { ...options }),
+            expected,
+            `nextTokenProbabilities(${describeLogits(logits)}, ${JSON.stringify(options)})`,
+            TOLERANCE,
+          );
         }
       },
     },
@@ -106,19 +125,25 @@ export default defineExercise<Exports>({
       run({ sampleToken }, random) {
         for (let trial = 0; trial < 40; trial++) {
           const logits = randomLogits(random);
-          const options: SamplingOptions = random.next() < 0.5 ? { topK: randomInt(random, 1, logits.length) } : { topP: randomFloat(random, 0.5, 1) };
+          const options: SamplingOptions =
+            random.next() < 0.5 ? { topK: randomInt(random, 1, logits.length) } : { topP: randomFloat(random, 0.5, 1) };
           const probabilities = Array.from(libProbabilities(logits, options));
           const u = random.next();
           // Skip the rare u that sits on a boundary, where the last bit of rounding decides.
-          let sum = 0;
-          if (probabilities.some((p) => Math.abs((sum += p) - u) < 1e-9)) continue;
+          const cumulative = probabilities.map((_, i) => probabilities.slice(0, i + 1).reduce((a, b) => a + b, 0));
+          if (cumulative.some((c) => Math.abs(c - u) < 1e-9)) continue;
           const fixed = new Random(0);
           fixed.next = () => u; // gpt-course draws exactly one uniform number per token
           const expected = sampleNextToken(logits, options, fixed);
           const token = sampleToken(probabilities, u);
           if (token !== expected) {
-            const shown = probabilities.map((p) => p.toFixed(3)).slice(0, 8).join(", ");
-            fail(`sampleToken([${shown}${probabilities.length > 8 ? ", ..." : ""}], u = ${u.toFixed(4)}) is ${token}, expected ${expected}.`);
+            const shown = probabilities
+              .map((p) => p.toFixed(3))
+              .slice(0, 8)
+              .join(", ");
+            fail(
+              `sampleToken([${shown}${probabilities.length > 8 ? ", ..." : ""}], u = ${u.toFixed(4)}) is ${token}, expected ${expected}.`,
+            );
           }
         }
       },

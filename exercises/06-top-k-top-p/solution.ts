@@ -15,7 +15,9 @@ export function softmaxWithTemperature(logits: readonly number[], temperature: n
 
 /** Token ids by decreasing probability; ties keep the lower id first. */
 function byProbability(probabilities: readonly number[]): number[] {
-  return probabilities.map((_, id) => id).sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number) || a - b);
+  return probabilities
+    .map((_, id) => id)
+    .sort((a, b) => (probabilities[b] as number) - (probabilities[a] as number) || a - b);
 }
 
 /** Every probability but the k largest set to 0, the rest renormalised to sum to 1. */

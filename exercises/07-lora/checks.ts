@@ -27,11 +27,24 @@ export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
  * A at least 96 entries, enough to estimate its standard deviation reliably.
  */
 function randomSetting(random: Random, large = false): { base: Linear; rank: number; alpha: number; seed: number } {
-  const [inFeatures, outFeatures] = large ? [randomInt(random, 24, 36), randomInt(random, 9, 16)] : [randomInt(random, 4, 16), randomInt(random, 3, 12)];
+  const [inFeatures, outFeatures] = large
+    ? [randomInt(random, 24, 36), randomInt(random, 9, 16)]
+    : [randomInt(random, 4, 16), randomInt(random, 3, 12)];
   const base = new Linear(inFeatures, outFeatures, { bias: random.next() < 0.7, initStd: 0.5, seed: random.seed() });
   base.bias?.assign(randomTensor(random, [outFeatures], 0.5));
-  const rank = randomChoice(random, (large ? [4, 8] : [1, 2, 4, 8]).filter((r) => r < Math.min(inFeatures, outFeatures)));
-  return { base, rank, alpha: randomChoice(random, [1, 8, 16, 32].filter((a) => a !== rank)), seed: random.seed() };
+  const rank = randomChoice(
+    random,
+    (large ? [4, 8] : [1, 2, 4, 8]).filter((r) => r < Math.min(inFeatures, outFeatures)),
+  );
+  return {
+    base,
+    rank,
+    alpha: randomChoice(
+      random,
+      [1, 8, 16, 32].filter((a) => a !== rank),
+    ),
+    seed: random.seed(),
+  };
 }
 
 /** A random input (..., in) with one or two leading axes. */
@@ -54,7 +67,11 @@ function disposeAll(...modules: Array<{ dispose(): void } | undefined>): void {
 function withRandomAdapters(
   { LoRALinear }: Exports,
   random: Random,
-  f: (lora: InstanceType<Exports["LoRALinear"]>, adapter: LoRAAdapter, setting: ReturnType<typeof randomSetting>) => void,
+  f: (
+    lora: InstanceType<Exports["LoRALinear"]>,
+    adapter: LoRAAdapter,
+    setting: ReturnType<typeof randomSetting>,
+  ) => void,
 ): void {
   const setting = randomSetting(random);
   const { base, rank, alpha } = setting;
@@ -74,7 +91,12 @@ function withRandomAdapters(
 }
 
 /** Names a wrong scale by the factor the learner's correction turned out to have. */
-function scaleHint(result: tf.Tensor, base: tf.Tensor, correction: tf.Tensor, { rank, alpha }: { rank: number; alpha: number }): string | undefined {
+function scaleHint(
+  result: tf.Tensor,
+  base: tf.Tensor,
+  correction: tf.Tensor,
+  { rank, alpha }: { rank: number; alpha: number },
+): string | undefined {
   const wrong: Array<[number, string]> = [
     [1, "The scale α/r is missing: multiply x·A·B by this.scale = alpha / rank."],
     [rank / alpha, "The scale is upside down: α/r (alpha / rank), not r/α."],
@@ -120,11 +142,14 @@ export default defineExercise<Exports>({
               `A's values have a standard deviation of ${std.toPrecision(3)}, expected about 1/√in = ${target.toPrecision(3)}.`,
               std === 0
                 ? "A must be random: with A = 0 as well as B = 0, B's gradient (α/r)·(xA)ᵀ·∂L/∂y is 0 and nothing ever trains."
-                : "tf.randomNormal([in, r], 0, 1 / Math.sqrt(in), \"float32\", seed): x·A then has about the size of x.",
+                : 'tf.randomNormal([in, r], 0, 1 / Math.sqrt(in), "float32", seed): x·A then has about the size of x.',
             );
           }
           if (!(Math.abs(lora.scale - alpha / rank) < 1e-12)) {
-            fail(`scale is ${lora.scale} for α = ${alpha}, r = ${rank}; expected ${alpha / rank}.`, "scale = alpha / rank.");
+            fail(
+              `scale is ${lora.scale} for α = ${alpha}, r = ${rank}; expected ${alpha / rank}.`,
+              "scale = alpha / rank.",
+            );
           }
         } finally {
           disposeAll(lora, base);
@@ -141,22 +166,47 @@ export default defineExercise<Exports>({
         let lora: InstanceType<Exports["LoRALinear"]> | undefined;
         try {
           lora = new LoRALinear(base, { rank, alpha, seed });
-          const frozen = [["base.weight", base.weight], ["base.bias", base.bias]] as const;
+          const frozen = [
+            ["base.weight", base.weight],
+            ["base.bias", base.bias],
+          ] as const;
           for (const [name, variable] of frozen) {
-            if (variable?.trainable) fail(`${name} is still trainable.`, `Set ${name}.trainable = false: the pretrained weights stay as they are, only A and B learn.`);
+            if (variable?.trainable)
+              fail(
+                `${name} is still trainable.`,
+                `Set ${name}.trainable = false: the pretrained weights stay as they are, only A and B learn.`,
+              );
           }
           if (!lora.A.trainable || !lora.B.trainable) fail("A and B must be trainable (addParameter makes them so).");
           const x = randomInput(random, base.inFeatures);
           const upstream = randomTensor(random, [...x.shape.slice(0, -1), base.outFeatures]); // ∂L/∂y for L = Σ y · upstream
           const layer = lora;
-          const { grads } = tf.variableGrads(() => expectTensor(layer.forward(x), "forward(x)").mul(upstream).sum() as tf.Scalar);
-          const names = new Map([[lora.A.name, "A"], [lora.B.name, "B"], [base.weight.name, "base.weight"], [base.bias?.name ?? "", "base.bias"]]);
-          const got = Object.keys(grads).map((key) => names.get(key) ?? key).sort();
-          if (got.join() !== "A,B") fail(`tf.variableGrads differentiated ${got.join(", ")}; only A and B should get gradients.`);
+          const { grads } = tf.variableGrads(
+            () => expectTensor(layer.forward(x), "forward(x)").mul(upstream).sum() as tf.Scalar,
+          );
+          const names = new Map([
+            [lora.A.name, "A"],
+            [lora.B.name, "B"],
+            [base.weight.name, "base.weight"],
+            [base.bias?.name ?? "", "base.bias"],
+          ]);
+          const got = Object.keys(grads)
+            .map((key) => names.get(key) ?? key)
+            .sort();
+          if (got.join() !== "A,B")
+            fail(`tf.variableGrads differentiated ${got.join(", ")}; only A and B should get gradients.`);
           const rows = x.reshape([-1, base.inFeatures]) as tf.Tensor2D;
-          const expectedB = tf.matMul(tf.matMul(rows, lora.A as tf.Tensor2D), upstream.reshape([-1, base.outFeatures]) as tf.Tensor2D, true, false).mul(alpha / rank);
+          const expectedB = tf
+            .matMul(
+              tf.matMul(rows, lora.A as tf.Tensor2D),
+              upstream.reshape([-1, base.outFeatures]) as tf.Tensor2D,
+              true,
+              false,
+            )
+            .mul(alpha / rank);
           const gradient = expectTensor(grads[lora.B.name], "the gradient of B");
-          const scaled = (factor: number) => gradient.shape.join() === expectedB.shape.join() && allClose(gradient, expectedB.mul(factor), 1e-4, 1e-3);
+          const scaled = (factor: number) =>
+            gradient.shape.join() === expectedB.shape.join() && allClose(gradient, expectedB.mul(factor), 1e-4, 1e-3);
           const hint = scaled(1)
             ? undefined
             : scaled(rank / alpha)
@@ -181,7 +231,12 @@ export default defineExercise<Exports>({
           const x = randomInput(random, base.inFeatures);
           const what = `forward(x [${x.shape}]) of a fresh LoRALinear`;
           const result = expectTensor(lora.forward(x), what);
-          expectShape(result, [...x.shape.slice(0, -1), base.outFeatures], what, "The output has x's leading axes and out features last: reshape the correction back.");
+          expectShape(
+            result,
+            [...x.shape.slice(0, -1), base.outFeatures],
+            what,
+            "The output has x's leading axes and out features last: reshape the correction back.",
+          );
           expectClose(result, base.forward(x), what);
         } finally {
           disposeAll(lora, base);
@@ -217,8 +272,10 @@ export default defineExercise<Exports>({
           const weightBefore = base.weight.clone();
           const merged = lora.merge();
           try {
-            if (!(merged instanceof Linear)) fail("merge() should return a Linear (gpt-course's), a plain layer with no adapter.");
-            if (merged === base || merged.weight === base.weight) fail("merge() returned the base layer itself: build a new Linear, so the base stays as it was.");
+            if (!(merged instanceof Linear))
+              fail("merge() should return a Linear (gpt-course's), a plain layer with no adapter.");
+            if (merged === base || merged.weight === base.weight)
+              fail("merge() returned the base layer itself: build a new Linear, so the base stays as it was.");
             expectClose(base.weight, weightBefore, "the base layer's weight after merge()", {
               atol: 0,
               hint: "merge() must not change the base layer (another adapter may still use it): assign into a new Linear.",
@@ -229,9 +286,14 @@ export default defineExercise<Exports>({
               hint: forgotScale ? "The merged weight is W + (α/r)·A·B: the scale α/r is missing." : undefined,
             });
             if (base.bias) {
-              expectClose(merged.bias, base.bias, "the merged bias", { hint: "LoRA does not change the bias: copy the base layer's bias into the merged layer." });
+              expectClose(merged.bias, base.bias, "the merged bias", {
+                hint: "LoRA does not change the bias: copy the base layer's bias into the merged layer.",
+              });
             } else if (merged.bias) {
-              fail("the base layer has no bias, but the merged layer has one.", "new Linear(in, out, { bias: this.base.bias !== undefined }).");
+              fail(
+                "the base layer has no bias, but the merged layer has one.",
+                "new Linear(in, out, { bias: this.base.bias !== undefined }).",
+              );
             }
             const x = randomInput(random, base.inFeatures);
             expectClose(merged.forward(x), lora.forward(x), "the merged layer's output vs the LoRA layer's");

@@ -2,7 +2,7 @@
  * Exercise 07-lora: a LoRA layer around a frozen Linear layer, and merging it back. Read README.md in this folder,
  * fill in the TODOs, then check your work with `npm run exercise -- 07-lora`.
  */
-import { Linear, Module, tf } from "gpt-course";
+import { type Linear, Module, type tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 export interface LoRASettings {

@@ -45,20 +45,28 @@ function randomConversation(random: Random): Conversation {
 
 function expectedTargets({ ids, assistantMask }: Conversation): { inputs: number[]; targets: number[] } {
   const inputs = ids.slice(0, -1);
-  return { inputs, targets: inputs.map((_, t) => (assistantMask[t + 1] === 1 ? (ids[t + 1] as number) : IGNORE_INDEX)) };
+  return {
+    inputs,
+    targets: inputs.map((_, t) => (assistantMask[t + 1] === 1 ? (ids[t + 1] as number) : IGNORE_INDEX)),
+  };
 }
 
 /** Random logits and targets with about 40% of the positions ignored (at least one counted). */
 function randomLossInputs(random: Random): { logits: tf.Tensor; targets: tf.Tensor; ignored: boolean[] } {
   const [B, T, V] = [randomInt(random, 1, 3), randomInt(random, 2, 8), randomInt(random, 3, 12)];
   const ignored = Array.from({ length: B * T }, (_, i) => i > 0 && random.next() < 0.4);
-  const targets = tf.tensor2d(ignored.map((skip) => (skip ? IGNORE_INDEX : random.int(V))), [B, T], "int32");
+  const targets = tf.tensor2d(
+    ignored.map((skip) => (skip ? IGNORE_INDEX : random.int(V))),
+    [B, T],
+    "int32",
+  );
   return { logits: randomTensor(random, [B, T, V], 2), targets, ignored };
 }
 
 export default defineExercise<Exports>({
   title: "Loss masking for fine-tuning",
-  teaches: "next-token targets, IGNORE_INDEX for prompt and padding, a cross-entropy that averages over counted positions only",
+  teaches:
+    "next-token targets, IGNORE_INDEX for prompt and padding, a cross-entropy that averages over counted positions only",
   checks: [
     {
       name: "shiftedTargets shifts by one and ignores every target the assistant did not write",
@@ -70,14 +78,26 @@ export default defineExercise<Exports>({
           const conversation = randomConversation(random);
           const expected = expectedTargets(conversation);
           const result = shiftedTargets({ ids: [...conversation.ids], assistantMask: [...conversation.assistantMask] });
-          expectEqualArrays(result?.inputs, expected.inputs, "inputs", "inputs are all ids but the last (the last one has no next token to predict).");
+          expectEqualArrays(
+            result?.inputs,
+            expected.inputs,
+            "inputs",
+            "inputs are all ids but the last (the last one has no next token to predict).",
+          );
           const { ids, assistantMask } = conversation;
-          const offByOne = expected.inputs.map((_, t) => (assistantMask[t] === 1 ? (ids[t + 1] as number) : IGNORE_INDEX));
+          const offByOne = expected.inputs.map((_, t) =>
+            assistantMask[t] === 1 ? (ids[t + 1] as number) : IGNORE_INDEX,
+          );
           const hint =
             Array.isArray(result.targets) && result.targets.join() === offByOne.join()
               ? "Off by one: targets[t] is the token at t + 1, so use the mask of t + 1, not of t."
               : undefined;
-          expectEqualArrays(result.targets, expected.targets, `targets (ids [${ids.join(", ")}], mask [${assistantMask.join("")}])`, hint);
+          expectEqualArrays(
+            result.targets,
+            expected.targets,
+            `targets (ids [${ids.join(", ")}], mask [${assistantMask.join("")}])`,
+            hint,
+          );
         }
       },
     },
@@ -90,7 +110,8 @@ export default defineExercise<Exports>({
         const rows = conversations.map(expectedTargets);
         const length = Math.max(...rows.map((row) => row.inputs.length));
         const batch = padBatch(conversations, padId);
-        if (!Array.isArray(batch?.inputs) || batch.inputs.length !== rows.length) fail(`padBatch should return one row of inputs per conversation (${rows.length}).`);
+        if (!Array.isArray(batch?.inputs) || batch.inputs.length !== rows.length)
+          fail(`padBatch should return one row of inputs per conversation (${rows.length}).`);
         rows.forEach((row, b) => {
           const fill = (value: number): number[] => Array<number>(length - row.inputs.length).fill(value);
           expectEqualArrays(batch.inputs[b], [...row.inputs, ...fill(padId)], `inputs row ${b}`);
@@ -122,9 +143,16 @@ export default defineExercise<Exports>({
         "batch of padding only gives 0 rather than 0/0.",
       run({ maskedCrossEntropy }, random) {
         const { logits, targets, ignored } = randomLossInputs(random);
-        const mask = tf.tensor(ignored.map((skip) => (skip ? 1 : 0)), [...targets.shape, 1]);
+        const mask = tf.tensor(
+          ignored.map((skip) => (skip ? 1 : 0)),
+          [...targets.shape, 1],
+        );
         const changed = logits.add(randomTensor(random, logits.shape, 5).mul(mask)); // new logits where ignored only
-        expectClose(maskedCrossEntropy(changed, targets), crossEntropy(logits, targets), "the loss after changing the logits of ignored positions");
+        expectClose(
+          maskedCrossEntropy(changed, targets),
+          crossEntropy(logits, targets),
+          "the loss after changing the logits of ignored positions",
+        );
         const nothing = tf.fill(targets.shape, IGNORE_INDEX, "int32");
         expectClose(maskedCrossEntropy(logits, nothing), tf.scalar(0), "the loss when every target is IGNORE_INDEX");
       },

@@ -27,10 +27,16 @@ export function shiftedTargets({ ids, assistantMask }: Conversation): { inputs: 
  * A rectangular batch: every row padded to the longest one, inputs with `padId`, targets with IGNORE_INDEX
  * (padding must never count in the loss).
  */
-export function padBatch(conversations: readonly Conversation[], padId: number): { inputs: number[][]; targets: number[][] } {
+export function padBatch(
+  conversations: readonly Conversation[],
+  padId: number,
+): { inputs: number[][]; targets: number[][] } {
   const rows = conversations.map(shiftedTargets);
   const length = Math.max(...rows.map((row) => row.inputs.length));
-  const pad = (values: number[], value: number): number[] => [...values, ...Array<number>(length - values.length).fill(value)];
+  const pad = (values: number[], value: number): number[] => [
+    ...values,
+    ...Array<number>(length - values.length).fill(value),
+  ];
   return {
     inputs: rows.map((row) => pad(row.inputs, padId)),
     targets: rows.map((row) => pad(row.targets, IGNORE_INDEX)),

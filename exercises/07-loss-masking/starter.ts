@@ -2,7 +2,7 @@
  * Exercise 07-loss-masking: loss masking for fine-tuning. Read README.md in this folder, fill in the TODOs,
  * then check your work with `npm run exercise -- 07-loss-masking`.
  */
-import { tf } from "gpt-course";
+import type { tf } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /**
@@ -28,7 +28,10 @@ export function shiftedTargets(conversation: Conversation): { inputs: number[]; 
  * A rectangular batch: every row padded to the longest one, inputs with `padId`, targets with IGNORE_INDEX
  * (padding must never count in the loss).
  */
-export function padBatch(conversations: readonly Conversation[], padId: number): { inputs: number[][]; targets: number[][] } {
+export function padBatch(
+  conversations: readonly Conversation[],
+  padId: number,
+): { inputs: number[][]; targets: number[][] } {
   // TODO: shiftedTargets for each conversation, then pad every row at the end to the longest row's length.
   return todo("padBatch", conversations, padId);
 }

@@ -24,7 +24,8 @@ function randomConfig(random: Random, tieWeights: boolean): Partial<GPTConfig> {
   };
 }
 
-const randomModel = (random: Random, tieWeights: boolean): GPT => new GPT({ ...randomConfig(random, tieWeights), seed: random.seed() });
+const randomModel = (random: Random, tieWeights: boolean): GPT =>
+  new GPT({ ...randomConfig(random, tieWeights), seed: random.seed() });
 
 /** The model's weights as a Hugging Face GPT-2 checkpoint would hold them. */
 function checkpointOf(model: GPT, random: Random): Map<string, StoredTensor> {
@@ -43,7 +44,8 @@ function checkpointOf(model: GPT, random: Random): Map<string, StoredTensor> {
   const mask = tf.tidy(() => tf.linalg.bandPart(tf.ones([T, T]), -1, 0).dataSync() as Float32Array);
   for (let i = 0; i < model.config.numLayers; i++) {
     tensors.set(`${prefix}h.${i}.attn.bias`, { shape: [1, 1, T, T], data: mask });
-    if (random.next() < 0.5) tensors.set(`${prefix}h.${i}.attn.masked_bias`, { shape: [], data: Float32Array.of(-1e4) });
+    if (random.next() < 0.5)
+      tensors.set(`${prefix}h.${i}.attn.masked_bias`, { shape: [], data: Float32Array.of(-1e4) });
   }
   // Files list tensors in no particular order.
   return new Map(random.shuffle([...tensors]));
@@ -74,18 +76,22 @@ function checkRoundTrip({ loadGPT2Weights }: Exports, random: Random, tieWeights
 
 export default defineExercise<Exports>({
   title: "Loading GPT-2's weights",
-  teaches: "checkpoint names vs parameter names, buffers that are not parameters, Conv1D (in, out) vs nn.Linear (out, in)",
+  teaches:
+    "checkpoint names vs parameter names, buffers that are not parameters, Conv1D (in, out) vs nn.Linear (out, in)",
   checks: [
     {
-      name: "parameterName drops the \"transformer.\" prefix and keeps every parameter's name",
-      hint: 'name.replace(/^transformer\\./, ""): files saved from GPT2LMHeadModel prefix the body\'s names, GPT2Model\'s do not.',
+      name: 'parameterName drops the "transformer." prefix and keeps every parameter\'s name',
+      hint: "name.replace(/^transformer\\./, \"\"): files saved from GPT2LMHeadModel prefix the body's names, GPT2Model's do not.",
       run({ parameterName }, random) {
         const model = randomModel(random, random.next() < 0.5);
         try {
           for (const [name] of model.namedParameters()) {
             for (const stored of [name, `transformer.${name}`]) {
               const result = parameterName(stored);
-              if (result !== name) fail(`parameterName(${JSON.stringify(stored)}) is ${JSON.stringify(result)}, expected ${JSON.stringify(name)}.`);
+              if (result !== name)
+                fail(
+                  `parameterName(${JSON.stringify(stored)}) is ${JSON.stringify(result)}, expected ${JSON.stringify(name)}.`,
+                );
             }
           }
         } finally {
@@ -96,18 +102,29 @@ export default defineExercise<Exports>({
     {
       name: "parameterName skips the attn.bias and attn.masked_bias buffers (but not attn.c_attn.bias)",
       hint:
-        "Return undefined only when the name ends in \"attn.bias\" or \"attn.masked_bias\" right after the block " +
-        "number (h.3.attn.bias). A test like name.endsWith(\".bias\") would also drop every real bias.",
+        'Return undefined only when the name ends in "attn.bias" or "attn.masked_bias" right after the block ' +
+        'number (h.3.attn.bias). A test like name.endsWith(".bias") would also drop every real bias.',
       run({ parameterName }, random) {
         const layer = random.int(48);
         for (const prefix of ["", "transformer."]) {
           for (const buffer of [`h.${layer}.attn.bias`, `h.${layer}.attn.masked_bias`]) {
             const result = parameterName(prefix + buffer);
-            if (result !== undefined) fail(`parameterName(${JSON.stringify(prefix + buffer)}) is ${JSON.stringify(result)}, expected undefined (a buffer).`);
+            if (result !== undefined)
+              fail(
+                `parameterName(${JSON.stringify(prefix + buffer)}) is ${JSON.stringify(result)}, expected undefined (a buffer).`,
+              );
           }
-          for (const parameter of [`h.${layer}.attn.c_attn.bias`, `h.${layer}.attn.c_proj.bias`, `h.${layer}.mlp.c_fc.bias`, `h.${layer}.ln_1.bias`]) {
+          for (const parameter of [
+            `h.${layer}.attn.c_attn.bias`,
+            `h.${layer}.attn.c_proj.bias`,
+            `h.${layer}.mlp.c_fc.bias`,
+            `h.${layer}.ln_1.bias`,
+          ]) {
             const result = parameterName(prefix + parameter);
-            if (result !== parameter) fail(`parameterName(${JSON.stringify(prefix + parameter)}) is ${JSON.stringify(result)}, expected ${JSON.stringify(parameter)}.`);
+            if (result !== parameter)
+              fail(
+                `parameterName(${JSON.stringify(prefix + parameter)}) is ${JSON.stringify(result)}, expected ${JSON.stringify(parameter)}.`,
+              );
           }
         }
       },
@@ -136,7 +153,8 @@ export default defineExercise<Exports>({
           tensors.delete(removed);
           const error = expectThrows(() => loadGPT2Weights(model, tensors), `loadGPT2Weights without "${removed}"`);
           const parameter = removed.replace(/^transformer\./, "");
-          if (!error.message.includes(parameter)) fail(`the error ${JSON.stringify(error.message)} should name the missing parameter "${parameter}".`);
+          if (!error.message.includes(parameter))
+            fail(`the error ${JSON.stringify(error.message)} should name the missing parameter "${parameter}".`);
         } finally {
           model.dispose();
         }

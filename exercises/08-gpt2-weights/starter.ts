@@ -2,7 +2,7 @@
  * Exercise 08-gpt2-weights: copying a Hugging Face GPT-2 checkpoint into our GPT. Read README.md in this
  * folder, fill in the TODOs, then check your work with `npm run exercise -- 08-gpt2-weights`.
  */
-import { GPT } from "gpt-course";
+import type { GPT } from "gpt-course";
 import { todo } from "../harness/check.js";
 
 /** A tensor as read from a checkpoint (e.g. with openSafetensors(...).readTensor(name)). */

@@ -21,7 +21,16 @@ import {
 type Exports = typeof import("./solution.js");
 export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
 
-const NAMES = ["wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias", "h.1.mlp.c_fc.weight", "ln_f.bias"];
+const NAMES = [
+  "wte.weight",
+  "wpe.weight",
+  "h.0.ln_1.weight",
+  "h.0.ln_1.bias",
+  "h.0.attn.c_attn.weight",
+  "h.0.attn.c_attn.bias",
+  "h.1.mlp.c_fc.weight",
+  "ln_f.bias",
+];
 
 interface TestFile {
   /** The file's bytes, as a window into a bigger buffer. */
@@ -40,11 +49,19 @@ async function withRandomFile(random: Random, check: (file: TestFile) => Promise
     const size = shape.reduce((a, b) => a * b, 1);
     tensors[name] = { dtype: "F32", shape, data: Float32Array.from({ length: size }, () => random.next() * 20 - 10) };
   }
-  tensors["scale"] = { dtype: "F32", shape: [], data: Float32Array.of(random.next()) }; // a scalar: shape []
+  tensors.scale = { dtype: "F32", shape: [], data: Float32Array.of(random.next()) }; // a scalar: shape []
   float32Names.push("scale");
   const steps = randomInt(random, 1, 5);
-  tensors["attn.masked_bias"] = { dtype: "I32", shape: [steps], data: Int32Array.from({ length: steps }, () => random.int(1000)) };
-  tensors["half.weight"] = { dtype: "F16", shape: [2, 3], data: Uint8Array.from({ length: 12 }, () => random.int(256)) };
+  tensors["attn.masked_bias"] = {
+    dtype: "I32",
+    shape: [steps],
+    data: Int32Array.from({ length: steps }, () => random.int(1000)),
+  };
+  tensors["half.weight"] = {
+    dtype: "F16",
+    shape: [2, 3],
+    data: Uint8Array.from({ length: 12 }, () => random.int(256)),
+  };
   const metadata = { format: "pt", [`note${random.int(100)}`]: `seed ${random.seed()}` };
 
   const dir = mkdtempSync(join(tmpdir(), "exercise-safetensors-"));
@@ -73,7 +90,10 @@ async function withRandomFile(random: Random, check: (file: TestFile) => Promise
         // a different mistake: report the original failure
       }
       if (passesAlone) {
-        fail(`your code works when the file's bytes fill their whole buffer, but not when they are a window into a bigger one (bytes.byteOffset = ${offset}).`, BYTE_OFFSET_HINT);
+        fail(
+          `your code works when the file's bytes fill their whole buffer, but not when they are a window into a bigger one (bytes.byteOffset = ${offset}).`,
+          BYTE_OFFSET_HINT,
+        );
       }
       throw error;
     }
@@ -98,7 +118,9 @@ export default defineExercise<Exports>({
         withRandomFile(random, ({ bytes, reference }) => {
           const { headerLength } = readHeader(bytes);
           if (headerLength !== reference.headerByteLength) {
-            fail(`headerLength is ${String(headerLength)} (${typeof headerLength}), expected the number ${reference.headerByteLength}.`);
+            fail(
+              `headerLength is ${String(headerLength)} (${typeof headerLength}), expected the number ${reference.headerByteLength}.`,
+            );
           }
         }),
     },
@@ -110,12 +132,19 @@ export default defineExercise<Exports>({
       run: ({ readHeader }, random) =>
         withRandomFile(random, ({ bytes, reference }) => {
           const { tensors, metadata } = readHeader(bytes);
-          if (typeof tensors !== "object" || tensors === null) fail("readHeader(...).tensors should be an object from name to entry.");
-          expectEqualArrays(Object.keys(tensors).sort(), reference.names().sort(), "the tensor names", 'Skip the "__metadata__" key: it is not a tensor.');
+          if (typeof tensors !== "object" || tensors === null)
+            fail("readHeader(...).tensors should be an object from name to entry.");
+          expectEqualArrays(
+            Object.keys(tensors).sort(),
+            reference.names().sort(),
+            "the tensor names",
+            'Skip the "__metadata__" key: it is not a tensor.',
+          );
           for (const name of reference.names()) {
             const info = reference.info(name);
             const entry = tensors[name];
-            if (entry?.dtype !== info.dtype) fail(`tensor "${name}" has dtype ${entry?.dtype}, expected ${info.dtype}.`);
+            if (entry?.dtype !== info.dtype)
+              fail(`tensor "${name}" has dtype ${entry?.dtype}, expected ${info.dtype}.`);
             expectEqualArrays(entry.shape, info.shape, `the shape of "${name}"`);
             expectEqualArrays(entry.dataOffsets, info.dataOffsets, `the dataOffsets of "${name}"`);
           }
@@ -141,11 +170,12 @@ export default defineExercise<Exports>({
     },
     {
       name: "readFloat32 throws an error for a missing name or a tensor that is not F32",
-      hint: "Check the header entry before reading: no entry → throw an Error naming the tensor; dtype !== \"F32\" → throw too.",
+      hint: 'Check the header entry before reading: no entry → throw an Error naming the tensor; dtype !== "F32" → throw too.',
       run: ({ readFloat32 }, random) =>
         withRandomFile(random, async ({ bytes, otherNames }) => {
           await expectRejects(async () => readFloat32(bytes, "no.such.tensor"), 'readFloat32(bytes, "no.such.tensor")');
-          for (const name of otherNames) await expectRejects(async () => readFloat32(bytes, name), `readFloat32 of the non-F32 tensor "${name}"`);
+          for (const name of otherNames)
+            await expectRejects(async () => readFloat32(bytes, name), `readFloat32 of the non-F32 tensor "${name}"`);
         }),
     },
   ],

@@ -45,7 +45,8 @@ export function readHeader(bytes: Uint8Array): SafetensorsHeader {
 export function readFloat32(bytes: Uint8Array, name: string): { shape: number[]; data: Float32Array } {
   const { headerLength, tensors } = readHeader(bytes);
   const entry = tensors[name];
-  if (!entry) throw new Error(`no tensor named ${JSON.stringify(name)} (the file has: ${Object.keys(tensors).join(", ")})`);
+  if (!entry)
+    throw new Error(`no tensor named ${JSON.stringify(name)} (the file has: ${Object.keys(tensors).join(", ")})`);
   if (entry.dtype !== "F32") throw new Error(`tensor ${JSON.stringify(name)} is ${entry.dtype}, not F32`);
   const [begin, end] = entry.dataOffsets;
   const start = 8 + headerLength + begin; // offsets count from the start of the data, not of the file

@@ -10,7 +10,7 @@
  * went wrong (the scale forgotten, the mask off by one), a hint aimed at that mistake; any other error
  * (including the learner's own) is reported with the check's general hint.
  */
-import { Random, tf } from "gpt-course";
+import { type Random, tf } from "gpt-course";
 
 /** One named check of an exercise. `Exports` is the type of the learner's module (the solution's exports). */
 export interface Check<Exports> {
@@ -140,7 +140,8 @@ function largestDifference(
     const allowed = atol + rtol * Math.abs(e);
     // NaN fails every comparison, so test "not within" rather than "beyond".
     const excess = Number.isNaN(a) || !Number.isFinite(a) ? Infinity : Math.abs(a - e) - allowed;
-    if (!(excess <= 0) && (worst === undefined || excess > worst.excess)) worst = { index: i, actual: a, expected: e, excess };
+    if (!(excess <= 0) && (worst === undefined || excess > worst.excess))
+      worst = { index: i, actual: a, expected: e, excess };
   }
   return worst;
 }
@@ -165,7 +166,10 @@ export function expectClose(actual: unknown, expected: tf.Tensor, what: string, 
   const worst = largestDifference(tensor.dataSync(), expected.dataSync(), options);
   if (worst) {
     const where = expected.rank > 0 ? ` at ${describeShape(unravel(worst.index, expected.shape))}` : "";
-    fail(`${what}:${where} yours is ${formatNumber(worst.actual)}, expected ${formatNumber(worst.expected)}.`, options.hint);
+    fail(
+      `${what}:${where} yours is ${formatNumber(worst.actual)}, expected ${formatNumber(worst.expected)}.`,
+      options.hint,
+    );
   }
 }
 

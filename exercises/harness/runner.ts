@@ -38,7 +38,10 @@ export function listExercises(): ExerciseInfo[] {
   return readdirSync(exercisesDir, { withFileTypes: true })
     .filter((entry) => entry.isDirectory() && /^\d\d-[a-z0-9-]+$/.test(entry.name))
     .map((entry) => ({ name: entry.name, chapter: entry.name.slice(0, 2), dir: join(exercisesDir, entry.name) }))
-    .sort((a, b) => a.chapter.localeCompare(b.chapter) || position(a.name) - position(b.name) || a.name.localeCompare(b.name));
+    .sort(
+      (a, b) =>
+        a.chapter.localeCompare(b.chapter) || position(a.name) - position(b.name) || a.name.localeCompare(b.name),
+    );
 }
 
 /**
@@ -129,7 +132,12 @@ export async function runExercise(
       await check.run(exports, new Random(seed * 1009 + index));
       report.results.push({ name: check.name, passed: true, milliseconds: performance.now() - start });
     } catch (error) {
-      report.results.push({ name: check.name, passed: false, ...explain(error, check.hint), milliseconds: performance.now() - start });
+      report.results.push({
+        name: check.name,
+        passed: false,
+        ...explain(error, check.hint),
+        milliseconds: performance.now() - start,
+      });
     } finally {
       tf.engine().endScope();
     }
@@ -178,7 +186,7 @@ function wrap(text: string, indent: string, width = 100): string {
 export function formatReport(report: ExerciseReport, options: FormatOptions = {}): string {
   const color = options.color ?? false;
   const out: string[] = [];
-  out.push(paint(color, 1, `${report.exercise.name} · ${report.title}`) + `  (${report.file}, seed ${report.seed})`);
+  out.push(`${paint(color, 1, `${report.exercise.name} · ${report.title}`)}  (${report.file}, seed ${report.seed})`);
   if (report.loadError) {
     out.push(paint(color, 31, "  ✗ could not load the file:"));
     out.push(wrap(report.loadError, "      "));

@@ -50,6 +50,7 @@ type Loader = () => Promise<{ ok: true; description: string; threads?: number } 
 
 // Optional packages are imported only when tried, so one that is not installed fails here, not at start-up.
 // The compiled CommonJS keeps this a real `import()`, which also loads ES-module-only packages (`webgpu`).
+// biome-ignore lint/suspicious/noExplicitAny: optional packages, imported by name at run time (their types may be absent)
 const importModule = (specifier: string): Promise<any> => import(specifier);
 
 /**
@@ -67,11 +68,15 @@ function quietCpuBackend(): void {
   const factory = tf.findBackendFactory("cpu");
   if (!factory) return;
   tf.removeBackend("cpu");
-  tf.registerBackend("cpu", () => {
-    const backend = factory() as CpuBackend;
-    backend.firstUse = false;
-    return backend;
-  }, 1);
+  tf.registerBackend(
+    "cpu",
+    () => {
+      const backend = factory() as CpuBackend;
+      backend.firstUse = false;
+      return backend;
+    },
+    1,
+  );
 }
 quietCpuBackend();
 
@@ -89,12 +94,14 @@ const loaders: Record<BackendName, Loader> = {
   },
 
   async webgpu() {
+    // biome-ignore lint/suspicious/noExplicitAny: the WebGPU globals that Dawn's package provides are untyped here
     const g = globalThis as any;
     // GPT_WEBGPU_DAWN passes toggles to Dawn (e.g. "backend=opengl") and accepts a software adapter: a way to
     // check the WebGPU path on a machine without a GPU (scripts/check-webgpu.ts), never the fast choice.
     const dawnToggles = readEnvironment("GPT_WEBGPU_DAWN");
     if (!g.navigator?.gpu) {
-      if (!dawnToggles && !(await mayHaveGpu())) return { ok: false, reason: "no GPU device found (/dev/dri, /dev/nvidia*)" };
+      if (!dawnToggles && !(await mayHaveGpu()))
+        return { ok: false, reason: "no GPU device found (/dev/dri, /dev/nvidia*)" };
       try {
         const { create, globals } = await importModule("webgpu");
         Object.assign(g, globals);
@@ -113,7 +120,9 @@ const loaders: Record<BackendName, Loader> = {
     const adapter = await g.navigator.gpu.requestAdapter();
     if (!adapter) return { ok: false, reason: "WebGPU found no GPU adapter" };
     const adapterInfo = adapter.info ?? {};
-    const name: string = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(" ");
+    const name: string = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description]
+      .filter(Boolean)
+      .join(" ");
     if (!dawnToggles && (adapter.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|software/i.test(name))) {
       return { ok: false, reason: `WebGPU adapter is a software renderer (${name || "fallback"}), slower than wasm` };
     }
@@ -134,7 +143,9 @@ const loaders: Record<BackendName, Loader> = {
     const firstStart = !("wasm" in ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry ?? {}));
     const threadCount = firstStart ? await wantedThreadCount() : 1;
     const threaded = firstStart && (await enableWasmThreads(wasmPackage, threadCount));
-    let started = threaded ? await withCpuCountFor(threadCount, () => tf.setBackend("wasm")) : await tf.setBackend("wasm");
+    let started = threaded
+      ? await withCpuCountFor(threadCount, () => tf.setBackend("wasm"))
+      : await tf.setBackend("wasm");
     if (!started && threaded) {
       // the threaded build failed to start here: fall back to the single-threaded one
       tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
@@ -150,12 +161,17 @@ const loaders: Record<BackendName, Loader> = {
     const kernelThreads = customKernels && threaded ? await startKernelThreads(threadCount) : kernelThreadCount();
     if (threaded) {
       const poolAddress = validatedThreadPoolAddress(await findThreadPoolAddress());
-      if (kernelThreads > 1 && poolAddress !== undefined) switchOffThreadPool(tf.backend() as unknown as WasmBackend, poolAddress);
+      if (kernelThreads > 1 && poolAddress !== undefined)
+        switchOffThreadPool(tf.backend() as unknown as WasmBackend, poolAddress);
       else setThreadPoolAddress(poolAddress);
     }
     const threads = kernelThreads > 1 ? kernelThreads : Math.max(1, wasmThreadsInUse());
     const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-    return { ok: true, description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})`, threads };
+    return {
+      ok: true,
+      description: `WebAssembly (${simd ? "SIMD" : "no SIMD"}, ${threads} thread${threads === 1 ? "" : "s"})`,
+      threads,
+    };
   },
 
   async cpu() {
@@ -176,7 +192,8 @@ export async function initBackend(preferred?: string): Promise<BackendInfo> {
   if (requested !== undefined && !(backendNames as readonly string[]).includes(requested)) {
     throw new Error(`Unknown backend "${requested}". Choose one of: ${backendNames.join(", ")}.`);
   }
-  if (active && (requested === undefined || requested === active.name) && tf.getBackend() === active.name) return active;
+  if (active && (requested === undefined || requested === active.name) && tf.getBackend() === active.name)
+    return active;
   const candidates = requested ? [requested as BackendName] : backendNames;
   const reasons: string[] = [];
   for (const name of candidates) {
@@ -219,7 +236,10 @@ async function mayHaveGpu(): Promise<boolean> {
       return [];
     }
   };
-  return devices("/dev").some((name) => /^nvidia\d/.test(name)) || devices("/dev/dri").some((name) => name.startsWith("renderD"));
+  return (
+    devices("/dev").some((name) => /^nvidia\d/.test(name)) ||
+    devices("/dev/dri").some((name) => name.startsWith("renderD"))
+  );
 }
 
 function readEnvironment(name: string): string | undefined {

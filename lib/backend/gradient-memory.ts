@@ -30,7 +30,12 @@ interface TapeNode {
 interface EngineInternals {
   state: { gradientDepth: number; activeTape: TapeNode[] | null };
   addTapeNode: (...args: unknown[]) => void;
-  gradients: (f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor, allowNoGradients?: boolean) => { value: tf.Tensor; grads: tf.Tensor[] };
+  gradients: (
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy?: tf.Tensor,
+    allowNoGradients?: boolean,
+  ) => { value: tf.Tensor; grads: tf.Tensor[] };
   __gptFreeGradients?: boolean;
 }
 
@@ -86,7 +91,11 @@ export function freeGradientMemoryEarly(): boolean {
       if (outermost) releasePending();
       const thunks = gradient(dys);
       if (!outermost) return thunks;
-      const record = { dys: dys.filter((dy): dy is tf.Tensor => dy != null), saved: node.saved ?? [], results: new Set<tf.Tensor>() };
+      const record = {
+        dys: dys.filter((dy): dy is tf.Tensor => dy != null),
+        saved: node.saved ?? [],
+        results: new Set<tf.Tensor>(),
+      };
       node.saved = []; // the engine's own clean-up at the end must not see them twice
       pending = record;
       const wrapped: Record<string, () => tf.Tensor> = {};

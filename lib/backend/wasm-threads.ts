@@ -30,7 +30,10 @@ import * as tf from "@tensorflow/tfjs";
  * switched off (backend.ts), since its threads would only compete with ours for the same cores.
  */
 
-type WorkerConstructor = new (url: string | URL, options?: Record<string, unknown>) => { postMessage(message: unknown, transfer?: unknown): void; unref(): void };
+type WorkerConstructor = new (
+  url: string | URL,
+  options?: Record<string, unknown>,
+) => { postMessage(message: unknown, transfer?: unknown): void; unref(): void };
 
 let installed = false;
 
@@ -47,7 +50,8 @@ export async function wantedThreadCount(): Promise<number> {
   const setting = process.env.GPT_WASM_THREADS;
   if (setting !== undefined && setting !== "") {
     const n = Number(setting);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`GPT_WASM_THREADS must be 0 (off) or a number of threads, got "${setting}".`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`GPT_WASM_THREADS must be 0 (off) or a number of threads, got "${setting}".`);
     return Math.max(1, n);
   }
   const cpus = (await import("node:os")).cpus().length;
@@ -58,8 +62,16 @@ export async function wantedThreadCount(): Promise<number> {
  * Prepares the threaded build before the wasm backend initialises (it reads the flag once, at start).
  * Returns false, changing nothing, if threads are off or this runtime cannot run them.
  */
-export async function enableWasmThreads(wasmPackage: { setThreadsCount?: (n: number) => void }, threads: number): Promise<boolean> {
-  if (threads < 2 || !isNode() || typeof SharedArrayBuffer === "undefined" || typeof wasmPackage.setThreadsCount !== "function") {
+export async function enableWasmThreads(
+  wasmPackage: { setThreadsCount?: (n: number) => void },
+  threads: number,
+): Promise<boolean> {
+  if (
+    threads < 2 ||
+    !isNode() ||
+    typeof SharedArrayBuffer === "undefined" ||
+    typeof wasmPackage.setThreadsCount !== "function"
+  ) {
     return false;
   }
   let workerSource: string;
@@ -70,10 +82,14 @@ export async function enableWasmThreads(wasmPackage: { setThreadsCount?: (n: num
     const fs = await import("node:fs");
     const { createRequire } = await import("node:module");
     NodeWorker = (await import("node:worker_threads")).Worker as unknown as WorkerConstructor;
-    const nodeRequire = createRequire(typeof __filename === "string" ? __filename : path.join(process.cwd(), "index.js"));
+    const nodeRequire = createRequire(
+      typeof __filename === "string" ? __filename : path.join(process.cwd(), "index.js"),
+    );
     const packageDir = path.dirname(nodeRequire.resolve("@tensorflow/tfjs-backend-wasm/package.json"));
     // As tfjs does before making its Blob: the exported text holds literal newlines inside "\n" strings.
-    const contents = nodeRequire(path.join(packageDir, "wasm-out", "tfjs-backend-wasm-threaded-simd.worker.js")).wasmWorkerContents;
+    const contents = nodeRequire(
+      path.join(packageDir, "wasm-out", "tfjs-backend-wasm-threaded-simd.worker.js"),
+    ).wasmWorkerContents;
     workerSource = typeof contents === "string" ? contents.replace(/\n/g, "\\n") : contents;
     mainScriptPath = path.join(packageDir, "wasm-out", "tfjs-backend-wasm-threaded-simd.js");
     if (typeof workerSource !== "string" || !fs.existsSync(mainScriptPath)) return false;
@@ -141,7 +157,9 @@ export async function withCpuCountFor<T>(threads: number, start: () => Promise<T
 
 /** Lets the process exit while the thread pool's workers are alive (see the comment at the top). */
 export function unrefWorkers(): void {
-  const backend = tf.findBackend("wasm") as unknown as { wasm?: { PThread?: { runningWorkers?: Array<{ unref?(): void }>; unusedWorkers?: Array<{ unref?(): void }> } } } | null;
+  const backend = tf.findBackend("wasm") as unknown as {
+    wasm?: { PThread?: { runningWorkers?: Array<{ unref?(): void }>; unusedWorkers?: Array<{ unref?(): void }> } };
+  } | null;
   const pthreads = backend?.wasm?.PThread;
   for (const worker of [...(pthreads?.runningWorkers ?? []), ...(pthreads?.unusedWorkers ?? [])]) worker.unref?.();
 }
@@ -160,7 +178,9 @@ export async function findThreadPoolAddress(): Promise<number | undefined> {
     const path = await import("node:path");
     const fs = await import("node:fs");
     const { createRequire } = await import("node:module");
-    const nodeRequire = createRequire(typeof __filename === "string" ? __filename : path.join(process.cwd(), "index.js"));
+    const nodeRequire = createRequire(
+      typeof __filename === "string" ? __filename : path.join(process.cwd(), "index.js"),
+    );
     const packageDir = path.dirname(nodeRequire.resolve("@tensorflow/tfjs-backend-wasm/package.json"));
     const bytes = fs.readFileSync(path.join(packageDir, "dist", "tfjs-backend-wasm-threaded-simd.wasm"));
     return parseThreadPoolAddress(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
@@ -259,7 +279,9 @@ function parseThreadPoolAddress(bytes: Uint8Array): number | undefined {
 
 /** Checks the address against the running module; returns it if clearing it really disables the pool. */
 export function validatedThreadPoolAddress(address: number | undefined): number | undefined {
-  const backend = tf.findBackend("wasm") as unknown as { wasm?: { HEAP32: Int32Array; _get_threads_count?: () => number } } | null;
+  const backend = tf.findBackend("wasm") as unknown as {
+    wasm?: { HEAP32: Int32Array; _get_threads_count?: () => number };
+  } | null;
   const wasm = backend?.wasm;
   if (address === undefined || !wasm?._get_threads_count || address % 4 !== 0 || address <= 0) return undefined;
   const threads = wasm._get_threads_count();

@@ -39,7 +39,12 @@ export interface ChatReply {
  *
  * `messages` usually ends with a user message; it is not changed.
  */
-export async function chat(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatReply> {
+export async function chat(
+  model: GPT,
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  options: ChatOptions = {},
+): Promise<ChatReply> {
   const { maxNewTokens = 100, seed = 1337 } = options;
   const chatTokens = chatTokenIds(tokenizer);
   if (tokenizer.vocabSize > model.config.vocabSize) {
@@ -112,7 +117,10 @@ export function fitToContext(
   prompt = renderPrompt(tokenizer, [...system, { role: last.role, content }]);
   // A byte-level tokenizer may re-encode a cut text into a different number of tokens: trim until it fits.
   for (let cut = 1; prompt.length > budget; cut++) {
-    prompt = renderPrompt(tokenizer, [...system, { role: last.role, content: tokenizer.decode(contentIds.slice(cut)) }]);
+    prompt = renderPrompt(tokenizer, [
+      ...system,
+      { role: last.role, content: tokenizer.decode(contentIds.slice(cut)) },
+    ]);
   }
   return { prompt, droppedMessages, truncatedLastMessage: true };
 }

@@ -51,7 +51,11 @@ export async function evaluateExactMatch(
   options: EvaluationOptions = {},
 ): Promise<EvaluationResult> {
   const turns = examples.flatMap((example) =>
-    example.messages.flatMap((message, i) => (message.role === "assistant" ? [{ task: example.task, history: example.messages.slice(0, i), expected: message.content }] : [])),
+    example.messages.flatMap((message, i) =>
+      message.role === "assistant"
+        ? [{ task: example.task, history: example.messages.slice(0, i), expected: message.content }]
+        : [],
+    ),
   );
   const answers: GradedAnswer[] = [];
   for (const { task, history, expected } of turns) {
@@ -93,6 +97,7 @@ export function accuracyTable(results: Record<string, readonly TaskAccuracy[]>):
     return row ? `${(100 * row.accuracy).toFixed(1)}% (${row.correct}/${row.total})` : "-";
   };
   const lines = [`| task | ${columns.join(" | ")} |`, `|---|${columns.map(() => "---|").join("")}`];
-  for (const task of tasks) lines.push(`| ${task} | ${columns.map((column) => cell(results[column], task)).join(" | ")} |`);
+  for (const task of tasks)
+    lines.push(`| ${task} | ${columns.map((column) => cell(results[column], task)).join(" | ")} |`);
   return lines.join("\n");
 }

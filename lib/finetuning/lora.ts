@@ -92,10 +92,16 @@ export class LoRAGPT extends GPT {
     let adapterSeed = seed;
     this.h.forEach((block, i) => {
       for (const target of targets) {
-        const linear = target.startsWith("attn.") ? block.attn[target.slice(5) as "c_attn" | "c_proj"] : block.mlp[target.slice(4) as "c_fc" | "c_proj"];
-        if (!linear) throw new Error(`LoRA: unknown target "${target}"; choose from ${defaultLoRAOptions.targets.join(", ")}.`);
+        const linear = target.startsWith("attn.")
+          ? block.attn[target.slice(5) as "c_attn" | "c_proj"]
+          : block.mlp[target.slice(4) as "c_fc" | "c_proj"];
+        if (!linear)
+          throw new Error(`LoRA: unknown target "${target}"; choose from ${defaultLoRAOptions.targets.join(", ")}.`);
         const name = `h.${i}.${target}`;
-        const adapter = this.addModule(`lora.${name}`, new LoRAAdapter(linear.inFeatures, linear.outFeatures, rank, alpha, adapterSeed++));
+        const adapter = this.addModule(
+          `lora.${name}`,
+          new LoRAAdapter(linear.inFeatures, linear.outFeatures, rank, alpha, adapterSeed++),
+        );
         this.adapters.set(name, adapter);
         attach(linear, adapter);
       }

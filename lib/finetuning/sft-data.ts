@@ -46,7 +46,9 @@ export class ConversationDataset implements BatchSource {
     const { maxLength, batchSize, seed } = this.options;
     for (const [name, value] of Object.entries({ maxLength, batchSize })) {
       if (!Number.isInteger(value) || value < (name === "maxLength" ? 2 : 1)) {
-        throw new Error(`ConversationDataset: ${name} must be an integer ≥ ${name === "maxLength" ? 2 : 1}, got ${value}.`);
+        throw new Error(
+          `ConversationDataset: ${name} must be an integer ≥ ${name === "maxLength" ? 2 : 1}, got ${value}.`,
+        );
       }
     }
     for (const split of ["train", "validation"] as const) checkConversations(conversations[split], split, maxLength);
@@ -103,7 +105,8 @@ export class ConversationDataset implements BatchSource {
 
   setState(state: unknown): void {
     const { train, validation } = (state ?? {}) as Partial<Record<Split, StreamState>>;
-    if (!isStreamState(train) || !isStreamState(validation)) throw new Error("ConversationDataset.setState: malformed state.");
+    if (!isStreamState(train) || !isStreamState(validation))
+      throw new Error("ConversationDataset.setState: malformed state.");
     this.streams.train.setState(train);
     this.streams.validation.setState(validation);
   }
@@ -116,7 +119,9 @@ interface StreamState {
 
 function isStreamState(value: unknown): value is StreamState {
   const state = value as StreamState;
-  return typeof state === "object" && state !== null && Number.isInteger(state.random) && Number.isInteger(state.position);
+  return (
+    typeof state === "object" && state !== null && Number.isInteger(state.random) && Number.isInteger(state.position)
+  );
 }
 
 /** Conversations of one split in a shuffled order that is reshuffled after each pass. */
@@ -153,7 +158,8 @@ class ConversationStream {
   setState(state: StreamState): void {
     this.random.setState(state.random);
     this.shuffle();
-    if (state.position > this.order.length) throw new Error("ConversationDataset.setState: the state is from a different data set.");
+    if (state.position > this.order.length)
+      throw new Error("ConversationDataset.setState: the state is from a different data set.");
     this.position = state.position;
   }
 
@@ -168,7 +174,9 @@ function checkConversations(conversations: readonly RenderedConversation[], spli
   if (conversations.length === 0) throw new Error(`ConversationDataset: the ${split} split has no conversations.`);
   conversations.forEach(({ ids, assistantMask }, i) => {
     if (ids.length !== assistantMask.length) {
-      throw new Error(`ConversationDataset: ${split} conversation ${i} has ${ids.length} ids but ${assistantMask.length} mask values.`);
+      throw new Error(
+        `ConversationDataset: ${split} conversation ${i} has ${ids.length} ids but ${assistantMask.length} mask values.`,
+      );
     }
     if (ids.length > maxLength) {
       throw new Error(
@@ -177,7 +185,9 @@ function checkConversations(conversations: readonly RenderedConversation[], spli
       );
     }
     if (ids.length < 2 || !assistantMask.includes(1)) {
-      throw new Error(`ConversationDataset: ${split} conversation ${i} has no assistant tokens, so there is nothing to learn from it.`);
+      throw new Error(
+        `ConversationDataset: ${split} conversation ${i} has no assistant tokens, so there is nothing to learn from it.`,
+      );
     }
   });
 }

@@ -32,16 +32,25 @@ export interface GenerateResult {
  * and must slide, every position's embedding changes, so the cache is rebuilt from the cropped window:
  * the tokens are exactly those of uncached generation.
  */
-export async function generate(model: GPT, prompt: readonly number[], options: GenerateOptions): Promise<GenerateResult> {
+export async function generate(
+  model: GPT,
+  prompt: readonly number[],
+  options: GenerateOptions,
+): Promise<GenerateResult> {
   const { maxNewTokens, stopTokens = [], numSequences = 1, seed = 1337, useCache = true } = options;
-  if (prompt.length === 0) throw new Error("generate: the prompt is empty; give at least one token (e.g. an end-of-text token).");
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}.`);
-  if (!Number.isInteger(numSequences) || numSequences < 1) throw new Error(`generate: numSequences must be a positive integer, got ${numSequences}.`);
+  if (prompt.length === 0)
+    throw new Error("generate: the prompt is empty; give at least one token (e.g. an end-of-text token).");
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
+    throw new Error(`generate: maxNewTokens must be an integer ≥ 0, got ${maxNewTokens}.`);
+  if (!Number.isInteger(numSequences) || numSequences < 1)
+    throw new Error(`generate: numSequences must be a positive integer, got ${numSequences}.`);
   const { contextLength, vocabSize } = model.config;
   const bad = prompt.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocabSize);
   if (bad >= 0) {
     const what = Number.isInteger(prompt[bad]) ? "out of range" : "not an integer";
-    throw new Error(`generate: prompt[${bad}] is ${prompt[bad]}, ${what}: token ids must be integers from 0 to ${vocabSize - 1} (the model's vocabulary). Encode text with the model's tokenizer.`);
+    throw new Error(
+      `generate: prompt[${bad}] is ${prompt[bad]}, ${what}: token ids must be integers from 0 to ${vocabSize - 1} (the model's vocabulary). Encode text with the model's tokenizer.`,
+    );
   }
   const random = new Random(seed);
   const sequences = Array.from({ length: numSequences }, () => [...prompt]);
@@ -54,7 +63,9 @@ export async function generate(model: GPT, prompt: readonly number[], options: G
   try {
     for (let step = 0; step < maxNewTokens && active.some(Boolean); step++) {
       if (options.signal?.aborted) {
-        active.forEach((isActive, s) => isActive && (finishReason[s] = "aborted"));
+        active.forEach((isActive, s) => {
+          if (isActive) finishReason[s] = "aborted";
+        });
         break;
       }
       const length = sequences[0].length;

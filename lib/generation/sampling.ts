@@ -24,8 +24,10 @@ export function nextTokenProbabilities(logits: ArrayLike<number>, options: Sampl
   const { temperature = 1, topK, topP = 1 } = options;
   const V = logits.length;
   if (V === 0) throw new Error("nextTokenProbabilities: the logits are empty.");
-  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`temperature must be a number ≥ 0, got ${temperature}.`);
-  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) throw new Error(`topK must be a positive integer, got ${topK}.`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature))
+    throw new Error(`temperature must be a number ≥ 0, got ${temperature}.`);
+  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1))
+    throw new Error(`topK must be a positive integer, got ${topK}.`);
   if (!(topP > 0 && topP <= 1)) throw new Error(`topP must be in (0, 1], got ${topP}.`);
 
   const probabilities = new Float64Array(V);

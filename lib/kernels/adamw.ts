@@ -35,7 +35,23 @@ function adamWWasm(args: KernelArgs): tf.TensorInfo[] {
   const done = simd ? n - (n % 4) : 0;
   if (done > 0) {
     const at = (t: tf.TensorInfo) => heapOffset(backend, t);
-    simd!.adamW(at(w), at(m), at(v), at(g), at(outs[0]), at(outs[1]), at(outs[2]), done, a.learningRate, a.beta1, a.beta2, a.epsilon, a.decay, a.correction1, a.correction2);
+    simd!.adamW(
+      at(w),
+      at(m),
+      at(v),
+      at(g),
+      at(outs[0]),
+      at(outs[1]),
+      at(outs[2]),
+      done,
+      a.learningRate,
+      a.beta1,
+      a.beta2,
+      a.epsilon,
+      a.decay,
+      a.correction1,
+      a.correction2,
+    );
   }
   if (done < n) {
     const [W, M, V, G] = [w, m, v, g].map((t) => f32(backend, t));

@@ -81,7 +81,10 @@ function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
   const { q, k, v, documentIds } = args.inputs as Record<string, tf.TensorInfo>;
   // documents: a copy, as the allocations below may move the heap
-  const visibility: Visibility = { causal: Boolean(args.attrs?.causal), documents: documentIds && i32(backend, documentIds).slice() };
+  const visibility: Visibility = {
+    causal: Boolean(args.attrs?.causal),
+    documents: documentIds && i32(backend, documentIds).slice(),
+  };
   const scale = args.attrs?.scale as number;
   const dims = dimsOf(q, k, v);
   const { batch, Tq, Tk, hs, hv } = dims;
@@ -205,7 +208,20 @@ function blockAttention(
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
     const queries = Q + 4 * (b * Tq + q0) * hs;
     const block = 4 * ((b * Tq + q0) * Tk + k0);
-    scoreCalls.push(["dotProducts", queries, K + 4 * (b * Tk + k0) * hs, S + block, rows, keys, hs, hs, hs, Tk, above, scale]);
+    scoreCalls.push([
+      "dotProducts",
+      queries,
+      K + 4 * (b * Tk + k0) * hs,
+      S + block,
+      rows,
+      keys,
+      hs,
+      hs,
+      hs,
+      Tk,
+      above,
+      scale,
+    ]);
     softmaxCalls.push(["softmaxBlock", S + block, P + block, rows, keys, above, Tk, k0]);
   });
   runShared(threads, simd, scoreCalls);
@@ -215,7 +231,21 @@ function blockAttention(
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
     const p = P + 4 * ((b * Tq + q0) * Tk + k0);
     // query i reads keys from the block's first (below = rows: i − rows < 0 for every row) to its last visible one
-    outputCalls.push(["weightedRows", p, V + 4 * (b * Tk + k0) * hv, O + 4 * (b * Tq + q0) * hv, rows, hv, keys, Tk, 1, hv, hv, rows, above]);
+    outputCalls.push([
+      "weightedRows",
+      p,
+      V + 4 * (b * Tk + k0) * hv,
+      O + 4 * (b * Tq + q0) * hv,
+      rows,
+      hv,
+      keys,
+      Tk,
+      1,
+      hv,
+      hv,
+      rows,
+      above,
+    ]);
   });
   runShared(threads, simd, outputCalls);
 }
@@ -249,18 +279,68 @@ function blockAttentionGrad(
     const { block, query, key } = offsets(b, blockInfo);
     // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
     valueCalls.push(["dotProducts", DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1]);
-    valueCalls.push(["weightedRows", P + block, DO + query * hv, DV + key * hv, keys, hv, rows, 1, Tk, hv, hv, above, rows]);
+    valueCalls.push([
+      "weightedRows",
+      P + block,
+      DO + query * hv,
+      DV + key * hv,
+      keys,
+      hv,
+      rows,
+      1,
+      Tk,
+      hv,
+      hv,
+      above,
+      rows,
+    ]);
   });
   runShared(threads, simd, valueCalls);
-  const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => ["softmaxBwd", P + 4 * from * Tk, DS + 4 * from * Tk, DP + 4 * from * Tk, count, Tk, scale]);
+  const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => [
+    "softmaxBwd",
+    P + 4 * from * Tk,
+    DS + 4 * from * Tk,
+    DP + 4 * from * Tk,
+    count,
+    Tk,
+    scale,
+  ]);
   runShared(threads, simd, rowCalls);
   const queryKeyCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
     const { rows, keys, above } = blockInfo;
     const { block, query, key } = offsets(b, blockInfo);
     // dQ = dS K, dK = dSᵀ Q
-    queryKeyCalls.push(["weightedRows", DS + block, K + key * hs, DQ + query * hs, rows, hs, keys, Tk, 1, hs, hs, rows, above]);
-    queryKeyCalls.push(["weightedRows", DS + block, Q + query * hs, DK + key * hs, keys, hs, rows, 1, Tk, hs, hs, above, rows]);
+    queryKeyCalls.push([
+      "weightedRows",
+      DS + block,
+      K + key * hs,
+      DQ + query * hs,
+      rows,
+      hs,
+      keys,
+      Tk,
+      1,
+      hs,
+      hs,
+      rows,
+      above,
+    ]);
+    queryKeyCalls.push([
+      "weightedRows",
+      DS + block,
+      Q + query * hs,
+      DK + key * hs,
+      keys,
+      hs,
+      rows,
+      1,
+      Tk,
+      hs,
+      hs,
+      above,
+      rows,
+    ]);
   });
   runShared(threads, simd, queryKeyCalls);
   backend.disposeData(dS.dataId);
@@ -345,7 +425,10 @@ function mask(s: Float32Array, dims: Dims, { causal, documents }: Visibility): v
 function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
   const { dO, dP, q, k, v, p, documentIds } = args.inputs as Record<string, tf.TensorInfo>;
-  const visibility: Visibility = { causal: Boolean(args.attrs?.causal), documents: documentIds && i32(backend, documentIds).slice() };
+  const visibility: Visibility = {
+    causal: Boolean(args.attrs?.causal),
+    documents: documentIds && i32(backend, documentIds).slice(),
+  };
   const scale = args.attrs?.scale as number;
   const dims = dimsOf(q, k, v);
   const { batch, Tq, Tk, hs, hv } = dims;
@@ -413,7 +496,14 @@ function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
 }
 
 /** In place: g ← p ⊙ ((g + extra) − Σ_row p ⊙ (g + extra)) · scale, row by row (rows of length n). */
-function softmaxBackward(p: Float32Array, g: Float32Array, extra: Float32Array, rows: number, n: number, scale: number): void {
+function softmaxBackward(
+  p: Float32Array,
+  g: Float32Array,
+  extra: Float32Array,
+  rows: number,
+  n: number,
+  scale: number,
+): void {
   const withExtra = extra.length === g.length;
   for (let r = 0; r < rows; r++) {
     const start = r * n;
@@ -453,11 +543,13 @@ export function registerFusedAttention(): void {
         const [q, k, v, ...rest] = saved; // then [documentIds,] p
         const p = rest.pop()!;
         const documentIds = rest.length > 0 ? { documentIds: rest[0] } : {};
-        const [dq, dk, dv] = tf.engine().runKernel(
-          FUSED_ATTENTION_GRAD,
-          { dO, dP, q, k, v, p, ...documentIds } as unknown as tf.NamedTensorMap,
-          attrs as tf.NamedAttrMap,
-        ) as tf.Tensor[];
+        const [dq, dk, dv] = tf
+          .engine()
+          .runKernel(
+            FUSED_ATTENTION_GRAD,
+            { dO, dP, q, k, v, p, ...documentIds } as unknown as tf.NamedTensorMap,
+            attrs as tf.NamedAttrMap,
+          ) as tf.Tensor[];
         return { q: () => dq, k: () => dk, v: () => dv };
       },
     });

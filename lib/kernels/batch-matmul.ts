@@ -2,7 +2,15 @@ import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, replaceKernel, runOriginal } from "./registry.js";
 import { gemmKernels, multiplyMatrices, rowMajor } from "./gemm.js";
 import { transposeTensor } from "./transpose.js";
-import { type WasmBackend, heapOffset, registerView, releaseView, scratchInt32, tensorId, withoutThreadPool } from "./wasm-heap.js";
+import {
+  type WasmBackend,
+  heapOffset,
+  registerView,
+  releaseView,
+  scratchInt32,
+  tensorId,
+  withoutThreadPool,
+} from "./wasm-heap.js";
 
 /**
  * A faster `BatchMatMul` kernel for the WebAssembly backend.
@@ -66,7 +74,17 @@ export function batchMatMulWasm(args: KernelArgs): tf.TensorInfo {
     const outBase = heapOffset(backend, out);
     if (batchB === 1 && !transposeA) {
       // one right-hand matrix for the whole batch: a single (batch·M, K) × (K, N) product, B packed once
-      multiplyMatrices(backend, gemm, rowMajor(aBase, K), rowMajor(bBase, transposeB ? K : N, transposeB), outBase, N, batch * M, K, N);
+      multiplyMatrices(
+        backend,
+        gemm,
+        rowMajor(aBase, K),
+        rowMajor(bBase, transposeB ? K : N, transposeB),
+        outBase,
+        N,
+        batch * M,
+        K,
+        N,
+      );
       return out;
     }
     for (let i = 0; i < batch; i++) {
@@ -114,7 +132,8 @@ export function batchMatMulWasm(args: KernelArgs): tf.TensorInfo {
   if (batchB === 1) {
     // One right-hand matrix for the whole batch: a single (batch·M, K) × (K, N) matmul on the tensors
     // themselves, so XNNPACK's cache of packed weights (keyed by b's id) is reused across calls.
-    const multiply = () => xnnMatMul(backend, tensorId(backend, a3), batchA * M, K, tensorId(backend, b3), N, tensorId(backend, out));
+    const multiply = () =>
+      xnnMatMul(backend, tensorId(backend, a3), batchA * M, K, tensorId(backend, b3), N, tensorId(backend, out));
     if (small(batchA * M)) withoutThreadPool(backend, multiply);
     else multiply();
   } else {
@@ -148,7 +167,15 @@ function preferTransposedProduct(M: number, K: number, N: number, transposeA: bo
 }
 
 /** out (M, N) = a (M, K) · b (K, N), all row-major float32 at the given heap byte offsets. */
-export function multiply2d(backend: WasmBackend, a: number, M: number, K: number, b: number, N: number, out: number): void {
+export function multiply2d(
+  backend: WasmBackend,
+  a: number,
+  M: number,
+  K: number,
+  b: number,
+  N: number,
+  out: number,
+): void {
   const gemm = gemmKernels(backend);
   if (gemm) {
     multiplyMatrices(backend, gemm, rowMajor(a, K), rowMajor(b, N), out, N, M, K, N);
@@ -164,7 +191,15 @@ export function multiply2d(backend: WasmBackend, a: number, M: number, K: number
 }
 
 /** The wasm backend's 2-D XNNPACK path on C++ tensor ids: out (M, N) = a (M, K) · b (K, N). */
-export function xnnMatMul(backend: WasmBackend, aId: number, M: number, K: number, bId: number, N: number, outId: number): void {
+export function xnnMatMul(
+  backend: WasmBackend,
+  aId: number,
+  M: number,
+  K: number,
+  bId: number,
+  N: number,
+  outId: number,
+): void {
   const aShape = scratchInt32(backend, [1, M, K], 0);
   const bShape = scratchInt32(backend, [1, K, N], 1);
   backend.wasm._BatchMatMul(aId, aShape, 3, bId, bShape, 3, 0, 0, outId);

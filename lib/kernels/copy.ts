@@ -43,8 +43,30 @@ export function copyRows(backend: WasmBackend, simd: SimdKernels, copies: RowCop
   const threads = kernelThreads(heapMemory(backend), bytes, PARALLEL_BYTES);
   const calls = copies.flatMap((c): KernelCall[] =>
     c.outer > 1
-      ? rangeCalls(threads, c.outer, 1, (from, count) => ["copyBlocks", c.src + from * c.srcOuter, c.dst + from * c.dstOuter, count, c.srcOuter, c.dstOuter, c.rows, c.rowBytes, c.srcRow, c.dstRow])
-      : rangeCalls(threads, c.rows, 1, (from, count) => ["copyBlocks", c.src + from * c.srcRow, c.dst + from * c.dstRow, 1, 0, 0, count, c.rowBytes, c.srcRow, c.dstRow]),
+      ? rangeCalls(threads, c.outer, 1, (from, count) => [
+          "copyBlocks",
+          c.src + from * c.srcOuter,
+          c.dst + from * c.dstOuter,
+          count,
+          c.srcOuter,
+          c.dstOuter,
+          c.rows,
+          c.rowBytes,
+          c.srcRow,
+          c.dstRow,
+        ])
+      : rangeCalls(threads, c.rows, 1, (from, count) => [
+          "copyBlocks",
+          c.src + from * c.srcRow,
+          c.dst + from * c.dstRow,
+          1,
+          0,
+          0,
+          count,
+          c.rowBytes,
+          c.srcRow,
+          c.dstRow,
+        ]),
   );
   runShared(threads, simd, calls);
 }
@@ -59,7 +81,8 @@ function wordOffset(backend: WasmBackend, t: tf.TensorInfo): number {
 
 export function castWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const x = args.inputs.x as tf.TensorInfo;
-  if (args.attrs?.dtype !== x.dtype || x.dtype === "string" || x.dtype === "complex64") return runOriginal("Cast", args);
+  if (args.attrs?.dtype !== x.dtype || x.dtype === "string" || x.dtype === "complex64")
+    return runOriginal("Cast", args);
   args.backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
 }
@@ -69,7 +92,11 @@ export function splitVWasm(args: KernelArgs): tf.TensorInfo[] {
   if (!movable(x.dtype)) return runOriginal("SplitV", args) as tf.TensorInfo[];
   const backend = args.backend as WasmBackend;
   const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0];
-  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, args.attrs!.numOrSizeSplits as number | number[], axis);
+  const sizes = tf.backend_util.prepareSplitSize(
+    x as tf.Tensor,
+    args.attrs!.numOrSizeSplits as number | number[],
+    axis,
+  );
   const outer = tf.util.sizeFromShape(x.shape.slice(0, axis));
   const inner = tf.util.sizeFromShape(x.shape.slice(axis + 1));
   const rowLength = x.shape[axis] * inner;
@@ -86,9 +113,22 @@ export function splitVWasm(args: KernelArgs): tf.TensorInfo[] {
   outputs.forEach((out, i) => {
     const length = sizes[i] * inner;
     const dst = wordOffset(backend, out);
-    if (simd) copies.push({ src: 4 * (src + start), dst: 4 * dst, outer: 1, srcOuter: 0, dstOuter: 0, rows: outer, rowBytes: 4 * length, srcRow: 4 * rowLength, dstRow: 4 * length });
+    if (simd)
+      copies.push({
+        src: 4 * (src + start),
+        dst: 4 * dst,
+        outer: 1,
+        srcOuter: 0,
+        dstOuter: 0,
+        rows: outer,
+        rowBytes: 4 * length,
+        srcRow: 4 * rowLength,
+        dstRow: 4 * length,
+      });
     else if (outer === 1 || length === rowLength) heap.copyWithin(dst, src + start, src + start + outer * length);
-    else for (let o = 0; o < outer; o++) heap.copyWithin(dst + o * length, src + o * rowLength + start, src + o * rowLength + start + length);
+    else
+      for (let o = 0; o < outer; o++)
+        heap.copyWithin(dst + o * length, src + o * rowLength + start, src + o * rowLength + start + length);
     start += length;
   });
   if (simd) copyRows(backend, simd, copies);
@@ -97,7 +137,8 @@ export function splitVWasm(args: KernelArgs): tf.TensorInfo[] {
 
 export function concatWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const inputs = args.inputs as unknown as tf.TensorInfo[];
-  if (inputs.length === 0 || !inputs.every((t) => movable(t.dtype) && t.dtype === inputs[0].dtype)) return runOriginal("Concat", args);
+  if (inputs.length === 0 || !inputs.every((t) => movable(t.dtype) && t.dtype === inputs[0].dtype))
+    return runOriginal("Concat", args);
   const backend = args.backend as WasmBackend;
   const axis = tf.util.parseAxisParam(args.attrs!.axis as number, inputs[0].shape)[0];
   tf.backend_util.assertParamsConsistent(
@@ -121,9 +162,22 @@ export function concatWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   for (const part of parts) {
     const length = tf.util.sizeFromShape(part.shape.slice(axis));
     const src = wordOffset(backend, part);
-    if (simd) copies.push({ src: 4 * src, dst: 4 * (dst + start), outer: 1, srcOuter: 0, dstOuter: 0, rows: outer, rowBytes: 4 * length, srcRow: 4 * length, dstRow: 4 * outRow });
+    if (simd)
+      copies.push({
+        src: 4 * src,
+        dst: 4 * (dst + start),
+        outer: 1,
+        srcOuter: 0,
+        dstOuter: 0,
+        rows: outer,
+        rowBytes: 4 * length,
+        srcRow: 4 * length,
+        dstRow: 4 * outRow,
+      });
     else if (outer === 1 || length === outRow) heap.copyWithin(dst + start, src, src + outer * length);
-    else for (let o = 0; o < outer; o++) heap.copyWithin(dst + o * outRow + start, src + o * length, src + (o + 1) * length);
+    else
+      for (let o = 0; o < outer; o++)
+        heap.copyWithin(dst + o * outRow + start, src + o * length, src + (o + 1) * length);
     start += length;
   }
   if (simd) copyRows(backend, simd, copies);
@@ -136,10 +190,15 @@ export function gatherV2Wasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] 
   if (!movable(x.dtype) || indices.dtype !== "int32" || batchDims !== 0) return runOriginal("GatherV2", args);
   const backend = args.backend as WasmBackend;
   const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0];
-  const ids = new Int32Array(backend.wasm.HEAPU8.buffer, backend.dataIdMap.get(indices.dataId).memoryOffset, tf.util.sizeFromShape(indices.shape)).slice();
+  const ids = new Int32Array(
+    backend.wasm.HEAPU8.buffer,
+    backend.dataIdMap.get(indices.dataId).memoryOffset,
+    tf.util.sizeFromShape(indices.shape),
+  ).slice();
   const axisDim = x.shape[axis];
   for (const index of ids) {
-    if (!(index >= 0 && index <= axisDim - 1)) throw new Error(`GatherV2: the index value ${index} is not in [0, ${axisDim - 1}]`);
+    if (!(index >= 0 && index <= axisDim - 1))
+      throw new Error(`GatherV2: the index value ${index} is not in [0, ${axisDim - 1}]`);
   }
   const outer = tf.util.sizeFromShape(x.shape.slice(0, axis));
   const inner = tf.util.sizeFromShape(x.shape.slice(axis + 1));

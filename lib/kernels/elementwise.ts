@@ -30,7 +30,12 @@ export function powWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const a = args.inputs.a as tf.TensorInfo;
   const b = args.inputs.b as tf.TensorInfo;
   const backend = args.backend as WasmBackend;
-  if (a.dtype !== "float32" || b.dtype !== "float32" || tf.util.sizeFromShape(b.shape) !== 1 || b.shape.length > a.shape.length) {
+  if (
+    a.dtype !== "float32" ||
+    b.dtype !== "float32" ||
+    tf.util.sizeFromShape(b.shape) !== 1 ||
+    b.shape.length > a.shape.length
+  ) {
     return runOriginal("Pow", args);
   }
   const exponent = f32(backend, b)[0];
@@ -84,10 +89,10 @@ const A9 = -8.60467152213735e-11;
 const A11 = 2.00018790482477e-13;
 const A13 = -2.76076847742355e-16;
 const B0 = 4.89352518554385e-3;
-const B2 = 2.26843463243900e-3;
+const B2 = 2.268434632439e-3;
 const B4 = 1.18534705686654e-4;
 const B6 = 1.19825839466702e-6;
-const CLAMP = 7.90531110763549805;
+const CLAMP = 7.905311107635498; // the float64 nearest 7.90531110763549805
 
 /**
  * tanh(v) to float32 precision (NaN stays NaN; near 0, p/q = v · A1/B0 = v to 1e-7 relative). Beyond the
@@ -135,14 +140,27 @@ export function addWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const width = b.shape.length > 0 ? b.shape[b.shape.length - 1] : 1;
   const sameShape = a.shape.join() === b.shape.join();
   // b one row (leading dimensions of size 1) matching a's last dimension: a bias
-  const row = !sameShape && b.shape.length <= a.shape.length && width === a.shape[a.shape.length - 1] && tf.util.sizeFromShape(b.shape) === width;
-  if (!simd || a.dtype !== "float32" || b.dtype !== "float32" || !(sameShape || row) || n === 0) return runOriginal("Add", args);
+  const row =
+    !sameShape &&
+    b.shape.length <= a.shape.length &&
+    width === a.shape[a.shape.length - 1] &&
+    tf.util.sizeFromShape(b.shape) === width;
+  if (!simd || a.dtype !== "float32" || b.dtype !== "float32" || !(sameShape || row) || n === 0)
+    return runOriginal("Add", args);
   const out = backend.makeOutput([...a.shape], "float32");
   const [A, B, OUT] = [a, b, out].map((t) => heapOffset(backend, t));
   const threads = kernelThreads(heapMemory(backend), n, PARALLEL_ELEMENTS);
   const calls = sameShape
     ? rangeCalls(threads, n, 4, (from, count) => ["addRows", A + 4 * from, B + 4 * from, OUT + 4 * from, 1, count, 0])
-    : rangeCalls(threads, n / width, 1, (from, count) => ["addRows", A + 4 * from * width, B, OUT + 4 * from * width, count, width, 0]);
+    : rangeCalls(threads, n / width, 1, (from, count) => [
+        "addRows",
+        A + 4 * from * width,
+        B,
+        OUT + 4 * from * width,
+        count,
+        width,
+        0,
+      ]);
   runShared(threads, simd, calls);
   return out;
 }

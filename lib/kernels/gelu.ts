@@ -38,7 +38,11 @@ function geluWasm(args: KernelArgs): tf.TensorInfo[] {
   if (done > 0) {
     const [X, Y, T] = [x, out, tanhOut].map((tensor) => heapOffset(backend, tensor));
     const threads = kernelThreads(heapMemory(backend), done, PARALLEL_ELEMENTS);
-    runShared(threads, simd!, rangeCalls(threads, done, 4, (from, count) => ["geluFwd", X + 4 * from, Y + 4 * from, T + 4 * from, count]));
+    runShared(
+      threads,
+      simd!,
+      rangeCalls(threads, done, 4, (from, count) => ["geluFwd", X + 4 * from, Y + 4 * from, T + 4 * from, count]),
+    );
   }
   for (let i = done; i < xs.length; i++) {
     const v = xs[i];
@@ -58,7 +62,18 @@ function geluGradWasm(args: KernelArgs): tf.TensorInfo {
   if (done > 0) {
     const [X, T, DY, DX] = [x, t, dy, out].map((tensor) => heapOffset(backend, tensor));
     const threads = kernelThreads(heapMemory(backend), done, PARALLEL_ELEMENTS);
-    runShared(threads, simd!, rangeCalls(threads, done, 4, (from, count) => ["geluBwd", X + 4 * from, T + 4 * from, DY + 4 * from, DX + 4 * from, count]));
+    runShared(
+      threads,
+      simd!,
+      rangeCalls(threads, done, 4, (from, count) => [
+        "geluBwd",
+        X + 4 * from,
+        T + 4 * from,
+        DY + 4 * from,
+        DX + 4 * from,
+        count,
+      ]),
+    );
   }
   for (let i = done; i < xs.length; i++) {
     const v = xs[i];

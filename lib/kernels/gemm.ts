@@ -55,11 +55,35 @@ export interface GemmKernels {
    * 32 and 4 N). C's rows are cRowBytes apart. scratch: 128 bytes for the last strip when N is not a
    * multiple of 8. (unused: 16, the panels' k stride.)
    */
-  rows4(panels: number, panelBytes: number, unused: number, b: number, stripBytes: number, bKBytes: number, c: number,
-    cRowBytes: number, rows: number, N: number, K: number, scratch: number): void;
+  rows4(
+    panels: number,
+    panelBytes: number,
+    unused: number,
+    b: number,
+    stripBytes: number,
+    bKBytes: number,
+    c: number,
+    cRowBytes: number,
+    rows: number,
+    N: number,
+    K: number,
+    scratch: number,
+  ): void;
   /** The same for any number of rows, one at a time, A's element (i, k) at a + i · aRowBytes + k · aKBytes. */
-  rows1(a: number, aRowBytes: number, aKBytes: number, b: number, stripBytes: number, bKBytes: number, c: number,
-    cRowBytes: number, rows: number, N: number, K: number, scratch: number): void;
+  rows1(
+    a: number,
+    aRowBytes: number,
+    aKBytes: number,
+    b: number,
+    stripBytes: number,
+    bKBytes: number,
+    c: number,
+    cRowBytes: number,
+    rows: number,
+    N: number,
+    K: number,
+    scratch: number,
+  ): void;
 }
 
 function packFunc(): Func {
@@ -69,29 +93,50 @@ function packFunc(): Func {
   f.get(rowStride).i32(2).shl().set(rowBytes);
   f.get(colStride).i32(2).shl().set(colBytes);
   f.get(packed).set(out);
-  f.forRange(j, () => f.i32(0), () => f.get(N), STRIP, () => {
-    f.forRange(k, () => f.i32(0), () => f.get(K), 1, () => {
-      f.get(b).get(k).get(rowBytes).mul().add().get(j).get(colBytes).mul().add().set(from);
-      // columns j … j+7 (fewer at the end), zeros past N; contiguous full strips as two vector copies
-      f.get(N).get(j).sub().tee(count).i32(STRIP).get(count).i32(STRIP).ltU().select().set(count);
-      f.get(colStride).i32(1).sub().eqz().get(count).i32(STRIP).sub().eqz().and();
-      f.ifElse(
+  f.forRange(
+    j,
+    () => f.i32(0),
+    () => f.get(N),
+    STRIP,
+    () => {
+      f.forRange(
+        k,
+        () => f.i32(0),
+        () => f.get(K),
+        1,
         () => {
-          f.get(out).get(from).load().store();
-          f.get(out).get(from).load(16).store(16);
-        },
-        () => {
-          f.get(out).f32(0).splat().store();
-          f.get(out).f32(0).splat().store(16);
-          f.forRange(col, () => f.i32(0), () => f.get(count), 1, () => {
-            f.get(out).get(col).i32(2).shl().add().get(from).f32Load().f32Store();
-            f.get(from).get(colBytes).add().set(from);
-          });
+          f.get(b).get(k).get(rowBytes).mul().add().get(j).get(colBytes).mul().add().set(from);
+          // columns j … j+7 (fewer at the end), zeros past N; contiguous full strips as two vector copies
+          f.get(N).get(j).sub().tee(count).i32(STRIP).get(count).i32(STRIP).ltU().select().set(count);
+          f.get(colStride).i32(1).sub().eqz().get(count).i32(STRIP).sub().eqz().and();
+          f.ifElse(
+            () => {
+              f.get(out).get(from).load().store();
+              f.get(out).get(from).load(16).store(16);
+            },
+            () => {
+              f.get(out).f32(0).splat().store();
+              f.get(out).f32(0).splat().store(16);
+              f.forRange(
+                col,
+                () => f.i32(0),
+                () => f.get(count),
+                1,
+                () => {
+                  f.get(out).get(col).i32(2).shl().add().get(from).f32Load().f32Store();
+                  f.get(from).get(colBytes).add().set(from);
+                },
+              );
+            },
+          );
+          f.get(out)
+            .i32(4 * STRIP)
+            .add()
+            .set(out);
         },
       );
-      f.get(out).i32(4 * STRIP).add().set(out);
-    });
-  });
+    },
+  );
   return f;
 }
 
@@ -108,54 +153,84 @@ function packAFunc(): Func {
   f.get(colStride).i32(2).shl().set(colBytes);
   f.get(K).i32(-4).and().set(k4);
   f.get(packed).set(out);
-  f.forRange(t, () => f.i32(0), () => f.get(M), 4, () => {
-    f.get(a).get(t).get(rowBytes).mul().add().set(from);
-    // one float at a time, for k from `first` on
-    const oneByOne = (first: () => void) =>
-      f.forRange(k, first, () => f.get(K), 1, () => {
-        f.forRange(r, () => f.i32(0), () => f.i32(4), 1, () => {
-          f.get(out).get(r).i32(2).shl().add();
-          f.get(from).get(r).get(rowBytes).mul().add().get(k).get(colBytes).mul().add().f32Load();
-          f.f32Store();
-        });
-        f.get(out).i32(16).add().set(out);
-      });
-    f.get(colStride).i32(1).sub().eqz();
-    f.ifElse(
-      () => {
-        // row-major A: 4 rows × 4 k at a time, transposed in registers, then the last K mod 4
-        f.forRange(k, () => f.i32(0), () => f.get(k4), 4, () => {
-          f.get(from).get(k).i32(2).shl().add().load().set(r0);
-          f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
-          f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
-          f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
-          f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
-          f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
-          f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
-          f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
-          f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
-          f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
-          f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
-          f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
-          f.get(out).i32(64).add().set(out);
-        });
-        oneByOne(() => f.get(k4));
-      },
-      () => {
-        f.get(rowStride).i32(1).sub().eqz();
-        f.ifElse(
-          // a transposed A (rowStride 1): the 4 floats of each k are next to each other
-          () =>
-            f.forRange(k, () => f.i32(0), () => f.get(K), 1, () => {
-              f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
-              f.get(out).i32(16).add().set(out);
-            }),
-          // any other strides
-          () => oneByOne(() => f.i32(0)),
+  f.forRange(
+    t,
+    () => f.i32(0),
+    () => f.get(M),
+    4,
+    () => {
+      f.get(a).get(t).get(rowBytes).mul().add().set(from);
+      // one float at a time, for k from `first` on
+      const oneByOne = (first: () => void) =>
+        f.forRange(
+          k,
+          first,
+          () => f.get(K),
+          1,
+          () => {
+            f.forRange(
+              r,
+              () => f.i32(0),
+              () => f.i32(4),
+              1,
+              () => {
+                f.get(out).get(r).i32(2).shl().add();
+                f.get(from).get(r).get(rowBytes).mul().add().get(k).get(colBytes).mul().add().f32Load();
+                f.f32Store();
+              },
+            );
+            f.get(out).i32(16).add().set(out);
+          },
         );
-      },
-    );
-  });
+      f.get(colStride).i32(1).sub().eqz();
+      f.ifElse(
+        () => {
+          // row-major A: 4 rows × 4 k at a time, transposed in registers, then the last K mod 4
+          f.forRange(
+            k,
+            () => f.i32(0),
+            () => f.get(k4),
+            4,
+            () => {
+              f.get(from).get(k).i32(2).shl().add().load().set(r0);
+              f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
+              f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
+              f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
+              f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
+              f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
+              f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
+              f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
+              f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
+              f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
+              f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
+              f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
+              f.get(out).i32(64).add().set(out);
+            },
+          );
+          oneByOne(() => f.get(k4));
+        },
+        () => {
+          f.get(rowStride).i32(1).sub().eqz();
+          f.ifElse(
+            // a transposed A (rowStride 1): the 4 floats of each k are next to each other
+            () =>
+              f.forRange(
+                k,
+                () => f.i32(0),
+                () => f.get(K),
+                1,
+                () => {
+                  f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
+                  f.get(out).i32(16).add().set(out);
+                },
+              ),
+            // any other strides
+            () => oneByOne(() => f.i32(0)),
+          );
+        },
+      );
+    },
+  );
   return f;
 }
 
@@ -166,7 +241,10 @@ function packAFunc(): Func {
  */
 function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Func {
   const f = new Func(name, 12);
-  const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch] = Array.from({ length: 12 }, (_, i) => i);
+  const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch] = Array.from(
+    { length: 12 },
+    (_, i) => i,
+  );
   const [k0, chunkBytes, i, j, p, pEnd, cRow, col, r] = Array.from({ length: 9 }, () => f.local("i32"));
   const aRow = Array.from({ length: panels ? 1 : R }, () => f.local("i32"));
   const acc = Array.from({ length: 2 * R }, () => f.local("v128"));
@@ -175,71 +253,144 @@ function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Fun
     if (fused) f.get(x).get(y).get(sum).vmadd().set(sum);
     else f.get(sum).get(x).get(y).vmul().vadd().set(sum);
   };
-  f.forRange(k0, () => f.i32(0), () => f.get(K), K_CHUNK, () => {
-    // this chunk's rows of a strip: min(K_CHUNK, K − k0) rows, bKBytes apart
-    f.get(K).get(k0).sub().tee(chunkBytes).i32(K_CHUNK).get(chunkBytes).i32(K_CHUNK).ltU().select().get(bKBytes).mul().set(chunkBytes);
-    f.forRange(i, () => f.i32(0), () => f.get(rows), R, () => {
-      f.forRange(j, () => f.i32(0), () => f.get(N), STRIP, () => {
-        for (const x of acc) f.f32(0).splat().set(x);
-        if (panels) {
-          // panel i / 4 (aRowBytes: bytes per panel), from k0: 4 floats per k
-          f.get(a).get(i).i32(2).shrU().get(aRowBytes).mul().add().get(k0).i32(4).shl().add().set(aRow[0]);
-        } else {
-          for (let q = 0; q < R; q++) {
-            f.get(a).get(i).i32(q).add().get(aRowBytes).mul().add().get(k0).get(aKBytes).mul().add().set(aRow[q]);
-          }
-        }
-        // strip j / 8 of B, from row k0
-        f.get(b).get(j).i32(3).shrU().get(stripBytes).mul().add().get(k0).get(bKBytes).mul().add().tee(p).get(chunkBytes).add().set(pEnd);
-        f.block(() => f.loop(() => {
-          f.get(p).get(pEnd).ltU().eqz().brIf(1);
-          f.get(p).load().set(b0);
-          f.get(p).load(16).set(b1);
-          for (let q = 0; q < R; q++) {
-            if (panels) f.get(aRow[0]).loadSplat(4 * q).set(av);
-            else f.get(aRow[q]).loadSplat().set(av);
-            multiplyAdd(av, b0, acc[2 * q]);
-            multiplyAdd(av, b1, acc[2 * q + 1]);
-            if (!panels) f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
-          }
-          if (panels) f.get(aRow[0]).i32(16).add().set(aRow[0]);
-          f.get(p).get(bKBytes).add().set(p);
-          f.br(0);
-        }));
-        f.get(c).get(i).get(cRowBytes).mul().add().get(j).i32(2).shl().add().set(cRow);
-        // j + 8 ≤ N: a full strip; else the last strip, N − j < 8 columns
-        f.get(j).i32(STRIP).add().get(N).ltU().get(j).i32(STRIP).add().get(N).sub().eqz().or();
-        f.ifElse(
-          () => {
-            // add the earlier chunks' sums, store
-            for (let q = 0; q < R; q++) {
-              for (let half = 0; half < 2; half++) {
-                f.get(k0).if_(() => f.get(acc[2 * q + half]).get(cRow).load(16 * half).vadd().set(acc[2 * q + half]));
-                f.get(cRow).get(acc[2 * q + half]).store(16 * half);
+  f.forRange(
+    k0,
+    () => f.i32(0),
+    () => f.get(K),
+    K_CHUNK,
+    () => {
+      // this chunk's rows of a strip: min(K_CHUNK, K − k0) rows, bKBytes apart
+      f.get(K)
+        .get(k0)
+        .sub()
+        .tee(chunkBytes)
+        .i32(K_CHUNK)
+        .get(chunkBytes)
+        .i32(K_CHUNK)
+        .ltU()
+        .select()
+        .get(bKBytes)
+        .mul()
+        .set(chunkBytes);
+      f.forRange(
+        i,
+        () => f.i32(0),
+        () => f.get(rows),
+        R,
+        () => {
+          f.forRange(
+            j,
+            () => f.i32(0),
+            () => f.get(N),
+            STRIP,
+            () => {
+              for (const x of acc) f.f32(0).splat().set(x);
+              if (panels) {
+                // panel i / 4 (aRowBytes: bytes per panel), from k0: 4 floats per k
+                f.get(a).get(i).i32(2).shrU().get(aRowBytes).mul().add().get(k0).i32(4).shl().add().set(aRow[0]);
+              } else {
+                for (let q = 0; q < R; q++) {
+                  f.get(a).get(i).i32(q).add().get(aRowBytes).mul().add().get(k0).get(aKBytes).mul().add().set(aRow[q]);
+                }
               }
-              f.get(cRow).get(cRowBytes).add().set(cRow);
-            }
-          },
-          () => {
-            // through scratch, column by column
-            for (let q = 0; q < R; q++) {
-              f.get(scratch).get(acc[2 * q]).store(32 * q);
-              f.get(scratch).get(acc[2 * q + 1]).store(32 * q + 16);
-            }
-            f.forRange(r, () => f.i32(0), () => f.i32(R), 1, () => {
-              f.forRange(col, () => f.i32(0), () => f.get(N).get(j).sub(), 1, () => {
-                f.get(cRow).get(col).i32(2).shl().add();
-                f.get(scratch).get(r).i32(5).shl().add().get(col).i32(2).shl().add().f32Load();
-                f.get(cRow).get(col).i32(2).shl().add().f32Load().f32(0).get(k0).select().f32Add();
-                f.f32Store();
-              });
-              f.get(cRow).get(cRowBytes).add().set(cRow);
-            });
-          },
-        );
-      });
-    });
-  });
+              // strip j / 8 of B, from row k0
+              f.get(b)
+                .get(j)
+                .i32(3)
+                .shrU()
+                .get(stripBytes)
+                .mul()
+                .add()
+                .get(k0)
+                .get(bKBytes)
+                .mul()
+                .add()
+                .tee(p)
+                .get(chunkBytes)
+                .add()
+                .set(pEnd);
+              f.block(() =>
+                f.loop(() => {
+                  f.get(p).get(pEnd).ltU().eqz().brIf(1);
+                  f.get(p).load().set(b0);
+                  f.get(p).load(16).set(b1);
+                  for (let q = 0; q < R; q++) {
+                    if (panels)
+                      f.get(aRow[0])
+                        .loadSplat(4 * q)
+                        .set(av);
+                    else f.get(aRow[q]).loadSplat().set(av);
+                    multiplyAdd(av, b0, acc[2 * q]);
+                    multiplyAdd(av, b1, acc[2 * q + 1]);
+                    if (!panels) f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
+                  }
+                  if (panels) f.get(aRow[0]).i32(16).add().set(aRow[0]);
+                  f.get(p).get(bKBytes).add().set(p);
+                  f.br(0);
+                }),
+              );
+              f.get(c).get(i).get(cRowBytes).mul().add().get(j).i32(2).shl().add().set(cRow);
+              // j + 8 ≤ N: a full strip; else the last strip, N − j < 8 columns
+              f.get(j).i32(STRIP).add().get(N).ltU().get(j).i32(STRIP).add().get(N).sub().eqz().or();
+              f.ifElse(
+                () => {
+                  // add the earlier chunks' sums, store
+                  for (let q = 0; q < R; q++) {
+                    for (let half = 0; half < 2; half++) {
+                      f.get(k0).if_(() =>
+                        f
+                          .get(acc[2 * q + half])
+                          .get(cRow)
+                          .load(16 * half)
+                          .vadd()
+                          .set(acc[2 * q + half]),
+                      );
+                      f.get(cRow)
+                        .get(acc[2 * q + half])
+                        .store(16 * half);
+                    }
+                    f.get(cRow).get(cRowBytes).add().set(cRow);
+                  }
+                },
+                () => {
+                  // through scratch, column by column
+                  for (let q = 0; q < R; q++) {
+                    f.get(scratch)
+                      .get(acc[2 * q])
+                      .store(32 * q);
+                    f.get(scratch)
+                      .get(acc[2 * q + 1])
+                      .store(32 * q + 16);
+                  }
+                  f.forRange(
+                    r,
+                    () => f.i32(0),
+                    () => f.i32(R),
+                    1,
+                    () => {
+                      f.forRange(
+                        col,
+                        () => f.i32(0),
+                        () => f.get(N).get(j).sub(),
+                        1,
+                        () => {
+                          f.get(cRow).get(col).i32(2).shl().add();
+                          f.get(scratch).get(r).i32(5).shl().add().get(col).i32(2).shl().add().f32Load();
+                          f.get(cRow).get(col).i32(2).shl().add().f32Load().f32(0).get(k0).select().f32Add();
+                          f.f32Store();
+                        },
+                      );
+                      f.get(cRow).get(cRowBytes).add().set(cRow);
+                    },
+                  );
+                },
+              );
+            },
+          );
+        },
+      );
+    },
+  );
   return f;
 }
 
@@ -264,7 +415,17 @@ const PARALLEL_WORK = 1 << 21;
  * C (M × N, row-major, `cRowStride` floats a row) = A (M × K) · B (K × N), with A and B read through their
  * strides (so either may be a transposed view).
  */
-export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: Matrix, b: Matrix, c: number, cRowStride: number, M: number, K: number, N: number): void {
+export function multiplyMatrices(
+  backend: WasmBackend,
+  kernels: GemmKernels,
+  a: Matrix,
+  b: Matrix,
+  c: number,
+  cRowStride: number,
+  M: number,
+  K: number,
+  N: number,
+): void {
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
   const pieces = pieceCount(threads);
   const strips = Math.ceil(N / STRIP);
@@ -280,20 +441,64 @@ export function multiplyMatrices(backend: WasmBackend, kernels: GemmKernels, a: 
   const memory = backend.wasm._malloc(scratchAt + (pieces + 1) * scratchBytes) >>> 0;
   try {
     // B's strips and A's panels, a few ranges of each per thread
-    const prepare: KernelCall[] = rangeCalls(threads, tiles, 1, (from, count) =>
-      ["packA", a.offset + 4 * TILE_ROWS * from * a.rowStride, a.rowStride, a.colStride, TILE_ROWS * count, K, memory + panelsAt + from * panelBytes]);
+    const prepare: KernelCall[] = rangeCalls(threads, tiles, 1, (from, count) => [
+      "packA",
+      a.offset + 4 * TILE_ROWS * from * a.rowStride,
+      a.rowStride,
+      a.colStride,
+      TILE_ROWS * count,
+      K,
+      memory + panelsAt + from * panelBytes,
+    ]);
     if (packB) {
-      prepare.push(...rangeCalls(threads, strips, 1, (from, count) =>
-        ["pack", b.offset + 4 * STRIP * from * b.colStride, b.rowStride, b.colStride, K, Math.min(N - STRIP * from, STRIP * count), memory + from * packedStripBytes]));
+      prepare.push(
+        ...rangeCalls(threads, strips, 1, (from, count) => [
+          "pack",
+          b.offset + 4 * STRIP * from * b.colStride,
+          b.rowStride,
+          b.colStride,
+          K,
+          Math.min(N - STRIP * from, STRIP * count),
+          memory + from * packedStripBytes,
+        ]),
+      );
     }
     runShared(threads, kernels, prepare);
     // rows of C: a few ranges of tiles per thread, and the last M mod 4 rows one at a time
     const bStrips = packB ? [memory, packedStripBytes, 4 * STRIP] : [b.offset, 4 * STRIP, 4 * b.rowStride];
-    const calls = rangeCalls(threads, tiles, 1, (from, count, piece): KernelCall =>
-      ["rows4", memory + panelsAt + from * panelBytes, panelBytes, 16, ...bStrips, c + 4 * TILE_ROWS * from * cRowStride, 4 * cRowStride, TILE_ROWS * count, N, K, memory + scratchAt + piece * scratchBytes]);
+    const calls = rangeCalls(
+      threads,
+      tiles,
+      1,
+      (from, count, piece): KernelCall => [
+        "rows4",
+        memory + panelsAt + from * panelBytes,
+        panelBytes,
+        16,
+        ...bStrips,
+        c + 4 * TILE_ROWS * from * cRowStride,
+        4 * cRowStride,
+        TILE_ROWS * count,
+        N,
+        K,
+        memory + scratchAt + piece * scratchBytes,
+      ],
+    );
     const tail = TILE_ROWS * tiles;
     if (tail < M) {
-      calls.push(["rows1", a.offset + 4 * tail * a.rowStride, 4 * a.rowStride, 4 * a.colStride, ...bStrips, c + 4 * tail * cRowStride, 4 * cRowStride, M - tail, N, K, memory + scratchAt + pieces * scratchBytes]);
+      calls.push([
+        "rows1",
+        a.offset + 4 * tail * a.rowStride,
+        4 * a.rowStride,
+        4 * a.colStride,
+        ...bStrips,
+        c + 4 * tail * cRowStride,
+        4 * cRowStride,
+        M - tail,
+        N,
+        K,
+        memory + scratchAt + pieces * scratchBytes,
+      ]);
     }
     runShared(threads, kernels, calls);
   } finally {
@@ -318,7 +523,8 @@ export function relaxedSimdAvailable(): boolean {
   if (typeof process !== "undefined" && process.env?.GPT_WASM_FMA === "0") return false;
   const probe = relaxedSimdProbe();
   if (WebAssembly.validate(probe)) return true;
-  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process?.getBuiltinModule;
+  const getBuiltin = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process
+    ?.getBuiltinModule;
   const v8 = getBuiltin?.("node:v8") as { setFlagsFromString(flags: string): void } | undefined;
   if (!v8) return false;
   v8.setFlagsFromString("--experimental-wasm-relaxed-simd");

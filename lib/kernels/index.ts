@@ -1,6 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { FUSED_ADAMW, registerFusedAdamW } from "./adamw.js";
-import { FUSED_ATTENTION, FUSED_ATTENTION_GRAD, FUSED_DOCUMENT_ATTENTION, registerFusedAttention } from "./attention.js";
+import {
+  FUSED_ATTENTION,
+  FUSED_ATTENTION_GRAD,
+  FUSED_DOCUMENT_ATTENTION,
+  registerFusedAttention,
+} from "./attention.js";
 import { registerWasmBatchMatMul } from "./batch-matmul.js";
 import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
 import { addWasm, identityWasm, powWasm, tanhWasm } from "./elementwise.js";
@@ -90,7 +95,9 @@ export async function startKernelThreads(count: number): Promise<number> {
   const backend = tf.findBackend("wasm") as unknown as WasmBackend | null;
   const memory = backend ? heapMemory(backend) : undefined;
   const usable = memory && isShared(memory) && gemmKernels(backend!) && simdKernels(backend!);
-  const threads = usable ? await KernelThreads.start(memory, [gemmModule.module(true), simdModule.module(true)], count) : null;
+  const threads = usable
+    ? await KernelThreads.start(memory, [gemmModule.module(true), simdModule.module(true)], count)
+    : null;
   setKernelThreads(threads);
   return threads?.count ?? 1;
 }

@@ -39,7 +39,18 @@ function layerNormWasm(args: KernelArgs): tf.TensorInfo[] {
     // rows are independent: a few ranges of them per kernel thread
     const [X, G, B, Y, MEAN, RSTD] = [x, gamma, beta, y, meanOut, rstdOut].map((t) => heapOffset(backend, t));
     const threads = kernelThreads(heapMemory(backend), rows * C, PARALLEL_ELEMENTS);
-    const calls = rangeCalls(threads, rows, 1, (from, count) => ["layerNormFwd", X + 4 * from * C, G, B, Y + 4 * from * C, MEAN + 4 * from, RSTD + 4 * from, count, C, epsilon]);
+    const calls = rangeCalls(threads, rows, 1, (from, count) => [
+      "layerNormFwd",
+      X + 4 * from * C,
+      G,
+      B,
+      Y + 4 * from * C,
+      MEAN + 4 * from,
+      RSTD + 4 * from,
+      count,
+      C,
+      epsilon,
+    ]);
     runShared(threads, simd, calls);
     return [y, meanOut, rstdOut];
   }
@@ -83,7 +94,20 @@ function layerNormGradWasm(args: KernelArgs): tf.TensorInfo[] {
     const scratch = backend.wasm._malloc(C * 24) >>> 0; // unsigned: the heap may exceed 2 GB
     new Uint8Array(backend.wasm.HEAPU8.buffer, scratch, C * 24).fill(0);
     const at = (t: tf.TensorInfo) => heapOffset(backend, t);
-    simd.layerNormBwd(at(dy), at(x), at(gamma), at(mean), at(rstd), at(dxOut), scratch, scratch + C * 8, scratch + C * 16, scratch + C * 20, rows, C);
+    simd.layerNormBwd(
+      at(dy),
+      at(x),
+      at(gamma),
+      at(mean),
+      at(rstd),
+      at(dxOut),
+      scratch,
+      scratch + C * 8,
+      scratch + C * 16,
+      scratch + C * 20,
+      rows,
+      C,
+    );
     const sums = new Float64Array(backend.wasm.HEAPU8.buffer, scratch, 2 * C);
     f32(backend, dgammaOut).set(sums.subarray(0, C));
     f32(backend, dbetaOut).set(sums.subarray(C));
@@ -135,11 +159,13 @@ export function registerFusedLayerNorm(): void {
       gradFunc: (dys, saved, attrs) => {
         const dy = (dys as tf.Tensor[])[0];
         const [x, gamma, mean, rstd] = saved;
-        const [dx, dgamma, dbeta] = tf.engine().runKernel(
-          FUSED_LAYER_NORM_GRAD,
-          { dy, x, gamma, mean, rstd } as unknown as tf.NamedTensorMap,
-          attrs as tf.NamedAttrMap,
-        ) as tf.Tensor[];
+        const [dx, dgamma, dbeta] = tf
+          .engine()
+          .runKernel(
+            FUSED_LAYER_NORM_GRAD,
+            { dy, x, gamma, mean, rstd } as unknown as tf.NamedTensorMap,
+            attrs as tf.NamedAttrMap,
+          ) as tf.Tensor[];
         return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
       },
     });

@@ -31,7 +31,15 @@ export function sumWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
     const [X, OUT, ACC] = [x, out, acc64].map((t) => heapOffset(backend, t));
     // columns are independent: bands of them (multiples of 4) on the kernel threads
     const threads = kernelThreads(heapMemory(backend), rows * width, PARALLEL_ELEMENTS);
-    const calls = rangeCalls(threads, width, 4, (from, count) => ["columnSums", X + 4 * from, OUT + 4 * from, ACC + 8 * from, rows, count, width]);
+    const calls = rangeCalls(threads, width, 4, (from, count) => [
+      "columnSums",
+      X + 4 * from,
+      OUT + 4 * from,
+      ACC + 8 * from,
+      rows,
+      count,
+      width,
+    ]);
     runShared(threads, simd, calls);
     backend.disposeData(acc64.dataId);
     return out;
@@ -66,7 +74,9 @@ export function sumRows(input: Float32Array, rows: number, width: number, output
 export function unsortedSegmentSumWasm(args: KernelArgs): tf.TensorInfo {
   const { x, segmentIds } = args.inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
   if (x.dtype !== "float32" || segmentIds.dtype !== "int32") {
-    throw new Error(`UnsortedSegmentSum (wasm): float32 data and int32 segment ids only, got ${x.dtype} and ${segmentIds.dtype}.`);
+    throw new Error(
+      `UnsortedSegmentSum (wasm): float32 data and int32 segment ids only, got ${x.dtype} and ${segmentIds.dtype}.`,
+    );
   }
   const backend = args.backend as WasmBackend;
   const numSegments = args.attrs!.numSegments as number;
@@ -77,7 +87,14 @@ export function unsortedSegmentSumWasm(args: KernelArgs): tf.TensorInfo {
   result.fill(0);
   const simd = simdKernels(backend);
   if (simd) {
-    simd.scatterAddRows(heapOffset(backend, x), heapOffset(backend, segmentIds), heapOffset(backend, out), rows, width, numSegments);
+    simd.scatterAddRows(
+      heapOffset(backend, x),
+      heapOffset(backend, segmentIds),
+      heapOffset(backend, out),
+      rows,
+      width,
+      numSegments,
+    );
     return out;
   }
   const ids = i32(backend, segmentIds);

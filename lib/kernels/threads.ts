@@ -108,7 +108,11 @@ export class KernelThreads {
    * Starts `count − 1` workers over `memory` (which must be shared) with the kernels of `modules`, or
    * returns null where that is impossible (no worker threads, as in browsers; count < 2).
    */
-  static async start(memory: WebAssembly.Memory, modules: WebAssembly.Module[], count: number): Promise<KernelThreads | null> {
+  static async start(
+    memory: WebAssembly.Memory,
+    modules: WebAssembly.Module[],
+    count: number,
+  ): Promise<KernelThreads | null> {
     if (count < 2 || !isShared(memory)) return null;
     let Worker: typeof import("node:worker_threads").Worker;
     try {
@@ -118,7 +122,10 @@ export class KernelThreads {
     }
     const workers = count - 1;
     const names = modules.flatMap((module) => WebAssembly.Module.exports(module).map((entry) => entry.name));
-    const local: Kernels = Object.assign({}, ...modules.map((module) => new WebAssembly.Instance(module, { env: { memory } }).exports));
+    const local: Kernels = Object.assign(
+      {},
+      ...modules.map((module) => new WebAssembly.Instance(module, { env: { memory } }).exports),
+    );
     const control = new SharedArrayBuffer(CALLS_OFFSET + 8 * CALL_WORDS);
     const started: Promise<boolean>[] = [];
     for (let w = 0; w < workers; w++) {
@@ -134,7 +141,9 @@ export class KernelThreads {
       );
     }
     // a worker that cannot instantiate the kernels would never answer: then no pool at all
-    return (await Promise.all(started)).every(Boolean) ? new KernelThreads(memory, names, control, workers, local) : null;
+    return (await Promise.all(started)).every(Boolean)
+      ? new KernelThreads(memory, names, control, workers, local)
+      : null;
   }
 
   /** Makes `calls` (independent of each other) on all threads at once; returns when all are done. */
@@ -160,7 +169,9 @@ export class KernelThreads {
       this.state[FAILED] = 0;
       if (failure !== undefined) throw failure;
       if (workerFailed) {
-        throw new Error(`KernelThreads: a kernel failed on a worker thread, in one of these calls: ${JSON.stringify(calls.slice(first, first + count))}`);
+        throw new Error(
+          `KernelThreads: a kernel failed on a worker thread, in one of these calls: ${JSON.stringify(calls.slice(first, first + count))}`,
+        );
       }
       first += count;
     }
@@ -228,10 +239,18 @@ export function pieceCount(threads: KernelThreads | null): number {
  * Work on items 0 … n−1 cut into a few pieces per thread (one piece without threads), piece starts
  * multiples of `align`: `call(from, count, piece)` gives the call for items from … from + count − 1.
  */
-export function rangeCalls(threads: KernelThreads | null, n: number, align: number, call: (from: number, count: number, piece: number) => KernelCall): KernelCall[] {
+export function rangeCalls(
+  threads: KernelThreads | null,
+  n: number,
+  align: number,
+  call: (from: number, count: number, piece: number) => KernelCall,
+): KernelCall[] {
   const pieces = pieceCount(threads);
-  const bounds = Array.from({ length: pieces + 1 }, (_, p) => (p === pieces ? n : align * Math.floor((n * p) / pieces / align)));
+  const bounds = Array.from({ length: pieces + 1 }, (_, p) =>
+    p === pieces ? n : align * Math.floor((n * p) / pieces / align),
+  );
   const calls: KernelCall[] = [];
-  for (let p = 0; p < pieces; p++) if (bounds[p + 1] > bounds[p]) calls.push(call(bounds[p], bounds[p + 1] - bounds[p], calls.length));
+  for (let p = 0; p < pieces; p++)
+    if (bounds[p + 1] > bounds[p]) calls.push(call(bounds[p], bounds[p + 1] - bounds[p], calls.length));
   return calls;
 }

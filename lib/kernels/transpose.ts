@@ -42,7 +42,13 @@ export function simplifyPermutation(shape: number[], perm: number[]): { shape: n
 }
 
 /** dst = src permuted; both dense row-major, `shape` is src's shape. */
-export function transposeWords(src: Words, dst: Words, shape: number[], perm: number[], simd?: SimdKernels | null): void {
+export function transposeWords(
+  src: Words,
+  dst: Words,
+  shape: number[],
+  perm: number[],
+  simd?: SimdKernels | null,
+): void {
   const simple = simplifyPermutation(shape, perm);
   const s = simple.shape;
   const p = simple.perm;
@@ -50,7 +56,8 @@ export function transposeWords(src: Words, dst: Words, shape: number[], perm: nu
     dst.set(src.subarray(0, dst.length));
     return;
   }
-  const matrices = p.length === 2 ? [1, s[0], s[1]] : p.length === 3 && p[0] === 0 && p[1] === 2 && p[2] === 1 ? s : undefined;
+  const matrices =
+    p.length === 2 ? [1, s[0], s[1]] : p.length === 3 && p[0] === 0 && p[1] === 2 && p[2] === 1 ? s : undefined;
   if (matrices) {
     // one matrix transpose, or a batch of them; WebAssembly SIMD 4 × 4 blocks when both sides are multiples of 4
     const [n, rows, cols] = matrices;
@@ -193,7 +200,9 @@ function rowCopies(shape: number[], perm: number[], src: number, dst: number): R
   const copies: RowCopy[] = [];
   const visit = (axis: number, srcBase: number, dstBase: number) => {
     if (axis === blockAxis) copies.push(copy(srcBase, dstBase));
-    else for (let i = 0; i < outShape[axis]; i++) visit(axis + 1, srcBase + i * inStrides[perm[axis]], dstBase + i * outStrides[axis]);
+    else
+      for (let i = 0; i < outShape[axis]; i++)
+        visit(axis + 1, srcBase + i * inStrides[perm[axis]], dstBase + i * outStrides[axis]);
   };
   visit(0, src, dst);
   return copies;
@@ -227,7 +236,10 @@ export function transposeWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[]
     // Moving whole rows (innermost axis stays innermost, e.g. splitting heads): the SIMD copy kernel, on all
     // threads; without it the C++ kernel, faster than ours in JavaScript.
     if (!simd) return runOriginal("Transpose", args);
-    const out = backend.makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
+    const out = backend.makeOutput(
+      perm.map((axis) => x.shape[axis]),
+      x.dtype,
+    );
     copyRows(backend, simd, rowCopies(simple.shape, simple.perm, heapOffset(backend, x), heapOffset(backend, out)));
     return out;
   }

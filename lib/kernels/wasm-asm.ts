@@ -361,7 +361,14 @@ export function encodeModule(funcs: Func[], shared: boolean): Uint8Array<ArrayBu
   const exports = vector(funcs.map((f, i) => [...name(f.name), 0x00, ...unsignedLeb(i)]));
   const code = vector(funcs.map((f) => f.encode()));
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vector(types)),
     ...section(2, imports),
     ...section(3, functions),
@@ -407,9 +414,11 @@ export class KernelModule<Kernels> {
     const off = typeof process !== "undefined" && process.env?.GPT_WASM_SIMD_KERNELS === "0";
     if (!off) {
       try {
-        kernels = new WebAssembly.Instance(this.module(isShared(memory)), { env: { memory } }).exports as unknown as Kernels;
+        kernels = new WebAssembly.Instance(this.module(isShared(memory)), { env: { memory } })
+          .exports as unknown as Kernels;
       } catch (error) {
-        if (typeof process !== "undefined" && process.env?.GPT_DEBUG) console.warn(`${this.description} unavailable:`, error);
+        if (typeof process !== "undefined" && process.env?.GPT_DEBUG)
+          console.warn(`${this.description} unavailable:`, error);
       }
     }
     this.instances.set(memory, kernels);

@@ -53,7 +53,9 @@ export class GPT extends Module {
     // GPT-2 scales the init of projections that add into the residual stream by 1/√(2·numLayers): each
     // block adds twice, and without the scaling the stream's variance would grow with depth.
     const blockConfig = { ...this.config, residualInitStd: initStd / Math.sqrt(2 * numLayers) };
-    this.h = Array.from({ length: numLayers }, (_, i) => this.addModule(`h.${i}`, new DecoderBlock(blockConfig, this.random)));
+    this.h = Array.from({ length: numLayers }, (_, i) =>
+      this.addModule(`h.${i}`, new DecoderBlock(blockConfig, this.random)),
+    );
     this.ln_f = this.addModule("ln_f", new LayerNorm(C, this.config.layerNormEpsilon));
     if (!this.config.tieWeights) {
       this.lm_head = this.addModule("lm_head", new Linear(C, V, { bias: false, initStd, seed: this.random.seed() }));
@@ -76,7 +78,11 @@ export class GPT extends Module {
       const tokens = this.wte.forward(ids); // (B, T, C)
       let x = this.drop.forward(tokens.add(this.wpe.forward(positions))); // (B, T, C), (T, C) positions broadcast over B
       this.h.forEach((block, i) => {
-        x = block.forward(x, { cache: options.cache?.[i], attentionWeights: options.attentionWeights, documentIds: documents?.documentIds });
+        x = block.forward(x, {
+          cache: options.cache?.[i],
+          attentionWeights: options.attentionWeights,
+          documentIds: documents?.documentIds,
+        });
       });
       return this.ln_f.forward(x) as tf.Tensor3D;
     });
@@ -106,13 +112,20 @@ export class GPT extends Module {
     if (documents) {
       for (const [name, tensor] of Object.entries(documents)) {
         if (tensor.shape.join() !== ids.shape.join() || tensor.dtype !== "int32") {
-          throw new Error(`GPT.forward: documents.${name} must be int32 of the ids' shape [${ids.shape}], got ${tensor.dtype} [${tensor.shape}].`);
+          throw new Error(
+            `GPT.forward: documents.${name} must be int32 of the ids' shape [${ids.shape}], got ${tensor.dtype} [${tensor.shape}].`,
+          );
         }
       }
-      if (cache) throw new Error("GPT.forward: packed documents are for training; generate without them (one sequence per row).");
+      if (cache)
+        throw new Error(
+          "GPT.forward: packed documents are for training; generate without them (one sequence per row).",
+        );
     }
     if (ids.rank !== 2) {
-      throw new Error(`GPT.forward: ids must have shape (batch, time), got shape [${ids.shape}]. Use ids.expandDims(0) for one sequence.`);
+      throw new Error(
+        `GPT.forward: ids must have shape (batch, time), got shape [${ids.shape}]. Use ids.expandDims(0) for one sequence.`,
+      );
     }
     if (ids.dtype !== "int32") throw new Error(`GPT.forward: ids must be int32 token ids, got ${ids.dtype}.`);
     const T = ids.shape[1] as number;

@@ -41,7 +41,7 @@ export function sinusoidalPositions(length: number, dim: number): tf.Tensor2D {
   const table = new Float32Array(length * dim);
   for (let pos = 0; pos < length; pos++) {
     for (let i = 0; i < dim; i += 2) {
-      const angle = pos / Math.pow(10000, i / dim);
+      const angle = pos / 10000 ** (i / dim);
       table[pos * dim + i] = Math.sin(angle);
       if (i + 1 < dim) table[pos * dim + i + 1] = Math.cos(angle);
     }
@@ -89,10 +89,18 @@ export class EncoderDecoderTransformer extends Module {
       initStd,
       residualInitStd: initStd / Math.sqrt(2 * numLayers),
     };
-    this.source_embedding = this.addModule("source_embedding", new Embedding(this.config.sourceVocabSize, C, { seed: random.seed() }));
-    this.target_embedding = this.addModule("target_embedding", new Embedding(this.config.targetVocabSize, C, { seed: random.seed() }));
+    this.source_embedding = this.addModule(
+      "source_embedding",
+      new Embedding(this.config.sourceVocabSize, C, { seed: random.seed() }),
+    );
+    this.target_embedding = this.addModule(
+      "target_embedding",
+      new Embedding(this.config.targetVocabSize, C, { seed: random.seed() }),
+    );
     this.drop = this.addModule("drop", new Dropout(this.config.dropout, random));
-    this.encoder = Array.from({ length: numLayers }, (_, i) => this.addModule(`encoder.${i}`, new EncoderBlock(blockConfig, random)));
+    this.encoder = Array.from({ length: numLayers }, (_, i) =>
+      this.addModule(`encoder.${i}`, new EncoderBlock(blockConfig, random)),
+    );
     this.decoder = Array.from({ length: numLayers }, (_, i) =>
       this.addModule(`decoder.${i}`, new DecoderBlock({ ...blockConfig, crossAttention: true }, random)),
     );
@@ -107,7 +115,9 @@ export class EncoderDecoderTransformer extends Module {
   private embed(embedding: Embedding, ids: tf.Tensor): tf.Tensor {
     const T = ids.shape[1] as number;
     if (T > this.config.contextLength) {
-      throw new Error(`Transformer: sequence of ${T} tokens is longer than contextLength ${this.config.contextLength}.`);
+      throw new Error(
+        `Transformer: sequence of ${T} tokens is longer than contextLength ${this.config.contextLength}.`,
+      );
     }
     const scaled = embedding.forward(ids).mul(Math.sqrt(this.config.embeddingDim));
     return this.drop.forward(scaled.add(this.positions.slice([0, 0], [T, this.config.embeddingDim])));
@@ -118,7 +128,8 @@ export class EncoderDecoderTransformer extends Module {
     return tf.tidy(() => {
       const selfMask = options.sourceMask ? paddingMask(options.sourceMask) : undefined;
       let x = this.embed(this.source_embedding, sourceIds);
-      for (const block of this.encoder) x = block.forward(x, { selfMask, attentionWeights: options.attention?.encoder });
+      for (const block of this.encoder)
+        x = block.forward(x, { selfMask, attentionWeights: options.attention?.encoder });
       return this.config.preNorm ? this.ln_enc.forward(x) : x;
     });
   }

@@ -51,7 +51,9 @@ export function causalMask(queryLength: number, keyLength: number): tf.Tensor2D 
  * Broadcast over heads; combined with the causal mask, a packed row is block-diagonal lower-triangular.
  */
 export function documentMask(documentIds: tf.Tensor): tf.Tensor4D {
-  return tf.tidy(() => tf.equal(documentIds.expandDims(2), documentIds.expandDims(1)).toFloat().expandDims(1) as tf.Tensor4D);
+  return tf.tidy(
+    () => tf.equal(documentIds.expandDims(2), documentIds.expandDims(1)).toFloat().expandDims(1) as tf.Tensor4D,
+  );
 }
 
 /**
@@ -212,7 +214,8 @@ export class MultiHeadAttention extends Module {
         documentIds: options.documentIds,
         // dropout on the weights only when it is active (it is the identity otherwise), so that the fused
         // attention kernel can be used
-        dropout: this.attn_dropout.training && this.attn_dropout.rate > 0 ? (w) => this.attn_dropout.forward(w) : undefined,
+        dropout:
+          this.attn_dropout.training && this.attn_dropout.rate > 0 ? (w) => this.attn_dropout.forward(w) : undefined,
       });
       options.attentionWeights?.push(tf.keep(weights)); // kept past this tidy: the caller disposes it
       const merged = output.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble the heads side by side

@@ -77,7 +77,10 @@ export class Embedding extends Module {
   ) {
     super();
     const { initStd = 0.02, seed } = options;
-    this.weight = this.addParameter("weight", tf.randomNormal([numEmbeddings, embeddingDim], 0, initStd, "float32", seed));
+    this.weight = this.addParameter(
+      "weight",
+      tf.randomNormal([numEmbeddings, embeddingDim], 0, initStd, "float32", seed),
+    );
   }
 
   /** ids: integer tensor of any shape → (...ids.shape, embeddingDim). */

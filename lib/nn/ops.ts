@@ -100,13 +100,23 @@ export function fusedAttention(
   if (documentIds) {
     // (B, T) ids for q, k, v of shape (B, nh, T, hs)
     const [B, T] = documentIds.shape;
-    if (rank !== 4 || documentIds.rank !== 2 || documentIds.dtype !== "int32" || B !== q.shape[0] || T !== q.shape[2] || T !== k.shape[2]) return undefined;
+    if (
+      rank !== 4 ||
+      documentIds.rank !== 2 ||
+      documentIds.dtype !== "int32" ||
+      B !== q.shape[0] ||
+      T !== q.shape[2] ||
+      T !== k.shape[2]
+    )
+      return undefined;
   }
-  const [output, weights] = tf.engine().runKernel(
-    documentIds ? FUSED_DOCUMENT_ATTENTION : FUSED_ATTENTION,
-    documentIds ? { q, k, v, documentIds } : { q, k, v },
-    { causal: Boolean(options.causal), scale: 1 / Math.sqrt(headSize) },
-  ) as tf.Tensor[];
+  const [output, weights] = tf
+    .engine()
+    .runKernel(
+      documentIds ? FUSED_DOCUMENT_ATTENTION : FUSED_ATTENTION,
+      documentIds ? { q, k, v, documentIds } : { q, k, v },
+      { causal: Boolean(options.causal), scale: 1 / Math.sqrt(headSize) },
+    ) as tf.Tensor[];
   return { output, weights };
 }
 
@@ -120,7 +130,12 @@ function hasKernel(kernelName: string): boolean {
  * hand-written gradient on backends that have one (wasm: lib/kernels/layernorm.ts); undefined elsewhere,
  * and the caller composes the maths from tfjs ops.
  */
-export function fusedLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): tf.Tensor | undefined {
+export function fusedLayerNorm(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  epsilon: number,
+): tf.Tensor | undefined {
   if (!hasKernel(FUSED_LAYER_NORM) || x.dtype !== "float32" || x.rank < 1) return undefined;
   const C = x.shape[x.rank - 1];
   if (gamma.shape.join() !== `${C}` || beta.shape.join() !== `${C}`) return undefined;
@@ -149,11 +164,30 @@ export function fusedAdamWUpdate(
   m: tf.Tensor,
   v: tf.Tensor,
   g: tf.Tensor,
-  options: { learningRate: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; correction1: number; correction2: number },
+  options: {
+    learningRate: number;
+    beta1: number;
+    beta2: number;
+    epsilon: number;
+    weightDecay: number;
+    correction1: number;
+    correction2: number;
+  },
 ): { w: tf.Tensor; m: tf.Tensor; v: tf.Tensor } | undefined {
-  if (!hasKernel(FUSED_ADAMW) || [w, m, v, g].some((t) => t.dtype !== "float32" || t.shape.join() !== w.shape.join())) return undefined;
+  if (!hasKernel(FUSED_ADAMW) || [w, m, v, g].some((t) => t.dtype !== "float32" || t.shape.join() !== w.shape.join()))
+    return undefined;
   const { learningRate, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = options;
-  const attrs = { learningRate, beta1, beta2, epsilon, decay: 1 - learningRate * weightDecay, correction1, correction2 };
-  const [w2, m2, v2] = tf.engine().runKernel(FUSED_ADAMW, { w, m, v, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const attrs = {
+    learningRate,
+    beta1,
+    beta2,
+    epsilon,
+    decay: 1 - learningRate * weightDecay,
+    correction1,
+    correction2,
+  };
+  const [w2, m2, v2] = tf
+    .engine()
+    .runKernel(FUSED_ADAMW, { w, m, v, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return { w: w2, m: m2, v: v2 };
 }

@@ -212,14 +212,19 @@ export class BPETokenizer extends BaseTokenizer {
     const byteIds: number[] = [];
     for (let id = 0; id < 256; id++) {
       if (tokens[id]?.length !== 1) {
-        throw new Error(`BPETokenizer.fromRanks: tokens 0 to 255 must be single bytes, but token ${id} is not one byte`);
+        throw new Error(
+          `BPETokenizer.fromRanks: tokens 0 to 255 must be single bytes, but token ${id} is not one byte`,
+        );
       }
       byteIds[tokens[id][0]] = id;
     }
     const mergeIds = new Map<number, number>();
     const merges: [number, number][] = [];
     for (let id = 256; id < tokens.length; id++) {
-      const parts = applyMerges(Array.from(tokens[id], (byte) => byteIds[byte]), mergeIds);
+      const parts = applyMerges(
+        Array.from(tokens[id], (byte) => byteIds[byte]),
+        mergeIds,
+      );
       if (parts.length !== 2) {
         throw new Error(
           `BPETokenizer.fromRanks: token ${id} is not a merge of two earlier tokens (BPE with the earlier ` +
@@ -256,7 +261,10 @@ export class BPETokenizer extends BaseTokenizer {
     for (const chunk of splitChunks(text, this.regex)) {
       let chunkIds = this.cache.get(chunk);
       if (chunkIds === undefined) {
-        chunkIds = applyMerges(Array.from(utf8.encode(chunk), (byte) => this.byteIds[byte]), this.mergeIds);
+        chunkIds = applyMerges(
+          Array.from(utf8.encode(chunk), (byte) => this.byteIds[byte]),
+          this.mergeIds,
+        );
         if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
         this.cache.set(chunk, chunkIds);
       }

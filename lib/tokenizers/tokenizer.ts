@@ -69,7 +69,9 @@ export abstract class BaseTokenizer implements Tokenizer {
   addSpecialTokens(spellings: readonly string[]): number[] {
     return spellings.map((spelling) => {
       if (typeof spelling !== "string" || spelling.length === 0) {
-        throw new Error(`addSpecialTokens: a special token must be a non-empty string, got ${JSON.stringify(spelling)}`);
+        throw new Error(
+          `addSpecialTokens: a special token must be a non-empty string, got ${JSON.stringify(spelling)}`,
+        );
       }
       const existing = this.specialIds.get(spelling);
       if (existing !== undefined) return existing;
@@ -89,7 +91,10 @@ export abstract class BaseTokenizer implements Tokenizer {
     // Split on the allowed spellings. The capture group keeps them: odd pieces are special tokens, even
     // pieces the ordinary text between them. Longest spelling first, so "<|im_start|>" wins over a
     // hypothetical "<|im" where both match at the same place.
-    const alternatives = [...allowed].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|");
+    const alternatives = [...allowed]
+      .sort((a, b) => b.length - a.length)
+      .map(escapeRegExp)
+      .join("|");
     const pieces = text.split(new RegExp(`(${alternatives})`));
     const ids: number[] = [];
     pieces.forEach((piece, i) => {

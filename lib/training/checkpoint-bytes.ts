@@ -45,12 +45,16 @@ export async function checkpointFromBytes(
   try {
     value = JSON.parse(configJson);
   } catch (error) {
-    throw new Error(`checkpointFromBytes: ${configFile} is not valid JSON (${(error as Error).message}). The file may be corrupt.`);
+    throw new Error(
+      `checkpointFromBytes: ${configFile} is not valid JSON (${(error as Error).message}). The file may be corrupt.`,
+    );
   }
   const config = checkCheckpointConfig(value, configFile, "checkpointFromBytes");
   const expected = config.checksums?.["model.safetensors"];
   if (expected !== undefined && globalThis.crypto?.subtle && (await sha256Hex(weights)) !== expected) {
-    throw new Error(`checkpointFromBytes: ${weightsFile} is corrupt (its SHA-256 checksum differs from the one saved in config.json). Copy it again, or train again.`);
+    throw new Error(
+      `checkpointFromBytes: ${weightsFile} is corrupt (its SHA-256 checksum differs from the one saved in config.json). Copy it again, or train again.`,
+    );
   }
   const file = SafetensorsFile.fromBytes(weights, weightsFile); // checks the header before a model is built
   const model = new GPT(config.model);
@@ -66,11 +70,19 @@ export async function checkpointFromBytes(
 /** Checks a parsed config.json (`file` and `caller` only appear in error messages). */
 export function checkCheckpointConfig(value: unknown, file: string, caller: string): CheckpointConfig {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`${caller}: ${file} must hold a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}. Is this a checkpoint directory?`);
+    throw new Error(
+      `${caller}: ${file} must hold a JSON object, got ${JSON.stringify(value)?.slice(0, 40)}. Is this a checkpoint directory?`,
+    );
   }
   const config = value as Partial<CheckpointConfig>;
-  if (config.format !== CHECKPOINT_FORMAT) throw new Error(`${caller}: ${file} is not a ${CHECKPOINT_FORMAT} config (format: ${JSON.stringify(config.format)}).`);
-  if (config.version !== CHECKPOINT_VERSION) throw new Error(`${caller}: ${file} has version ${config.version}; this library reads version ${CHECKPOINT_VERSION}.`);
+  if (config.format !== CHECKPOINT_FORMAT)
+    throw new Error(
+      `${caller}: ${file} is not a ${CHECKPOINT_FORMAT} config (format: ${JSON.stringify(config.format)}).`,
+    );
+  if (config.version !== CHECKPOINT_VERSION)
+    throw new Error(
+      `${caller}: ${file} has version ${config.version}; this library reads version ${CHECKPOINT_VERSION}.`,
+    );
   if (!config.model) throw new Error(`${caller}: ${file} has no "model" config.`);
   try {
     validateConfig(config.model);
@@ -85,7 +97,9 @@ export async function copyParameters(named: Array<[string, tf.Variable]>, weight
   for (const [name, variable] of named) {
     const { shape, data } = await weights.readTensor(name); // a missing name is an error that lists similar names
     if (shape.join() !== variable.shape.join()) {
-      throw new Error(`${weights.path}: "${name}" has shape [${shape}] but the model expects [${variable.shape}]. Does config.json match the weights?`);
+      throw new Error(
+        `${weights.path}: "${name}" has shape [${shape}] but the model expects [${variable.shape}]. Does config.json match the weights?`,
+      );
     }
     checkFinite(data, name, weights.path);
     tf.tidy(() => variable.assign(tf.tensor(data, variable.shape, "float32")));
@@ -95,7 +109,10 @@ export async function copyParameters(named: Array<[string, tf.Variable]>, weight
 /** Weights that are NaN or infinite make every later result NaN: refuse them where they are read. */
 export function checkFinite(data: Float32Array, name: string, file: string): void {
   const bad = data.findIndex((value) => !Number.isFinite(value));
-  if (bad >= 0) throw new Error(`${file}: "${name}" holds ${data[bad]} at index ${bad}: the weights are corrupt (or training diverged before the save).`);
+  if (bad >= 0)
+    throw new Error(
+      `${file}: "${name}" holds ${data[bad]} at index ${bad}: the weights are corrupt (or training diverged before the save).`,
+    );
 }
 
 /** SHA-256 with Web Crypto, which Node and browsers share (a browser offers it only on https and localhost). */

@@ -64,7 +64,9 @@ export async function saveCheckpoint(
     fs.rmSync(incoming, { recursive: true, force: true });
     fs.mkdirSync(incoming, { recursive: true });
   } catch (error) {
-    throw new Error(`saveCheckpoint: cannot create a folder at "${incoming}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): choose an output path whose parent folders exist or can be made, and are not files.`);
+    throw new Error(
+      `saveCheckpoint: cannot create a folder at "${incoming}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): choose an output path whose parent folders exist or can be made, and are not files.`,
+    );
   }
   try {
     await writeSafetensors(path.join(incoming, "model.safetensors"), await tensorsToWrite(model.namedParameters()), {
@@ -93,11 +95,18 @@ export async function saveCheckpoint(
     const config: CheckpointConfig = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, model: model.config };
     if (tokenizer) config.tokenizer = tokenizer.toJSON();
     if (trainer) config.trainer = trainer.options;
-    config.checksums = Object.fromEntries(fs.readdirSync(incoming).sort().map((file) => [file, sha256(path.join(incoming, file))]));
+    config.checksums = Object.fromEntries(
+      fs
+        .readdirSync(incoming)
+        .sort()
+        .map((file) => [file, sha256(path.join(incoming, file))]),
+    );
     writeJson(path.join(incoming, "config.json"), config);
   } catch (error) {
     fs.rmSync(incoming, { recursive: true, force: true });
-    throw new Error(`saveCheckpoint: could not write "${directory}" (${(error as Error).message}); any previous checkpoint there is unchanged.`);
+    throw new Error(
+      `saveCheckpoint: could not write "${directory}" (${(error as Error).message}); any previous checkpoint there is unchanged.`,
+    );
   }
   // The swap: only renames, each atomic on one file system.
   fs.rmSync(previous, { recursive: true, force: true });
@@ -119,7 +128,9 @@ export async function loadCheckpoint(directory: string): Promise<Checkpoint> {
   try {
     await loadParameters(model.namedParameters(), path.join(location, "model.safetensors"));
     const tokenizer = config.tokenizer ? tokenizerFromJSON(config.tokenizer) : undefined;
-    const trainerState = fs.existsSync(path.join(location, "trainer.json")) ? await readTrainerState(location, model) : undefined;
+    const trainerState = fs.existsSync(path.join(location, "trainer.json"))
+      ? await readTrainerState(location, model)
+      : undefined;
     return {
       model,
       tokenizer,
@@ -127,7 +138,10 @@ export async function loadCheckpoint(directory: string): Promise<Checkpoint> {
       trainerState,
       disposeTrainerState() {
         if (!trainerState) return;
-        tf.dispose([...Object.values(trainerState.optimizer.firstMoments), ...Object.values(trainerState.optimizer.secondMoments)]);
+        tf.dispose([
+          ...Object.values(trainerState.optimizer.firstMoments),
+          ...Object.values(trainerState.optimizer.secondMoments),
+        ]);
       },
     };
   } catch (error) {
@@ -138,7 +152,8 @@ export async function loadCheckpoint(directory: string): Promise<Checkpoint> {
 
 /** Loads a checkpoint and puts `trainer` (built with the checkpoint's model and options) where it stopped. */
 export function resumeTrainer(trainer: Trainer, checkpoint: Checkpoint): void {
-  if (!checkpoint.trainerState) throw new Error("resumeTrainer: this checkpoint was saved without a trainer, so there is nothing to resume.");
+  if (!checkpoint.trainerState)
+    throw new Error("resumeTrainer: this checkpoint was saved without a trainer, so there is nothing to resume.");
   trainer.setState(checkpoint.trainerState);
   checkpoint.disposeTrainerState();
 }
@@ -152,9 +167,12 @@ function readConfig(directory: string): CheckpointConfig {
 function verifyChecksums(directory: string, config: CheckpointConfig): void {
   for (const [file, expected] of Object.entries(config.checksums ?? {})) {
     const full = path.join(directory, file);
-    if (!fs.existsSync(full)) throw new Error(`loadCheckpoint: ${full} is missing, but config.json lists it: the checkpoint is incomplete.`);
+    if (!fs.existsSync(full))
+      throw new Error(`loadCheckpoint: ${full} is missing, but config.json lists it: the checkpoint is incomplete.`);
     if (sha256(full) !== expected) {
-      throw new Error(`loadCheckpoint: ${full} is corrupt (its SHA-256 checksum differs from the one saved in config.json). Restore it from a copy, or train again.`);
+      throw new Error(
+        `loadCheckpoint: ${full} is corrupt (its SHA-256 checksum differs from the one saved in config.json). Restore it from a copy, or train again.`,
+      );
     }
   }
 }
@@ -166,19 +184,26 @@ function sha256(file: string): string {
 async function readTrainerState(directory: string, model: GPT): Promise<TrainerState> {
   const file = readJson(path.join(directory, "trainer.json")) as TrainerFile;
   if (!Number.isInteger(file.step) || !Number.isInteger(file.optimizerStep) || !file.history) {
-    throw new Error(`loadCheckpoint: ${path.join(directory, "trainer.json")} is malformed (step, optimizerStep and history are required).`);
+    throw new Error(
+      `loadCheckpoint: ${path.join(directory, "trainer.json")} is malformed (step, optimizerStep and history are required).`,
+    );
   }
   const names = model.namedParameters().map(([name]) => name);
   const firstMoments: Record<string, tf.Tensor> = {};
   const secondMoments: Record<string, tf.Tensor> = {};
   const optimizerPath = path.join(directory, "optimizer.safetensors");
   if (!fs.existsSync(optimizerPath)) {
-    throw new Error(`loadCheckpoint: ${optimizerPath} is missing, but trainer.json is there: the optimizer state is lost. Load the weights alone by deleting trainer.json, or resume from an earlier checkpoint.`);
+    throw new Error(
+      `loadCheckpoint: ${optimizerPath} is missing, but trainer.json is there: the optimizer state is lost. Load the weights alone by deleting trainer.json, or resume from an earlier checkpoint.`,
+    );
   }
   const optimizerFile = await openSafetensors(optimizerPath);
   try {
     for (const name of names) {
-      for (const [prefix, target] of [["m", firstMoments], ["v", secondMoments]] as const) {
+      for (const [prefix, target] of [
+        ["m", firstMoments],
+        ["v", secondMoments],
+      ] as const) {
         const { shape, data } = await optimizerFile.readTensor(`${prefix}.${name}`);
         checkFinite(data, `${prefix}.${name}`, optimizerPath);
         target[name] = tf.tensor(data as Float32Array, [...shape], "float32");
@@ -218,7 +243,7 @@ async function tensorsToWrite(named: Array<[string, tf.Tensor]>): Promise<Record
 }
 
 function writeJson(file: string, value: unknown): void {
-  fs.writeFileSync(file, JSON.stringify(value, null, 2) + "\n");
+  fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 function readJson(file: string): unknown {
@@ -226,6 +251,8 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch (error) {
-    throw new Error(`loadCheckpoint: ${file} is not valid JSON (${(error as Error).message}). The file may be corrupt.`);
+    throw new Error(
+      `loadCheckpoint: ${file} is not valid JSON (${(error as Error).message}). The file may be corrupt.`,
+    );
   }
 }

@@ -44,15 +44,21 @@ export class TokenDataset implements BatchSource {
   constructor(tokens: ArrayLike<number>, options: Partial<TokenDatasetOptions> & { contextLength: number }) {
     this.options = { batchSize: 16, validationFraction: 0.1, seed: 1337, ...options };
     const { contextLength, batchSize, validationFraction } = this.options;
-    if (!Number.isInteger(contextLength) || contextLength < 1) throw new Error(`TokenDataset: contextLength must be a positive integer, got ${contextLength}.`);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`TokenDataset: batchSize must be a positive integer, got ${batchSize}.`);
-    if (!(validationFraction > 0 && validationFraction < 1)) throw new Error(`TokenDataset: validationFraction must be in (0, 1), got ${validationFraction}.`);
+    if (!Number.isInteger(contextLength) || contextLength < 1)
+      throw new Error(`TokenDataset: contextLength must be a positive integer, got ${contextLength}.`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new Error(`TokenDataset: batchSize must be a positive integer, got ${batchSize}.`);
+    if (!(validationFraction > 0 && validationFraction < 1))
+      throw new Error(`TokenDataset: validationFraction must be in (0, 1), got ${validationFraction}.`);
     if (tokens.length === 0) throw new Error("TokenDataset: the token stream is empty. Was the training text empty?");
     const all = Int32Array.from(tokens);
     const split = Math.floor(all.length * (1 - validationFraction));
     this.train = all.subarray(0, split);
     this.validation = all.subarray(split);
-    for (const [name, part] of [["training", this.train], ["validation", this.validation]] as const) {
+    for (const [name, part] of [
+      ["training", this.train],
+      ["validation", this.validation],
+    ] as const) {
       if (part.length < contextLength + 1) {
         throw new Error(
           `TokenDataset: the ${name} part has ${part.length} tokens but a window needs contextLength + 1 = ` +
@@ -82,7 +88,8 @@ export class TokenDataset implements BatchSource {
 
   setState(state: unknown): void {
     const { train, validation } = state as { train: number; validation: number };
-    if (typeof train !== "number" || typeof validation !== "number") throw new Error("TokenDataset.setState: malformed state.");
+    if (typeof train !== "number" || typeof validation !== "number")
+      throw new Error("TokenDataset.setState: malformed state.");
     this.random.train.setState(train);
     this.random.validation.setState(validation);
   }
@@ -93,7 +100,8 @@ export class TokenDataset implements BatchSource {
  * lines). Throws if nothing readable is there or the text is empty.
  */
 export function readTextCorpus(location: string): string {
-  if (!fs.existsSync(location)) throw new Error(`readTextCorpus: "${location}" does not exist. Give a text file or a folder of .txt files.`);
+  if (!fs.existsSync(location))
+    throw new Error(`readTextCorpus: "${location}" does not exist. Give a text file or a folder of .txt files.`);
   const files = fs.statSync(location).isDirectory()
     ? fs
         .readdirSync(location)

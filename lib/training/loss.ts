@@ -23,7 +23,8 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, ignoreIndex 
         `targets must have the logits' shape without the last (vocabulary) axis.`,
     );
   }
-  if (targets.dtype !== "int32") throw new Error(`crossEntropy: targets must be int32 token ids, got ${targets.dtype}.`);
+  if (targets.dtype !== "int32")
+    throw new Error(`crossEntropy: targets must be int32 token ids, got ${targets.dtype}.`);
   checkTargets(targets, vocabSize, ignoreIndex);
   const loss = tf.customGrad((logitsInput, targetsInput, save) => {
     const rows = (logitsInput as tf.Tensor).reshape([-1, vocabSize]) as tf.Tensor2D; // (N, V)
@@ -42,7 +43,10 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, ignoreIndex 
         const probabilities = tf.softmax(savedRows as tf.Tensor2D); // (N, V)
         const oneHot = tf.oneHot(savedTargets as tf.Tensor1D, vocabSize).toFloat();
         const scale = (savedValid as tf.Tensor).toFloat().div(savedCount).mul(dy).expandDims(1); // (N, 1)
-        const dLogits = probabilities.sub(oneHot).mul(scale).reshape((logitsInput as tf.Tensor).shape);
+        const dLogits = probabilities
+          .sub(oneHot)
+          .mul(scale)
+          .reshape((logitsInput as tf.Tensor).shape);
         return [dLogits, tf.zerosLike(targetsInput as tf.Tensor)];
       },
     };

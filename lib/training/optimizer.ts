@@ -47,7 +47,13 @@ export interface AdamWState {
  */
 export class AdamW {
   readonly options: AdamWOptions;
-  private readonly parameters: Array<{ name: string; variable: tf.Variable; decays: boolean; m: tf.Variable; v: tf.Variable }>;
+  private readonly parameters: Array<{
+    name: string;
+    variable: tf.Variable;
+    decays: boolean;
+    m: tf.Variable;
+    v: tf.Variable;
+  }>;
   private stepCount = 0;
 
   constructor(
@@ -57,7 +63,8 @@ export class AdamW {
   ) {
     this.options = { ...defaultAdamWOptions, ...options };
     for (const [key, value] of Object.entries(this.options)) {
-      if (!Number.isFinite(value) || value < 0) throw new Error(`AdamW: ${key} must be a finite number ≥ 0, got ${value}.`);
+      if (!Number.isFinite(value) || value < 0)
+        throw new Error(`AdamW: ${key} must be a finite number ≥ 0, got ${value}.`);
     }
     const zeroVariable = (like: tf.Variable): tf.Variable => {
       const zeros = tf.zerosLike(like);
@@ -87,8 +94,8 @@ export class AdamW {
   applyGradients(gradients: Record<string, tf.Tensor>): void {
     this.stepCount++;
     const { learningRate: lr, beta1, beta2, epsilon, weightDecay } = this.options;
-    const correction1 = 1 - Math.pow(beta1, this.stepCount);
-    const correction2 = 1 - Math.pow(beta2, this.stepCount);
+    const correction1 = 1 - beta1 ** this.stepCount;
+    const correction2 = 1 - beta2 ** this.stepCount;
     tf.tidy(() => {
       for (const { name, variable, decays, m, v } of this.parameters) {
         const g = gradients[name];
@@ -136,7 +143,8 @@ export class AdamW {
     for (const { name, variable, m, v } of this.parameters) {
       const savedM = state.firstMoments[name];
       const savedV = state.secondMoments[name];
-      if (!savedM || !savedV) throw new Error(`AdamW.setState: the saved state has no moments for parameter "${name}".`);
+      if (!savedM || !savedV)
+        throw new Error(`AdamW.setState: the saved state has no moments for parameter "${name}".`);
       if (savedM.shape.join() !== variable.shape.join() || savedV.shape.join() !== variable.shape.join()) {
         throw new Error(
           `AdamW.setState: moments of "${name}" have shape [${savedM.shape}], the parameter has [${variable.shape}].`,
@@ -166,7 +174,10 @@ export class AdamW {
  * The scale is computed on the device, as PyTorch's clip_grad_norm_ does, so nothing waits for a value to be
  * read back (on a GPU that would stall every step).
  */
-export function clipByGlobalNorm(gradients: Record<string, tf.Tensor>, maxNorm: number): { clipped: Record<string, tf.Tensor>; norm: tf.Scalar } {
+export function clipByGlobalNorm(
+  gradients: Record<string, tf.Tensor>,
+  maxNorm: number,
+): { clipped: Record<string, tf.Tensor>; norm: tf.Scalar } {
   // Summed one by one rather than with tf.addN: WebGPU's addN binds every input at once, and a GPU may
   // accept as few as 8 buffers per shader (WebGPU's default limit), fewer than a GPT has parameters.
   const norm = tf.tidy(() => sumAll(Object.values(gradients).map((g) => g.square().sum())).sqrt() as tf.Scalar);

@@ -96,11 +96,15 @@ export class Trainer {
   ) {
     this.options = { ...defaultTrainerOptions, ...options };
     const { maxSteps, gradientAccumulationSteps, evalBatches } = this.options;
-    if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new Error(`Trainer: maxSteps must be a positive integer, got ${maxSteps}.`);
+    if (!Number.isInteger(maxSteps) || maxSteps < 1)
+      throw new Error(`Trainer: maxSteps must be a positive integer, got ${maxSteps}.`);
     if (!Number.isInteger(gradientAccumulationSteps) || gradientAccumulationSteps < 1) {
-      throw new Error(`Trainer: gradientAccumulationSteps must be a positive integer, got ${gradientAccumulationSteps}.`);
+      throw new Error(
+        `Trainer: gradientAccumulationSteps must be a positive integer, got ${gradientAccumulationSteps}.`,
+      );
     }
-    if (!Number.isInteger(evalBatches) || evalBatches < 1) throw new Error(`Trainer: evalBatches must be a positive integer, got ${evalBatches}.`);
+    if (!Number.isInteger(evalBatches) || evalBatches < 1)
+      throw new Error(`Trainer: evalBatches must be a positive integer, got ${evalBatches}.`);
     const named = model.namedParameters();
     this.parameterNames = new Map(named.map(([name, variable]) => [variable.name, name]));
     this.optimizer = new AdamW(named, {
@@ -144,7 +148,8 @@ export class Trainer {
       disposeBatch(batch);
     }
     const gradients = accumulation > 1 ? this.scale(summed, 1 / accumulation) : summed;
-    const { clipped, norm } = gradientClip > 0 ? clipByGlobalNorm(gradients, gradientClip) : { clipped: gradients, norm: undefined };
+    const { clipped, norm } =
+      gradientClip > 0 ? clipByGlobalNorm(gradients, gradientClip) : { clipped: gradients, norm: undefined };
     const meanLoss = tf.tidy(() => sumAll(losses).div(accumulation));
     // Read the loss before the update: a NaN or infinite loss (training diverged) must not reach the weights.
     const [loss, gradientNorm] = await Promise.all([meanLoss.data(), norm?.data()]);
@@ -190,7 +195,11 @@ export class Trainer {
       }
       return total / this.options.evalBatches;
     };
-    const result: EvalResult = { step: this.stepCount, train: await meanLoss("train"), validation: await meanLoss("validation") };
+    const result: EvalResult = {
+      step: this.stepCount,
+      train: await meanLoss("train"),
+      validation: await meanLoss("validation"),
+    };
     this.model.train(wasTraining);
     this.history.evals.push(result);
     return result;

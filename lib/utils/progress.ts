@@ -49,11 +49,11 @@ export class ProgressBar {
   private render(current: number, fraction: number, fields: Record<string, string>, now: number): string {
     const width = 30;
     const filled = Math.round(fraction * width);
-    const bar = "━".repeat(filled) + (filled < width ? "╺" + "━".repeat(width - filled - 1) : "");
+    const bar = "━".repeat(filled) + (filled < width ? `╺${"━".repeat(width - filled - 1)}` : "");
     const elapsed = (now - this.started) / 1000;
     const eta = current > 0 && current < this.total ? formatDuration((elapsed / current) * (this.total - current)) : "";
     const parts = [
-      `${this.label ? this.label + " " : ""}${bar} ${this.formatCount(current)}/${this.formatCount(this.total)} ${Math.round(fraction * 100)}%`,
+      `${this.label ? `${this.label} ` : ""}${bar} ${this.formatCount(current)}/${this.formatCount(this.total)} ${Math.round(fraction * 100)}%`,
       ...Object.entries(fields).map(([name, value]) => `${name} ${value}`),
       eta ? `ETA ${eta}` : `${formatDuration(elapsed)}`,
     ];

@@ -19,7 +19,16 @@ function titleLayout(title: string, extraTop = 0): { title: Record<string, unkno
   const text = wrapText(title, 60);
   const lines = title ? text.split("<br>").length : 0;
   return {
-    title: { text, x: 0, xanchor: "left", xref: "paper", y: 1, yanchor: "top", yref: "container", pad: { t: lines > 1 ? 22 : 10 } },
+    title: {
+      text,
+      x: 0,
+      xanchor: "left",
+      xref: "paper",
+      y: 1,
+      yanchor: "top",
+      yref: "container",
+      pad: { t: lines > 1 ? 22 : 10 },
+    },
     top: 20 + 21 * lines + extraTop,
   };
 }
@@ -141,7 +150,11 @@ export function barChart(
  * Heatmaps share one colour scale (zmin and zmax: given, else the range of all their values) with one colour
  * bar at the right, so that equal colours mean equal values in every panel.
  */
-export function sideBySide(figures: Figure[], title = "", options: { zmin?: number; zmax?: number; height?: number } = {}): Figure {
+export function sideBySide(
+  figures: Figure[],
+  title = "",
+  options: { zmin?: number; zmax?: number; height?: number } = {},
+): Figure {
   const n = figures.length;
   const heatmaps = figures.flatMap((figure) => figure.data).filter((trace) => trace.type === "heatmap");
   const values = heatmaps.flatMap((trace) => (trace.z as number[][]).flat());
@@ -149,9 +162,21 @@ export function sideBySide(figures: Figure[], title = "", options: { zmin?: numb
   const zmax = options.zmax ?? Math.max(...values);
   // Panels with the same row labels (e.g. attention maps of one sentence) show them once, at the left;
   // otherwise the gap between panels leaves room for each panel's row labels and axis title.
-  const rowLabels = (figure: Figure) => JSON.stringify([figure.data[0]?.y, (figure.layout.yaxis as { title?: unknown })?.title]);
-  const sharedRows = figures.every((figure) => figure.data[0]?.type === "heatmap" && rowLabels(figure) === rowLabels(figures[0]));
-  const longestRowLabel = Math.max(0, ...figures.slice(1).flatMap((figure) => figure.data.flatMap((trace) => (trace.type === "heatmap" ? (trace.y as string[]) : []).map((label) => label.length))));
+  const rowLabels = (figure: Figure) =>
+    JSON.stringify([figure.data[0]?.y, (figure.layout.yaxis as { title?: unknown })?.title]);
+  const sharedRows = figures.every(
+    (figure) => figure.data[0]?.type === "heatmap" && rowLabels(figure) === rowLabels(figures[0]),
+  );
+  const longestRowLabel = Math.max(
+    0,
+    ...figures
+      .slice(1)
+      .flatMap((figure) =>
+        figure.data.flatMap((trace) =>
+          (trace.type === "heatmap" ? (trace.y as string[]) : []).map((label) => label.length),
+        ),
+      ),
+  );
   const gapPixels = sharedRows ? 24 : 60 + 7 * longestRowLabel;
   const gap = Math.min(0.2, gapPixels / 780); // as a fraction of the plotting width (about 780 px in a notebook)
   const width = (1 - gap * (n - 1)) / n;
@@ -169,7 +194,12 @@ export function sideBySide(figures: Figure[], title = "", options: { zmin?: numb
     const domain = [i * (width + gap), i * (width + gap) + width];
     layout[`xaxis${suffix}`] = { ...(figure.layout.xaxis as object), domain, anchor: `y${suffix}`, automargin: true };
     const hideRows = sharedRows && i > 0 ? { showticklabels: false, title: { text: "" } } : {};
-    layout[`yaxis${suffix}`] = { ...(figure.layout.yaxis as object), anchor: `x${suffix}`, automargin: true, ...hideRows };
+    layout[`yaxis${suffix}`] = {
+      ...(figure.layout.yaxis as object),
+      anchor: `x${suffix}`,
+      automargin: true,
+      ...hideRows,
+    };
     const panelTitle = (figure.layout.title as { text?: string } | undefined)?.text ?? "";
     annotations.push({
       text: panelTitle,
@@ -211,13 +241,27 @@ export function sideBySide(figures: Figure[], title = "", options: { zmin?: numb
   function seriesStyle(trace: Record<string, unknown>): Record<string, unknown> {
     const names = [...new Set(figures.flatMap((figure) => figure.data.map((t) => t.name)).filter(Boolean))];
     const colour = PALETTE[Math.max(0, names.indexOf(trace.name)) % PALETTE.length];
-    const style = trace.type === "bar" ? { marker: { color: colour, ...(trace.marker as object) } } : { line: { color: colour, ...(trace.line as object) } };
+    const style =
+      trace.type === "bar"
+        ? { marker: { color: colour, ...(trace.marker as object) } }
+        : { line: { color: colour, ...(trace.line as object) } };
     return { ...style, legendgroup: trace.name ?? "" };
   }
 }
 
 /** Plotly's default colours, in its order. */
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const PALETTE = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
+];
 
 function uniqueLabels(labels: string[]): string[] {
   const seen = new Map<string, number>();

@@ -34,13 +34,19 @@ function tslab(): Tslab {
 function ensurePlotly(display: NotebookDisplay): void {
   if (plotlySent) return;
   const library = fs.readFileSync(require.resolve("plotly.js-dist-min/plotly.min.js"), "utf8");
-  display.html(`<script type="text/javascript" ${PLOTLY_LIBRARY_MARK}>${library.replace(/<\/script/gi, "<\\/script")}</script>`);
+  display.html(
+    `<script type="text/javascript" ${PLOTLY_LIBRARY_MARK}>${library.replace(/<\/script/gi, "<\\/script")}</script>`,
+  );
   plotlySent = true;
 }
 
 /** The HTML of one figure: a div and the script that draws into it (plotly.js must be on the page). */
 export function figureHtml(figure: Figure, id = `figure-${process.pid}-${++figureCount}`): string {
-  const spec = JSON.stringify({ data: figure.data, layout: figure.layout, config: { responsive: true, displaylogo: false } });
+  const spec = JSON.stringify({
+    data: figure.data,
+    layout: figure.layout,
+    config: { responsive: true, displaylogo: false },
+  });
   return (
     `<div id="${id}" ${FIGURE_MARK} style="width:100%;min-height:${Number(figure.layout.height ?? 380)}px"></div>` +
     `<script type="text/javascript">(function(){var s=${spec.replace(/<\//g, "<\\/")};` +

@@ -34,17 +34,30 @@ export interface HFGPT2Config {
   [field: string]: unknown;
 }
 
-const activations: Record<string, GPTConfig["activation"]> = { gelu_new: "gelu_tanh", gelu_pytorch_tanh: "gelu_tanh", gelu: "gelu" };
+const activations: Record<string, GPTConfig["activation"]> = {
+  gelu_new: "gelu_tanh",
+  gelu_pytorch_tanh: "gelu_tanh",
+  gelu: "gelu",
+};
 
 /** Our config for a Hugging Face GPT-2 config; options our model does not implement are an error. */
 export function configFromHF(hf: HFGPT2Config): GPTConfig {
   const activation = activations[hf.activation_function ?? "gelu_new"];
-  if (!activation) throw new Error(`GPT-2 config: activation_function "${hf.activation_function}" is not supported (use one of ${Object.keys(activations).join(", ")}).`);
-  if (hf.n_inner != null && hf.n_inner !== 4 * hf.n_embd) throw new Error(`GPT-2 config: n_inner ${hf.n_inner} is not supported; our MLP is 4 × n_embd = ${4 * hf.n_embd} wide.`);
+  if (!activation)
+    throw new Error(
+      `GPT-2 config: activation_function "${hf.activation_function}" is not supported (use one of ${Object.keys(activations).join(", ")}).`,
+    );
+  if (hf.n_inner != null && hf.n_inner !== 4 * hf.n_embd)
+    throw new Error(
+      `GPT-2 config: n_inner ${hf.n_inner} is not supported; our MLP is 4 × n_embd = ${4 * hf.n_embd} wide.`,
+    );
   for (const flag of ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] as const) {
     if (hf[flag]) throw new Error(`GPT-2 config: ${flag} = true is not supported.`);
   }
-  if (hf.scale_attn_weights === false) throw new Error("GPT-2 config: scale_attn_weights = false is not supported (attention is always scaled by 1/√d_k).");
+  if (hf.scale_attn_weights === false)
+    throw new Error(
+      "GPT-2 config: scale_attn_weights = false is not supported (attention is always scaled by 1/√d_k).",
+    );
   return {
     vocabSize: hf.vocab_size,
     contextLength: hf.n_positions,
@@ -65,7 +78,10 @@ export function configFromHF(hf: HFGPT2Config): GPTConfig {
 /** A Hugging Face GPT2Config for our config (which must have GPT-2's architecture). */
 export function configToHF(config: GPTConfig): HFGPT2Config {
   if (!config.bias || !config.preNorm) {
-    throw new Error("saveGPT2: GPT-2's architecture has biases and pre-LayerNorm blocks; this model has " + `bias ${config.bias}, preNorm ${config.preNorm}.`);
+    throw new Error(
+      "saveGPT2: GPT-2's architecture has biases and pre-LayerNorm blocks; this model has " +
+        `bias ${config.bias}, preNorm ${config.preNorm}.`,
+    );
   }
   return {
     architectures: ["GPT2LMHeadModel"],
@@ -99,7 +115,8 @@ export async function loadGPT2(directory: string): Promise<GPT> {
   const configFile = path.join(directory, "config.json");
   const weightsFile = path.join(directory, "model.safetensors");
   for (const file of [configFile, weightsFile]) {
-    if (!fs.existsSync(file)) throw new Error(`loadGPT2: ${file} is missing. Download a model with \`npm run download:gpt2 -- gpt2\`.`);
+    if (!fs.existsSync(file))
+      throw new Error(`loadGPT2: ${file} is missing. Download a model with \`npm run download:gpt2 -- gpt2\`.`);
   }
   let hfConfig: unknown;
   try {
@@ -124,7 +141,10 @@ export async function loadGPT2(directory: string): Promise<GPT> {
         throw new Error(`loadGPT2: "${fileName}" has shape [${shape}], expected [${expected}] for this config.`);
       }
       const bad = data.findIndex((value) => !Number.isFinite(value));
-      if (bad >= 0) throw new Error(`loadGPT2: "${fileName}" in ${weightsFile} holds ${data[bad]} at index ${bad}: the file is corrupt. Download it again.`);
+      if (bad >= 0)
+        throw new Error(
+          `loadGPT2: "${fileName}" in ${weightsFile} holds ${data[bad]} at index ${bad}: the file is corrupt. Download it again.`,
+        );
       tf.tidy(() => {
         const tensor = tf.tensor(data, shape, "float32");
         variable.assign(transposed ? tensor.transpose() : tensor);
@@ -134,7 +154,10 @@ export async function loadGPT2(directory: string): Promise<GPT> {
     // config.json describes a different model than the weights (e.g. fewer layers): refuse rather than drop it.
     const unused = [...stored.values()].filter((name) => !/(^|\.)attn\.(masked_)?bias$/.test(name));
     if (unused.length > 0) {
-      const shown = unused.slice(0, 5).map((name) => `"${name}"`).join(", ");
+      const shown = unused
+        .slice(0, 5)
+        .map((name) => `"${name}"`)
+        .join(", ");
       throw new Error(
         `loadGPT2: ${weightsFile} holds ${unused.length} tensor(s) this config has no place for (${shown}${unused.length > 5 ? ", ..." : ""}): ` +
           `check n_layer, n_embd and the other sizes in ${configFile}.`,
@@ -152,7 +175,9 @@ export async function loadGPT2(directory: string): Promise<GPT> {
 /** The parsed config.json as a GPT-2 config, or a clear error naming the file and the field. */
 function checkHFConfig(value: unknown, file: string): HFGPT2Config {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new Error(`loadGPT2: ${file} must hold a JSON object (Hugging Face's GPT2Config), got ${JSON.stringify(value)?.slice(0, 40)}.`);
+    throw new Error(
+      `loadGPT2: ${file} must hold a JSON object (Hugging Face's GPT2Config), got ${JSON.stringify(value)?.slice(0, 40)}.`,
+    );
   }
   const config = value as Record<string, unknown>;
   for (const field of ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head"]) {
@@ -179,5 +204,5 @@ export async function saveGPT2(model: GPT, directory: string): Promise<void> {
     if (value !== variable) value.dispose();
   }
   await writeSafetensors(path.join(directory, "model.safetensors"), tensors, { format: "pt" });
-  fs.writeFileSync(path.join(directory, "config.json"), JSON.stringify(hfConfig, null, 2) + "\n");
+  fs.writeFileSync(path.join(directory, "config.json"), `${JSON.stringify(hfConfig, null, 2)}\n`);
 }

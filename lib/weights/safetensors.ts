@@ -29,14 +29,41 @@ import { basename, dirname, join } from "node:path";
  * writer uses this order: tensors with the largest dtype come first, so every tensor starts aligned.
  */
 const DTYPE_ORDER = [
-  "BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64",
+  "BOOL",
+  "U8",
+  "I8",
+  "F8_E5M2",
+  "F8_E4M3",
+  "I16",
+  "U16",
+  "F16",
+  "BF16",
+  "I32",
+  "U32",
+  "F32",
+  "F64",
+  "I64",
+  "U64",
 ] as const;
 export type SafetensorsDtype = (typeof DTYPE_ORDER)[number];
 
 /** Bytes per element of each dtype. */
 export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 const FLOAT_DTYPES: readonly SafetensorsDtype[] = ["F32", "F16", "BF16", "F64"];
 const INT_DTYPES: readonly SafetensorsDtype[] = ["BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64"];
@@ -149,8 +176,10 @@ export function parseSafetensorsHeader(
     // The byte size implied by shape and dtype must be exactly the byte range the offsets give.
     const needed = info.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[info.dtype];
     if (!Number.isSafeInteger(needed) || needed !== end - begin) {
-      fail(`${where}: shape [${info.shape.join(", ")}] of ${info.dtype} (${DTYPE_BYTES[info.dtype]} bytes each) ` +
-        `needs ${needed} bytes, but data_offsets [${begin}, ${end}] cover ${end - begin} bytes`);
+      fail(
+        `${where}: shape [${info.shape.join(", ")}] of ${info.dtype} (${DTYPE_BYTES[info.dtype]} bytes each) ` +
+          `needs ${needed} bytes, but data_offsets [${begin}, ${end}] cover ${end - begin} bytes`,
+      );
     }
     entries.push([name, info]);
   }
@@ -160,24 +189,35 @@ export function parseSafetensorsHeader(
   const described = entries.reduce((m, [, t]) => Math.max(m, t.dataOffsets[1]), 0);
   let expected = 0;
   let previous = "";
-  for (const [name, { dataOffsets: [begin, end] }] of entries) {
+  for (const [
+    name,
+    {
+      dataOffsets: [begin, end],
+    },
+  ] of entries) {
     const range = `${JSON.stringify(name)} (data_offsets [${begin}, ${end}])`;
     if (end > dataByteLength) {
-      fail(`tensor ${range} ends past the end of the data buffer, which has only ${dataByteLength} bytes: ` +
-        `the file is truncated (the header describes ${8 + headerBytes.length + described} bytes, ` +
-        `the file has ${8 + headerBytes.length + dataByteLength})`);
+      fail(
+        `tensor ${range} ends past the end of the data buffer, which has only ${dataByteLength} bytes: ` +
+          `the file is truncated (the header describes ${8 + headerBytes.length + described} bytes, ` +
+          `the file has ${8 + headerBytes.length + dataByteLength})`,
+      );
     }
     if (begin < expected) fail(`tensor ${range} overlaps tensor ${previous}, which ends at ${expected}`);
     if (begin > expected) {
-      fail(`tensor ${range} starts at ${begin} but the previous tensor ends at ${expected}: the format requires ` +
-        `tensors to be packed with no gaps`);
+      fail(
+        `tensor ${range} starts at ${begin} but the previous tensor ends at ${expected}: the format requires ` +
+          `tensors to be packed with no gaps`,
+      );
     }
     expected = end;
     previous = range;
   }
   if (expected !== dataByteLength) {
-    fail(`the tensors end at data offset ${expected} but the file has ${dataByteLength - expected} more bytes ` +
-      `after them`);
+    fail(
+      `the tensors end at data offset ${expected} but the file has ${dataByteLength - expected} more bytes ` +
+        `after them`,
+    );
   }
   return { tensors: new Map(entries), metadata };
 }
@@ -258,17 +298,29 @@ export function decodeInts(dtype: SafetensorsDtype, bytes: Uint8Array, source = 
   }
   for (let i = 0; i < n; i++) {
     switch (dtype) {
-      case "BOOL": case "U8": out[i] = view.getUint8(i); break;
-      case "I8": out[i] = view.getInt8(i); break;
-      case "I16": out[i] = view.getInt16(2 * i, true); break;
-      case "U16": out[i] = view.getUint16(2 * i, true); break;
-      case "I32": out[i] = view.getInt32(4 * i, true); break;
+      case "BOOL":
+      case "U8":
+        out[i] = view.getUint8(i);
+        break;
+      case "I8":
+        out[i] = view.getInt8(i);
+        break;
+      case "I16":
+        out[i] = view.getInt16(2 * i, true);
+        break;
+      case "U16":
+        out[i] = view.getUint16(2 * i, true);
+        break;
+      case "I32":
+        out[i] = view.getInt32(4 * i, true);
+        break;
       case "U32": {
         const v = view.getUint32(4 * i, true);
         out[i] = v <= 0x7fffffff ? v : tooBig(i, String(v));
         break;
       }
-      case "I64": case "U64": {
+      case "I64":
+      case "U64": {
         // An int64 fits in an int32 when its high word is just the sign extension of the low word.
         const lo = view.getInt32(8 * i, true);
         const hi = view.getInt32(8 * i + 4, true);
@@ -315,22 +367,26 @@ interface ByteSource {
  */
 function headerLength(prefix: Uint8Array, size: number, source: string): number {
   if (size < 8) {
-    throw new SafetensorsError(`${source}: the file is too short (${size} bytes) to be a safetensors file, ` +
-      `which starts with an 8-byte header length`);
+    throw new SafetensorsError(
+      `${source}: the file is too short (${size} bytes) to be a safetensors file, ` +
+        `which starts with an 8-byte header length`,
+    );
   }
   if (new TextDecoder().decode(prefix.subarray(0, 8)) === "version ") {
-    throw new SafetensorsError(`${source}: this looks like a Git LFS pointer file, not the weights themselves ` +
-      `(run "git lfs pull" in the model repository, or download the file directly)`);
+    throw new SafetensorsError(
+      `${source}: this looks like a Git LFS pointer file, not the weights themselves ` +
+        `(run "git lfs pull" in the model repository, or download the file directly)`,
+    );
   }
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(size - 8)) {
-    throw new SafetensorsError(`${source}: the header length (${n} bytes) is larger than the file, which has only ` +
-      `${size - 8} bytes after the 8-byte length: the file is truncated or not a safetensors file`);
+    throw new SafetensorsError(
+      `${source}: the header length (${n} bytes) is larger than the file, which has only ` +
+        `${size - 8} bytes after the 8-byte length: the file is truncated or not a safetensors file`,
+    );
   }
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new SafetensorsError(
-      `${source}: the header length (${n} bytes) exceeds the ${MAX_HEADER_BYTES}-byte limit`,
-    );
+    throw new SafetensorsError(`${source}: the header length (${n} bytes) exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
   return Number(n);
 }
@@ -410,7 +466,9 @@ export class SafetensorsFile {
 
   /** The tensor's raw little-endian bytes, exactly as stored. */
   async readBytes(name: string): Promise<Uint8Array> {
-    const { dataOffsets: [begin, end] } = this.info(name);
+    const {
+      dataOffsets: [begin, end],
+    } = this.info(name);
     const bytes = new Uint8Array(end - begin); // a fresh buffer, so byteOffset 0: aligned for any typed array
     await this.source.read(bytes, 8 + this.headerByteLength + begin, this.label(name));
     return bytes;
@@ -452,8 +510,10 @@ export class SafetensorsFile {
     const similar = names.filter((n) => n.endsWith(tail));
     const shown = (similar.length > 0 ? similar : names).slice(0, 5).map((n) => JSON.stringify(n));
     const more = (similar.length > 0 ? similar : names).length > 5 ? ", ..." : "";
-    return `${this.path}: no tensor named ${JSON.stringify(name)} among its ${names.length} tensors ` +
-      `(${similar.length > 0 ? "similar" : "for example"}: ${shown.join(", ")}${more})`;
+    return (
+      `${this.path}: no tensor named ${JSON.stringify(name)} among its ${names.length} tensors ` +
+      `(${similar.length > 0 ? "similar" : "for example"}: ${shown.join(", ")}${more})`
+    );
   }
 }
 
@@ -489,8 +549,10 @@ function tensorBytes(name: string, t: TensorToWrite): Uint8Array {
   if (data instanceof Float32Array || data instanceof Int32Array) {
     const expectedDtype = data instanceof Float32Array ? "F32" : "I32";
     if (t.dtype !== expectedDtype) {
-      throw new Error(`${where}: a ${data.constructor.name} must be written as ${expectedDtype}, not ${t.dtype} ` +
-        `(pass raw little-endian bytes as a Uint8Array for other dtypes)`);
+      throw new Error(
+        `${where}: a ${data.constructor.name} must be written as ${expectedDtype}, not ${t.dtype} ` +
+          `(pass raw little-endian bytes as a Uint8Array for other dtypes)`,
+      );
     }
     if (LITTLE_ENDIAN_HOST) {
       bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -507,8 +569,10 @@ function tensorBytes(name: string, t: TensorToWrite): Uint8Array {
   }
   if (bytes.byteLength !== count * DTYPE_BYTES[t.dtype]) {
     const needed = count * DTYPE_BYTES[t.dtype];
-    throw new Error(`${where}: shape [${t.shape.join(", ")}] of ${t.dtype} needs ${needed} bytes, ` +
-      `but the data has ${bytes.byteLength}`);
+    throw new Error(
+      `${where}: shape [${t.shape.join(", ")}] of ${t.dtype} needs ${needed} bytes, ` +
+        `but the data has ${bytes.byteLength}`,
+    );
   }
   return bytes;
 }
@@ -541,7 +605,7 @@ export async function writeSafetensors(
     return byDtype !== 0 ? byDtype : compareUtf8(a, b);
   });
   const header: Record<string, unknown> = {};
-  if (metadata) header["__metadata__"] = { ...metadata };
+  if (metadata) header.__metadata__ = { ...metadata };
   const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const name of names) {
@@ -565,7 +629,7 @@ export async function writeSafetensors(
   let closed = false;
   try {
     for (const chunk of [prefix, ...blobs]) {
-      for (let done = 0; done < chunk.byteLength;) {
+      for (let done = 0; done < chunk.byteLength; ) {
         const { bytesWritten } = await handle.write(chunk, done, Math.min(READ_CHUNK_BYTES, chunk.byteLength - done));
         done += bytesWritten;
       }

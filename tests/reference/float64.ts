@@ -241,7 +241,11 @@ export function attentionGradients(
     const dot = row.reduce((sum, p, l) => sum + p * dP[i][l], 0);
     return row.map((p, j) => p * (dP[i][j] - dot));
   });
-  return { dq: scale(matmul(dS, k), scaleBy), dk: scale(matmul(transpose(dS), q), scaleBy), dv: matmul(transpose(P), dOutput) };
+  return {
+    dq: scale(matmul(dS, k), scaleBy),
+    dk: scale(matmul(transpose(dS), q), scaleBy),
+    dv: matmul(transpose(P), dOutput),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -254,7 +258,7 @@ export function join(prefix: string, name: string): string {
 }
 
 export function hasParam(params: Params, name: string): boolean {
-  return Object.prototype.hasOwnProperty.call(params, name);
+  return Object.hasOwn(params, name);
 }
 
 function getParam(params: Params, name: string): ParamTensor {
@@ -362,7 +366,8 @@ export function crossAttention(
   const C = x[0].length;
   const q = linear(x, params, join(prefix, "q_attn"));
   const kv = linear(context, params, join(prefix, "c_attn"));
-  if (kv[0].length !== 2 * C) throw new Error(`reference: cross c_attn gives ${kv[0].length} columns, expected ${2 * C}`);
+  if (kv[0].length !== 2 * C)
+    throw new Error(`reference: cross c_attn gives ${kv[0].length} columns, expected ${2 * C}`);
   return multiHead(q, columns(kv, 0, C), columns(kv, C, 2 * C), options.numHeads, params, prefix, {
     allowed: options.allowed,
   });
@@ -402,7 +407,12 @@ export interface BlockResult {
 export function block(x: Matrix, params: Params, prefix: string, o: BlockOptions): BlockResult {
   const norm = (h: Matrix, name: string) => layerNormParams(h, params, join(prefix, name), o.eps);
   const self = (h: Matrix) =>
-    selfAttention(h, params, join(prefix, "attn"), { numHeads: o.numHeads, causal: o.causal, allowed: o.selfAllowed, past: o.past });
+    selfAttention(h, params, join(prefix, "attn"), {
+      numHeads: o.numHeads,
+      causal: o.causal,
+      allowed: o.selfAllowed,
+      past: o.past,
+    });
   let selfResult: ReturnType<typeof self>;
   if (o.preNorm) {
     selfResult = self(norm(x, "ln_1"));
@@ -415,7 +425,10 @@ export function block(x: Matrix, params: Params, prefix: string, o: BlockOptions
   if (o.context) {
     const context = o.context;
     const cross = (h: Matrix) =>
-      crossAttention(h, context, params, join(prefix, "crossattention"), { numHeads: o.numHeads, allowed: o.crossAllowed });
+      crossAttention(h, context, params, join(prefix, "crossattention"), {
+        numHeads: o.numHeads,
+        allowed: o.crossAllowed,
+      });
     if (o.preNorm) {
       const r = cross(norm(x, "ln_cross_attn"));
       crossWeights = r.weights;
@@ -471,7 +484,7 @@ export function sinusoidal(length: number, dim: number): Matrix {
   for (let pos = 0; pos < length; pos++) {
     for (let c = 0; c < dim; c++) {
       const i = Math.floor(c / 2);
-      const angle = pos / Math.pow(10000, (2 * i) / dim);
+      const angle = pos / 10000 ** ((2 * i) / dim);
       out[pos][c] = c % 2 === 0 ? Math.sin(angle) : Math.cos(angle);
     }
   }
@@ -554,7 +567,8 @@ export function crossEntropy(logits: Matrix, targets: number[], ignoreIndex = -1
   logits.forEach((row, i) => {
     const target = targets[i];
     if (target === ignoreIndex) return;
-    if (!(Number.isInteger(target) && target >= 0 && target < V)) throw new Error(`reference: target ${target} out of range`);
+    if (!(Number.isInteger(target) && target >= 0 && target < V))
+      throw new Error(`reference: target ${target} out of range`);
     total += logSumExp(row) - row[target];
     const p = softmax(row);
     for (let j = 0; j < V; j++) grad[i][j] = (p[j] - (j === target ? 1 : 0)) / counted;

@@ -173,12 +173,7 @@ export function topIndices(data: ArrayLike<number>, k: number): number[] {
  * Central finite differences (f(θ + h) − f(θ − h)) / 2h on chosen elements of a variable, f evaluated in
  * float32 by TensorFlow.js. The variable is restored afterwards.
  */
-export function finiteDifferences(
-  variable: tf.Variable,
-  indices: number[],
-  f: () => number,
-  step = 1e-2,
-): number[] {
+export function finiteDifferences(variable: tf.Variable, indices: number[], f: () => number, step = 1e-2): number[] {
   const original = variable.dataSync().slice();
   const result = indices.map((index) => {
     setElement(variable, index, original[index] + step);
