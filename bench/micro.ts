@@ -3,7 +3,7 @@
  * time (best of REPS=20 runs): `node_modules/.bin/tsx --conditions=source bench/micro.ts [filter]`.
  */
 import { geluTanh, initBackend, scaledDotProductAttention, tf } from "gpt-course";
-import { fusedGeluTanh, fusedLayerNorm } from "../lib/nn/ops.ts";
+import { fusedGeluTanh, fusedLayerNorm } from "../lib/kernels/fused.ts";
 import { unregisterWasmKernels, registerWasmKernels } from "../lib/kernels/index.ts";
 
 /**

@@ -25,7 +25,6 @@ export { Module } from "./nn/module.js";
 export { Linear, LayerNorm, Embedding, Dropout } from "./nn/layers.js";
 export { gelu, geluTanh, activationFunction } from "./nn/activations.js";
 export type { Activation } from "./nn/activations.js";
-export { matMul, embeddingLookup } from "./nn/ops.js";
 export {
   scaledDotProductAttention,
   causalMask,

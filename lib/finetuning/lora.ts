@@ -3,7 +3,6 @@ import type { GPTConfig } from "../models/config.js";
 import { GPT } from "../models/gpt.js";
 import type { Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
-import { matMul } from "../nn/ops.js";
 
 /**
  * LoRA, low-rank adaptation (Hu et al., 2021): fine-tune a big model by training a few small matrices
@@ -62,15 +61,15 @@ export class LoRAAdapter extends Module {
     return tf.tidy(() => {
       const [inFeatures, outFeatures] = [this.A.shape[0] as number, this.B.shape[1] as number];
       const rows = x.reshape([-1, inFeatures]) as tf.Tensor2D;
-      const low = matMul(rows, this.A as tf.Tensor2D); // (N, r): the narrow middle of the correction
-      const y = matMul(low, this.B as tf.Tensor2D).mul(this.scale); // (N, out)
+      const low = tf.matMul(rows, this.A as tf.Tensor2D); // (N, r): the narrow middle of the correction
+      const y = tf.matMul(low, this.B as tf.Tensor2D).mul(this.scale); // (N, out)
       return y.reshape([...x.shape.slice(0, -1), outFeatures]);
     });
   }
 
   /** (α/r)·A·B, the change this adapter makes to W. */
   delta(): tf.Tensor2D {
-    return tf.tidy(() => matMul(this.A as tf.Tensor2D, this.B as tf.Tensor2D).mul(this.scale) as tf.Tensor2D);
+    return tf.tidy(() => tf.matMul(this.A as tf.Tensor2D, this.B as tf.Tensor2D).mul(this.scale) as tf.Tensor2D);
   }
 }
 

@@ -13,7 +13,7 @@ import { MASKED_SCORE } from "../nn/attention.js";
  *   P = softmax(Q Kᵀ · scale + M),  O = P V      with M = −1e9 where a key is hidden (causal, documents), else 0
  *
  * exactly the maths of `scaledDotProductAttention` (lib/nn/attention.ts), which calls it through
- * `fusedAttention` (lib/nn/ops.ts) when there is no padding mask and no dropout. Composed from tfjs ops,
+ * `fusedAttention` (lib/kernels/fused.ts) when there is no padding mask and no dropout. Composed from tfjs ops,
  * one attention is ~10 kernels forward and ~20 backward, each a full pass over the (B, nh, Tq, Tk) score
  * tensor. Here it is one pass per step, in one of two ways:
  * - block by block (head sizes a multiple of 4, the usual case): a query's scores are computed only for the

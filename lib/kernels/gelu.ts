@@ -11,7 +11,7 @@ import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
  *   y = ½ x (1 + tanh(u)),  u = √(2/π) (x + 0.044715 x³)
  *   dy/dx = ½ (1 + t) + ½ x (1 − t²) · √(2/π) (1 + 3 · 0.044715 x²),  t = tanh(u)
  *
- * the maths of `geluTanh` (lib/nn/activations.ts), available as `fusedGeluTanh` (lib/nn/ops.ts). Composed
+ * the maths of `geluTanh` (lib/nn/activations.ts), available as `fusedGeluTanh` (lib/kernels/fused.ts). Composed
  * from tfjs ops it is 8 kernels forward and ~16 backward over the MLP's widest activation (B, T, 4C), and
  * 6 of those (B, T, 4C) tensors are kept for the backward pass; here it is one pass each way (WebAssembly
  * SIMD, simd.ts; JavaScript for a tail of < 4), and x and t are kept: the forward kernel outputs t as well,

@@ -23,7 +23,7 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 /**
  * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm
  * kernels that are slow (BatchMatMul ... GatherV2), one it lacks (UnsortedSegmentSum), and fused kernels
- * that lib/nn/ops.ts uses when present (attention, LayerNorm, GELU, the AdamW update). Each computes what
+ * that lib/kernels/fused.ts uses when present (attention, LayerNorm, GELU, the AdamW update). Each computes what
  * tfjs computes (tests/kernels.test.ts checks them against the cpu backend, forward and gradients);
  * `initBackend()` registers them when it selects wasm. GPT_WASM_KERNELS=0 keeps tfjs's own kernels; the
  * bench's `--without A,B` drops some of them (names below) for A/B measurements. Results: bench/NOTES.md.
@@ -41,7 +41,7 @@ export const wasmKernelNames = [
   "Sum",
   "GatherV2",
   "UnsortedSegmentSum", // missing in tfjs-backend-wasm
-  "Attention", // fused kernels, used by lib/nn/ops.ts
+  "Attention", // fused kernels, used by lib/kernels/fused.ts
   "LayerNorm",
   "GeluTanh",
   "AdamW",

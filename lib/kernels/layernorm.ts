@@ -11,7 +11,7 @@ import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
  *   y = (x − mean) / √(var + ε) · γ + β
  *
  * the maths of `LayerNorm.forward` (lib/nn/layers.ts), which calls it through `fusedLayerNorm`
- * (lib/nn/ops.ts). Composed from tfjs ops that is ~8 kernels forward and ~20 backward, each a pass over
+ * (lib/kernels/fused.ts). Composed from tfjs ops that is ~8 kernels forward and ~20 backward, each a pass over
  * the activations and each output kept for the backward pass; here it is one pass each way (WebAssembly
  * SIMD when C is a multiple of 4, simd.ts; else JavaScript with float64 statistics), and the backward pass
  * needs only x and the per-row mean and 1/√(var + ε).

@@ -1,10 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
-import { canReadSynchronously } from "../backend/sync-reads.js";
+import { fusedMatMul } from "../kernels/fused.js";
 import { KVCache } from "../nn/attention.js";
 import { DecoderBlock } from "../nn/blocks.js";
 import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
-import { matMul } from "../nn/ops.js";
+import { canReadSynchronously } from "../utils/sync-reads.js";
 import { Random } from "../utils/random.js";
 import { type GPTConfig, type GPTConfigInput, gptConfig } from "./config.js";
 
@@ -96,9 +96,10 @@ export class GPT extends Module {
     return tf.tidy(() => {
       const C = this.config.embeddingDim;
       const rows = x.reshape([-1, C]) as tf.Tensor2D;
+      const wte = this.wte.weight as tf.Tensor2D;
       const logits = this.lm_head
         ? this.lm_head.forward(rows)
-        : matMul(rows, this.wte.weight as tf.Tensor2D, false, true); // tied head: x · wteᵀ
+        : (fusedMatMul(rows, wte, false, true) ?? tf.matMul(rows, wte, false, true)); // tied head: x · wteᵀ
       return logits.reshape([...x.shape.slice(0, -1), this.config.vocabSize]);
     });
   }

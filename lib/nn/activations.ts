@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { fusedGeluTanh } from "./ops.js";
+import { fusedGeluTanh } from "../kernels/fused.js";
 
 /**
  * GELU, the smooth ReLU used by GPT: GELU(x) = x · Φ(x), where Φ is the standard normal CDF.

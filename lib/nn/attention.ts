@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { Dropout, Linear } from "./layers.js";
 import { Module } from "./module.js";
-import { fusedAttention } from "./ops.js";
+import { fusedAttention } from "../kernels/fused.js";
 
 /**
  * Attention: every position builds a query ("what am I looking for?"), and every position it may look at

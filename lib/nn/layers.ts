@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { Module } from "./module.js";
-import { embeddingLookup, fusedLayerNorm, matMul } from "./ops.js";
+import { fusedEmbeddingLookup, fusedLayerNorm, fusedMatMul } from "../kernels/fused.js";
 
 /**
  * Linear layer y = x·W + b, applied to the last axis of x.
@@ -28,7 +28,8 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const leading = x.shape.slice(0, -1); // e.g. (B, T)
       const rows = x.reshape([-1, this.inFeatures]) as tf.Tensor2D; // (B·T, in)
-      let y: tf.Tensor = matMul(rows, this.weight as tf.Tensor2D); // (B·T, out)
+      const W = this.weight as tf.Tensor2D;
+      let y: tf.Tensor = fusedMatMul(rows, W) ?? tf.matMul(rows, W); // (B·T, out); the fused route: lib/kernels/fused.ts
       if (this.bias) y = y.add(this.bias);
       return y.reshape([...leading, this.outFeatures]);
     });
@@ -85,7 +86,8 @@ export class Embedding extends Module {
 
   /** ids: integer tensor of any shape → (...ids.shape, embeddingDim). */
   forward(ids: tf.Tensor): tf.Tensor {
-    return embeddingLookup(this.weight as tf.Tensor2D, ids);
+    const table = this.weight as tf.Tensor2D;
+    return fusedEmbeddingLookup(table, ids) ?? tf.gather(table, ids); // row ids[...] of the table
   }
 }
 

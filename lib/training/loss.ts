@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { canReadSynchronously } from "../backend/sync-reads.js";
+import { canReadSynchronously } from "../utils/sync-reads.js";
 
 /** Targets equal to this are skipped by the loss (PyTorch's convention): prompts, padding. */
 export const IGNORE_INDEX = -100;

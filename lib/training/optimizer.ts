@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { fusedAdamWUpdate } from "../nn/ops.js";
+import { fusedAdamWUpdate } from "../kernels/fused.js";
 
 export interface AdamWOptions {
   learningRate: number; // step size; a schedule may change it every step (`setLearningRate`)

@@ -1,17 +1,23 @@
 import * as tf from "@tensorflow/tfjs";
-import { FUSED_ADAMW } from "../kernels/adamw.js";
-import { FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION } from "../kernels/attention.js";
-import { wasmBatchMatMulIsFast } from "../kernels/batch-matmul.js";
-import { FUSED_GELU_TANH } from "../kernels/gelu.js";
-import { FUSED_LAYER_NORM } from "../kernels/layernorm.js";
+import { FUSED_ADAMW } from "./adamw.js";
+import { FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION } from "./attention.js";
+import { wasmBatchMatMulIsFast } from "./batch-matmul.js";
+import { FUSED_GELU_TANH } from "./gelu.js";
+import { FUSED_LAYER_NORM } from "./layernorm.js";
 
 /**
- * Building blocks whose TensorFlow.js defaults are slow or missing on the WebAssembly backend, with the
- * same maths written so every backend runs it fast: matMul and embeddingLookup (results identical to
- * `tf.matMul` and `tf.gather`), and fused versions of attention, LayerNorm, GELU and the AdamW update that
- * use a single hand-written kernel where the backend has one (lib/kernels/, registered for wasm by
- * `initBackend`) and return undefined elsewhere, so the caller runs its own step-by-step maths. Only how
- * the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
+ * The fence between the course's teaching code and its speed machinery: the one module that lib/nn, lib/models,
+ * lib/training and lib/finetuning import from lib/kernels. Each function here returns a faster route to the same
+ * result where the active backend has one, and `undefined` elsewhere, so the teaching code reads
+ *
+ *   const fused = fusedLayerNorm(x, gamma, beta, epsilon);
+ *   if (fused) return fused;
+ *   ... the maths, step by step, in TensorFlow.js ops
+ *
+ * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, LayerNorm,
+ * GELU and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm without those kernels
+ * (GPT_WASM_KERNELS=0) a matmul and an embedding lookup whose gradients avoid tfjs's slow or missing kernels. Only
+ * how the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
  */
 
 /** True when the active backend is WebAssembly, whose fast matmul (XNNPACK) takes only plain 2-D operands. */
@@ -20,16 +26,21 @@ function onWasm(): boolean {
 }
 
 /**
- * a @ b for 2-D tensors, optionally with either operand transposed.
+ * a @ b for 2-D tensors (either operand transposed), where plain `tf.matMul` is slow: on wasm without lib/kernels'
+ * matmul (GPT_WASM_KERNELS=0). Undefined elsewhere.
  *
- * The gradient of C = A·B is dA = dC·Bᵀ and dB = Aᵀ·dC. TensorFlow.js computes those with transposed
- * matmuls, which tfjs's own WebAssembly kernel runs in a slow scalar loop. lib/kernels' replacement
- * (registered by initBackend) handles transposes itself; without it (GPT_WASM_KERNELS=0), every transpose
- * is done explicitly first here, so every multiplication (forward and backward) is a plain 2-D matmul.
+ * The gradient of C = A·B is dA = dC·Bᵀ and dB = Aᵀ·dC. TensorFlow.js computes those with transposed matmuls,
+ * which tfjs's own WebAssembly kernel runs in a slow scalar loop. lib/kernels' replacement handles transposes
+ * itself; without it, every transpose is done explicitly first here, so every multiplication (forward and
+ * backward) is a plain 2-D matmul.
  */
-export function matMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
-  // lib/kernels' BatchMatMul for wasm handles transposed operands itself (and picks the cheaper of C and Cᵀ)
-  if (!onWasm() || wasmBatchMatMulIsFast()) return tf.matMul(a, b, transposeA, transposeB);
+export function fusedMatMul(
+  a: tf.Tensor2D,
+  b: tf.Tensor2D,
+  transposeA = false,
+  transposeB = false,
+): tf.Tensor2D | undefined {
+  if (!onWasm() || wasmBatchMatMulIsFast()) return undefined;
   const plainMatMul = tf.customGrad((x, y, save) => {
     const left = x as tf.Tensor2D;
     const right = y as tf.Tensor2D;
@@ -50,14 +61,12 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, trans
 }
 
 /**
- * Rows of `table` picked by integer `ids`: out[..., :] = table[ids[...], :]. This is an embedding lookup.
- *
- * Its gradient adds each incoming row gradient into the row it came from (a scatter-add). TensorFlow.js
- * does that with the `UnsortedSegmentSum` kernel, which the WebAssembly backend lacks. Where it is missing,
- * the same sum is computed as oneHot(ids)ᵀ · dy, a matmul.
+ * Rows of `table` picked by integer `ids` (an embedding lookup, `tf.gather`), where tfjs cannot differentiate
+ * `tf.gather`: its gradient is a scatter-add, TensorFlow.js's `UnsortedSegmentSum` kernel, which the WebAssembly
+ * backend lacks. There the same sum is computed as oneHot(ids)ᵀ · dy, a matmul. Undefined elsewhere.
  */
-export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
-  if (tf.getKernel("UnsortedSegmentSum", tf.getBackend()) !== undefined) return tf.gather(table, ids);
+export function fusedEmbeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor | undefined {
+  if (tf.getKernel("UnsortedSegmentSum", tf.getBackend()) !== undefined) return undefined;
   const lookup = tf.customGrad((weights, indices, save) => {
     const flatIds = (indices as tf.Tensor).reshape([-1]).toInt();
     (save as tf.GradSaveFunc)([flatIds]);
@@ -66,9 +75,10 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
     return {
       value: rows.reshape([...(indices as tf.Tensor).shape, width]),
       gradFunc: (dy, [savedIds]) => {
-        const oneHot = tf.oneHot(savedIds as tf.Tensor1D, vocabSize).toFloat(); // (N, vocab)
+        const oneHot = tf.oneHot(savedIds as tf.Tensor1D, vocabSize).toFloat() as tf.Tensor2D; // (N, vocab)
         const dyRows = (dy as tf.Tensor).reshape([-1, width]) as tf.Tensor2D; // (N, width)
-        return [matMul(oneHot as tf.Tensor2D, dyRows, true, false), tf.zerosLike(indices as tf.Tensor)];
+        const dTable = fusedMatMul(oneHot, dyRows, true, false) ?? tf.matMul(oneHot, dyRows, true, false);
+        return [dTable, tf.zerosLike(indices as tf.Tensor)];
       },
     };
   });
