@@ -16,7 +16,7 @@ import { sumRows } from "../lib/kernels/reduce.ts";
 import {
   fusedAdamWUpdate,
   fusedAttention,
-  fusedEmbeddingLookup,
+  fusedGatherRows,
   fusedGeluTanh,
   fusedLayerNorm,
 } from "../lib/kernels/fused.ts";
@@ -389,7 +389,7 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
         { data: randomData(13 * 6), shape: [13, 6] },
         { data: ids, shape: [2, 17], dtype: "int32" },
       ],
-      (table, i) => fusedEmbeddingLookup(table as tf.Tensor2D, i) ?? tf.gather(table, i), // as Embedding.forward
+      (table, i) => fusedGatherRows(table as tf.Tensor2D, i) ?? tf.gather(table, i), // as Embedding.forward
     );
     expectClose(lookup, "embedding lookup (forward and table gradient)");
   });

@@ -61,11 +61,11 @@ export function fusedMatMul(
 }
 
 /**
- * Rows of `table` picked by integer `ids` (an embedding lookup, `tf.gather`), where tfjs cannot differentiate
+ * Rows of `table` picked by integer `ids` (`tf.gather`: an embedding lookup), where tfjs cannot differentiate
  * `tf.gather`: its gradient is a scatter-add, TensorFlow.js's `UnsortedSegmentSum` kernel, which the WebAssembly
  * backend lacks. There the same sum is computed as oneHot(ids)ᵀ · dy, a matmul. Undefined elsewhere.
  */
-export function fusedEmbeddingLookup(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor | undefined {
+export function fusedGatherRows(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor | undefined {
   if (tf.getKernel("UnsortedSegmentSum", tf.getBackend()) !== undefined) return undefined;
   const lookup = tf.customGrad((weights, indices, save) => {
     const flatIds = (indices as tf.Tensor).reshape([-1]).toInt();

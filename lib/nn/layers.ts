@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { Module } from "./module.js";
-import { fusedEmbeddingLookup, fusedLayerNorm, fusedMatMul } from "../kernels/fused.js";
+import { fusedGatherRows, fusedLayerNorm, fusedMatMul } from "../kernels/fused.js";
 
 /**
  * Linear layer y = x·W + b, applied to the last axis of x.
@@ -87,7 +87,7 @@ export class Embedding extends Module {
   /** ids: integer tensor of any shape → (...ids.shape, embeddingDim). */
   forward(ids: tf.Tensor): tf.Tensor {
     const table = this.weight as tf.Tensor2D;
-    return fusedEmbeddingLookup(table, ids) ?? tf.gather(table, ids); // row ids[...] of the table
+    return fusedGatherRows(table, ids) ?? tf.gather(table, ids); // row ids[...] of the table
   }
 }
 

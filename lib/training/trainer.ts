@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { fusedGatherRows } from "../kernels/fused.js";
 import type { GPT } from "../models/gpt.js";
 import { ProgressBar } from "../utils/progress.js";
 import type { Batch, BatchSource, Split } from "./data.js";
@@ -264,7 +265,8 @@ export class Trainer {
   private loss({ inputs, targets, documents }: Batch, graded?: tf.Tensor1D): tf.Scalar {
     if (!graded) return crossEntropy(this.model.forward(inputs, { documents }), targets);
     const hidden = this.model.features(inputs, { documents }); // (B, T, C)
-    const gradedHidden = tf.gather(hidden.reshape([-1, hidden.shape[2]]), graded); // (N, C)
+    const positions = hidden.reshape([-1, hidden.shape[2]]) as tf.Tensor2D; // (B·T, C)
+    const gradedHidden = fusedGatherRows(positions, graded) ?? tf.gather(positions, graded); // (N, C)
     return crossEntropy(this.model.head(gradedHidden), tf.gather(targets.reshape([-1]), graded));
   }
 
