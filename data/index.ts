@@ -19,3 +19,5 @@ export {
   conversationProblems,
 } from "./instructions-jsonl.js";
 export type { Conversation } from "./instructions-jsonl.js";
+export { lastQuestions, rejectedAnswer, preferencePairs } from "./preferences.js";
+export type { QuestionWithAnswer } from "./preferences.js";

@@ -61,6 +61,7 @@ export type {
   EvalResult,
   TrainingHistory,
   TrainOptions,
+  Objective,
 } from "./training/trainer.js";
 export { saveCheckpoint, loadCheckpoint, resumeTrainer, loadParameters } from "./training/checkpoint.js";
 export { coursePretraining } from "./training/recipe.js";
@@ -134,3 +135,17 @@ export {
 export { Random } from "./utils/random.js";
 export { maxAbsDiff, assertClose, expectError } from "./utils/checks.js";
 export { ProgressBar, formatDuration, formatBytes } from "./utils/progress.js";
+
+// Preference tuning after fine-tuning (chapter 09): DPO and reinforcement learning from a verifiable reward.
+export { targetLogProbabilities, referenceLogProbabilities } from "./alignment/log-probabilities.js";
+export { answerRows } from "./alignment/answers.js";
+export { dpoLoss, dpoObjective, PreferenceDataset } from "./alignment/dpo.js";
+export { alignmentRecipes } from "./alignment/recipe.js";
+export type { PreferencePair, PreferenceDatasetOptions } from "./alignment/dpo.js";
+export {
+  groupAdvantages,
+  policyGradientObjective,
+  RewardSampler,
+  exactAnswerReward,
+} from "./alignment/policy-gradient.js";
+export type { VerifiableQuestion, RewardSamplerOptions, SampledRewards } from "./alignment/policy-gradient.js";

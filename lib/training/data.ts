@@ -9,6 +9,13 @@ export interface Batch {
   targets: tf.Tensor2D;
   /** Rows packed with several documents: each token's document and its position in it (see GPTCallOptions). */
   documents?: { documentIds: tf.Tensor2D; positions: tf.Tensor2D };
+  /**
+   * Preference tuning (lib/alignment): a frozen reference model's log-probability of each target, (B, T), 0
+   * where the target is IGNORE_INDEX; and a weight per row, e.g. how much better a sampled answer did than
+   * its group (its advantage).
+   */
+  reference?: tf.Tensor2D;
+  advantages?: tf.Tensor1D;
 }
 
 export type Split = "train" | "validation";
@@ -18,7 +25,8 @@ export type Split = "train" | "validation";
  * Its random state travels in checkpoints so a resumed run draws the same batches.
  */
 export interface BatchSource {
-  nextBatch(split: Split): Batch;
+  /** A batch; asynchronous where drawing it means running a model (reinforcement learning samples answers). */
+  nextBatch(split: Split): Batch | Promise<Batch>;
   getState(): unknown;
   setState(state: unknown): void;
 }

@@ -62,6 +62,12 @@ export interface TrainerState {
   history: TrainingHistory;
 }
 
+/**
+ * What a step minimises, from the model and a batch. The default is the cross-entropy of the next-token
+ * predictions (pretraining, fine-tuning); lib/alignment has preference-tuning objectives (DPO, policy gradient).
+ */
+export type Objective = (model: GPT, batch: Batch) => tf.Scalar;
+
 export interface TrainOptions {
   /** Steps to run now (default: until maxSteps). */
   steps?: number;
@@ -94,6 +100,8 @@ export class Trainer {
     readonly model: GPT,
     readonly data: BatchSource,
     options: Partial<TrainerOptions> & { maxSteps: number },
+    /** What to minimise instead of the next-token cross-entropy (see `Objective`). */
+    readonly objective?: Objective,
   ) {
     this.options = { ...defaultTrainerOptions, ...options };
     const { maxSteps, gradientAccumulationSteps, evalBatches } = this.options;
@@ -139,9 +147,9 @@ export class Trainer {
     const losses: tf.Scalar[] = [];
     let tokens = 0;
     for (let micro = 0; micro < accumulation; micro++) {
-      const batch = this.data.nextBatch("train");
+      const batch = await this.data.nextBatch("train");
       tokens += batch.inputs.size;
-      const graded = await gradedPositions(batch.targets);
+      const graded = this.objective ? undefined : await gradedPositions(batch.targets);
       const { value, grads } = tf.variableGrads(() => this.loss(batch, graded));
       graded?.dispose();
       losses.push(value);
@@ -186,8 +194,8 @@ export class Trainer {
     const meanLoss = async (split: Split): Promise<number> => {
       let total = 0;
       for (let i = 0; i < this.options.evalBatches; i++) {
-        const batch = this.data.nextBatch(split);
-        const graded = await gradedPositions(batch.targets);
+        const batch = await this.data.nextBatch(split);
+        const graded = this.objective ? undefined : await gradedPositions(batch.targets);
         const loss = tf.tidy(() => this.loss(batch, graded));
         total += (await loss.data())[0];
         loss.dispose();
@@ -208,7 +216,7 @@ export class Trainer {
 
   /**
    * Runs steps until `steps` more are done or `maxSteps` is reached, evaluating every `evalInterval`
-   * steps and at the end. Yields to the event loop between steps so notebooks can redraw and Ctrl-C works.
+   * steps and at the end (never when evalInterval is 0). Yields to the event loop between steps so notebooks can redraw and Ctrl-C works.
    */
   async train(options: TrainOptions = {}): Promise<TrainingHistory> {
     const { maxSteps, evalInterval } = this.options;
@@ -218,7 +226,7 @@ export class Trainer {
     while (this.stepCount < last && !options.signal?.aborted) {
       const result = await this.trainStep();
       await options.onStep?.(result);
-      if ((evalInterval > 0 && this.stepCount % evalInterval === 0) || this.stepCount === last) {
+      if (evalInterval > 0 && (this.stepCount % evalInterval === 0 || this.stepCount === last)) {
         lastEval = await this.evaluate();
         await options.onEval?.(lastEval);
       }
@@ -262,7 +270,9 @@ export class Trainer {
    * positions whose target is not ignored), the output head scores only those: in fine-tuning most
    * positions are prompts, and with a large vocabulary the head is one of the biggest matmuls of a step.
    */
-  private loss({ inputs, targets, documents }: Batch, graded?: tf.Tensor1D): tf.Scalar {
+  private loss(batch: Batch, graded?: tf.Tensor1D): tf.Scalar {
+    if (this.objective) return this.objective(this.model, batch);
+    const { inputs, targets, documents } = batch;
     if (!graded) return crossEntropy(this.model.forward(inputs, { documents }), targets);
     const hidden = this.model.features(inputs, { documents }); // (B, T, C)
     const positions = hidden.reshape([-1, hidden.shape[2]]) as tf.Tensor2D; // (B·T, C)
@@ -312,8 +322,10 @@ async function gradedPositions(targets: tf.Tensor2D): Promise<tf.Tensor1D | unde
   return flat;
 }
 
-function disposeBatch({ inputs, targets, documents }: Batch): void {
+function disposeBatch({ inputs, targets, documents, reference, advantages }: Batch): void {
   tf.dispose([inputs, targets, ...(documents ? [documents.documentIds, documents.positions] : [])]);
+  if (reference) reference.dispose();
+  if (advantages) advantages.dispose();
 }
 
 /** Disposes every tensor of both maps once (they may share tensors). */

@@ -1,0 +1,163 @@
+/**
+ * Preference tuning after fine-tuning (chapter 09): DPO on preference pairs, or reinforcement learning from a
+ * reward a program computes (is the answer exactly right?).
+ *
+ *   npm run align -- --checkpoint checkpoints/07-chat --method rl --out checkpoints/09-rl
+ *   npm run align -- --checkpoint checkpoints/07-chat --method dpo --out checkpoints/09-dpo
+ *
+ * The model starts as the fine-tuned chat model, and a frozen copy of it is the reference that the KL leash (RL)
+ * or β (DPO) measures the distance to. Progress bar, Ctrl-C saves and stops, checkpoints like `npm run pretrain`.
+ * `--evaluate` grades the held-out test questions before and after (exact match per task).
+ */
+import { instructionsFile, lastQuestions, preferencePairs, readConversations } from "course-data";
+import {
+  alignmentRecipes,
+  dpoObjective,
+  evaluateExactMatch,
+  exactAnswerReward,
+  formatDuration,
+  type GPT,
+  loadCheckpoint,
+  PreferenceDataset,
+  policyGradientObjective,
+  RewardSampler,
+  saveCheckpoint,
+  type TaskAccuracy,
+  type Tokenizer,
+  Trainer,
+} from "gpt-course";
+import { fail, integerFlag, numberFlag, parseCommandLine, run, startBackend, trainWithCheckpoints } from "./cli.js";
+
+const usage = `usage: npm run align -- --checkpoint DIR --method rl|dpo --out DIR [options]
+  --checkpoint DIR     the fine-tuned chat model to start from (and the frozen reference)
+  --method rl|dpo      reinforcement learning from the exact-answer reward, or DPO on preference pairs
+  --out DIR            where to save the tuned model (default checkpoints/aligned-METHOD)
+  --steps N            optimizer steps (default: the recipe's, lib/alignment/recipe.ts)
+  --learning-rate LR   peak learning rate (default: the recipe's)
+  --kl W               RL: weight of the KL leash to the reference (default: the recipe's)
+  --beta B             DPO: β, how far the policy may move from the reference (default: the recipe's)
+  --tasks a,b          the tasks to train on (default: the recipe's)
+  --evaluate           grade the held-out test questions before and after
+  --save-every N       save a checkpoint every N steps (default 0: only at the end)`;
+
+run(async () => {
+  const flags = parseCommandLine(usage, {
+    checkpoint: { type: "string" },
+    method: { type: "string" },
+    out: { type: "string" },
+    steps: { type: "string" },
+    "learning-rate": { type: "string" },
+    kl: { type: "string" },
+    beta: { type: "string" },
+    tasks: { type: "string" },
+    evaluate: { type: "boolean" },
+    "save-every": { type: "string" },
+  });
+  if (!flags.checkpoint) fail(`give the fine-tuned chat model with --checkpoint.\n\n${usage}`);
+  const method = flags.method;
+  if (method !== "rl" && method !== "dpo") fail(`--method must be "rl" or "dpo", got ${JSON.stringify(method)}.`);
+  const recipe = alignmentRecipes[method];
+  const out = flags.out ?? `checkpoints/aligned-${method}`;
+  await startBackend();
+
+  const load = async () => {
+    const checkpoint = await loadCheckpoint(flags.checkpoint as string);
+    checkpoint.disposeTrainerState();
+    if (!checkpoint.tokenizer)
+      fail(`${flags.checkpoint} has no tokenizer: give a chat model saved by npm run finetune.`);
+    return { model: checkpoint.model, tokenizer: checkpoint.tokenizer };
+  };
+  const { model, tokenizer } = await load();
+  const { model: reference } = await load(); // frozen: never trained
+  const tasks = flags.tasks ? flags.tasks.split(",") : [...recipe.tasks];
+  const train = readConversations(instructionsFile("train")).filter((c) => tasks.includes(c.task));
+  if (train.length === 0) fail(`no training conversations for the tasks ${tasks.join(", ")}.`);
+  const test = readConversations(instructionsFile("test"));
+
+  const before = flags.evaluate ? await grade(model, tokenizer, test, "before") : undefined;
+  const steps = integerFlag("steps", flags.steps, recipe.trainer.maxSteps);
+  const trainerOptions = {
+    ...recipe.trainer,
+    maxSteps: steps,
+    learningRate: numberFlag("learning-rate", flags["learning-rate"], recipe.trainer.learningRate),
+  };
+  let trainer: Trainer;
+  let sampler: RewardSampler | undefined;
+  if (method === "rl") {
+    const questions = shuffled(lastQuestions(train), 1337);
+    sampler = new RewardSampler(
+      questions,
+      tokenizer,
+      model,
+      reference,
+      exactAnswerReward,
+      alignmentRecipes.rl.sampling,
+    );
+    trainer = new Trainer(
+      model,
+      sampler,
+      trainerOptions,
+      policyGradientObjective(numberFlag("kl", flags.kl, alignmentRecipes.rl.klWeight)),
+    );
+  } else {
+    const pairs = shuffled(preferencePairs(train, tasks), 1337);
+    console.error(`${pairs.length} preference pairs (${tasks.join(", ")})`);
+    const data = new PreferenceDataset(pairs, tokenizer, reference, alignmentRecipes.dpo.data);
+    trainer = new Trainer(
+      model,
+      data,
+      trainerOptions,
+      dpoObjective(numberFlag("beta", flags.beta, alignmentRecipes.dpo.beta)),
+    );
+  }
+  const started = performance.now();
+  await trainWithCheckpoints(trainer, steps, integerFlag("save-every", flags["save-every"], 0), () =>
+    saveCheckpoint(out, { model, tokenizer }),
+  );
+  console.error(
+    `trained ${trainer.step} steps in ${formatDuration((performance.now() - started) / 1000)}; saved ${out}`,
+  );
+  if (sampler) {
+    const last = sampler.history.slice(-20);
+    console.error(
+      `mean reward of the last ${last.length} batches: ${(last.reduce((a, h) => a + h.meanReward, 0) / last.length).toFixed(3)} (first batch ${sampler.history[0]?.meanReward.toFixed(3)})`,
+    );
+  }
+  if (before) {
+    const after = await grade(model, tokenizer, test, "after");
+    console.log("task            before   after");
+    for (const row of after) {
+      const was = before.find((b) => b.task === row.task)!;
+      console.log(
+        `${row.task.padEnd(15)} ${(100 * was.accuracy).toFixed(1).padStart(6)}% ${(100 * row.accuracy).toFixed(1).padStart(6)}%`,
+      );
+    }
+  }
+  reference.dispose();
+});
+
+async function grade(
+  model: GPT,
+  tokenizer: Tokenizer,
+  test: ReturnType<typeof readConversations>,
+  label: string,
+): Promise<TaskAccuracy[]> {
+  const started = performance.now();
+  const { tasks } = await evaluateExactMatch(model, tokenizer, test);
+  console.error(
+    `${label}: graded ${test.length} test conversations in ${formatDuration((performance.now() - started) / 1000)}`,
+  );
+  return tasks;
+}
+
+/** A seeded shuffle (Fisher-Yates with a small linear congruential generator). */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const copy = [...items];
+  let state = seed;
+  for (let i = copy.length - 1; i > 0; i--) {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    const j = state % (i + 1);
+    [copy[i], copy[j]] = [copy[j], copy[i]];
+  }
+  return copy;
+}
