@@ -118,10 +118,19 @@ run(async () => {
     `trained ${trainer.step} steps in ${formatDuration((performance.now() - started) / 1000)}; saved ${out}`,
   );
   if (sampler) {
-    const last = sampler.history.slice(-20);
-    console.error(
-      `mean reward of the last ${last.length} batches: ${(last.reduce((a, h) => a + h.meanReward, 0) / last.length).toFixed(3)} (first batch ${sampler.history[0]?.meanReward.toFixed(3)})`,
-    );
+    // the reward per task on the training questions sampled, in the first and the last quarter of the run
+    const history = sampler.history;
+    const quarter = Math.max(1, Math.floor(history.length / 4));
+    const rewardOf = (batches: typeof history, task: string) => {
+      const entries = batches.map((h) => h.byTask[task]).filter((e) => e !== undefined);
+      const answers = entries.reduce((n, e) => n + e.answers, 0);
+      return answers ? entries.reduce((s, e) => s + e.reward * e.answers, 0) / answers : Number.NaN;
+    };
+    console.error("mean reward on the training questions sampled (first quarter of the run → last quarter):");
+    for (const task of tasks) {
+      const [first, last] = [history.slice(0, quarter), history.slice(-quarter)].map((b) => rewardOf(b, task));
+      console.error(`  ${task.padEnd(15)} ${first.toFixed(2)} → ${last.toFixed(2)}`);
+    }
   }
   if (before) {
     const after = await grade(model, tokenizer, test, "after");
