@@ -30,10 +30,17 @@ export {
   causalMask,
   documentMask,
   MultiHeadAttention,
+  CrossAttention,
   KVCache,
   MASKED_SCORE,
 } from "./nn/attention.js";
-export type { AttentionMaskOptions, AttentionCallOptions, MultiHeadAttentionConfig } from "./nn/attention.js";
+export type {
+  AttentionMaskOptions,
+  AttentionConfig,
+  AttentionCallOptions,
+  CrossAttentionCallOptions,
+  MultiHeadAttentionConfig,
+} from "./nn/attention.js";
 export { MLP, TransformerBlock, EncoderBlock, DecoderBlock } from "./nn/blocks.js";
 export type { BlockConfig, BlockCallOptions } from "./nn/blocks.js";
 

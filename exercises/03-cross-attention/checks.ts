@@ -1,11 +1,11 @@
 /**
  * Checks for 03-cross-attention: the padding mask's shape, cross-attention against gpt-course's
- * `MultiHeadAttention` in cross-attention mode (random weights and biases, a decoder and a source of different
+ * `CrossAttention` (random weights and biases, a decoder and a source of different
  * lengths, with and without a padding mask), and the decoder block against gpt-course's `DecoderBlock` with
  * cross-attention, weights copied in by name. Common mistakes (a causal mask, keys and values swapped, the mask
  * upside down, the wrong order of sub-layers, normalising the encoder's output) are recognised and named.
  */
-import { DecoderBlock as LibDecoderBlock, type Module, MultiHeadAttention, Random, tf } from "gpt-course";
+import { causalMask, CrossAttention, DecoderBlock as LibDecoderBlock, type Module, Random, tf } from "gpt-course";
 import {
   allClose,
   type Conforms,
@@ -18,7 +18,7 @@ import {
   randomInt,
   randomTensor,
 } from "../harness/check.js";
-import { attentionConfig, type BlockSettings, blockConfig, type CrossAttentionParameters } from "./solution.js";
+import { type BlockSettings, blockConfig, type CrossAttentionParameters } from "./solution.js";
 
 type Exports = typeof import("./solution.js");
 export type StarterConforms = Conforms<typeof import("./starter.js"), Exports>;
@@ -40,19 +40,19 @@ function randomSourceMask(random: Random, B: number, S: number): { mask: tf.Tens
 }
 
 /** gpt-course's cross-attention layer with random weights and biases (not the small init, so every mistake shows). */
-function referenceLayer(random: Random, settings: BlockSettings, causal = false): MultiHeadAttention {
-  const layer = new MultiHeadAttention({ ...attentionConfig(settings, "cross"), causal }, new Random(random.seed()));
+function referenceLayer(random: Random, settings: BlockSettings): CrossAttention {
+  const layer = new CrossAttention(blockConfig(settings), new Random(random.seed()));
   for (const parameter of layer.parameters()) parameter.assign(randomTensor(random, parameter.shape, 0.4));
   return layer;
 }
 
-function parametersOf(layer: MultiHeadAttention): CrossAttentionParameters {
+function parametersOf(layer: CrossAttention): CrossAttentionParameters {
   const pair = (linear: { weight: tf.Tensor; bias?: tf.Tensor }) => ({
     weight: linear.weight,
     bias: linear.bias as tf.Tensor,
   });
   return {
-    q_attn: pair(layer.q_attn as { weight: tf.Tensor; bias?: tf.Tensor }),
+    q_attn: pair(layer.q_attn),
     c_attn: pair(layer.c_attn),
     c_proj: pair(layer.c_proj),
   };
@@ -61,31 +61,32 @@ function parametersOf(layer: MultiHeadAttention): CrossAttentionParameters {
 /** The same layer computed with a wrong recipe, to name the mistake when the learner's output matches it. */
 function diagnoseCrossAttention(
   result: tf.Tensor,
-  layer: MultiHeadAttention,
-  settings: BlockSettings,
+  layer: CrossAttention,
   x: tf.Tensor,
   source: tf.Tensor,
   sourceMask?: tf.Tensor,
 ): string | undefined {
   const mask = sourceMask ? sourceMask.toFloat().reshape([sourceMask.shape[0] as number, 1, 1, -1]) : undefined;
-  const copy = (causal: boolean, swapKeysAndValues: boolean): MultiHeadAttention => {
-    const other = new MultiHeadAttention({ ...attentionConfig(settings, "cross"), causal }, new Random(1));
+  const withKeysAndValuesSwapped = (): CrossAttention => {
+    const other = new CrossAttention(layer.config, new Random(1));
     const own = new Map(layer.namedParameters());
     for (const [name, parameter] of other.namedParameters()) {
       let value = own.get(name) as tf.Tensor;
-      if (swapKeysAndValues && name.startsWith("c_attn.")) value = tf.concat(tf.split(value, 2, -1).reverse(), -1);
+      if (name.startsWith("c_attn.")) value = tf.concat(tf.split(value, 2, -1).reverse(), -1);
       parameter.assign(value);
     }
     return other;
   };
+  const [T, S] = [x.shape[1] as number, source.shape[1] as number];
+  const causal = mask ? causalMask(T, S).mul(mask) : causalMask(T, S);
   const variants: Array<[() => tf.Tensor, string]> = [
     [
-      () => withLayer(copy(true, false), (l) => l.forward(x, { context: source, mask })),
+      () => layer.forward(x, source, { mask: causal }),
       "You applied a causal mask. Cross-attention is never causal: the source is given whole before the decoder " +
         "writes anything, so every decoder position may read every source position (only padding is hidden).",
     ],
     [
-      () => withLayer(copy(false, true), (l) => l.forward(x, { context: source, mask })),
+      () => withLayer(withKeysAndValuesSwapped(), (l) => l.forward(x, source, { mask })),
       "Keys and values are swapped: c_attn's first C output columns make the keys, the last C the values " +
         "(tf.split(..., 2, -1) returns [keys, values]).",
     ],
@@ -93,11 +94,11 @@ function diagnoseCrossAttention(
   if (mask) {
     variants.push(
       [
-        () => layer.forward(x, { context: source }),
+        () => layer.forward(x, source),
         "The mask is ignored: pass mask = sourcePaddingMask(sourceMask) to scaledDotProductAttention.",
       ],
       [
-        () => layer.forward(x, { context: source, mask: tf.sub(1, mask) }),
+        () => layer.forward(x, source, { mask: tf.sub(1, mask) }),
         "The mask is upside down: 1 marks a real source token (may be attended to), 0 marks padding (masked).",
       ],
     );
@@ -106,7 +107,7 @@ function diagnoseCrossAttention(
   return undefined;
 }
 
-function withLayer<T>(layer: MultiHeadAttention, f: (layer: MultiHeadAttention) => T): T {
+function withLayer<T>(layer: CrossAttention, f: (layer: CrossAttention) => T): T {
   try {
     return f(layer);
   } finally {
@@ -132,10 +133,8 @@ function checkCrossAttention({ crossAttention }: Exports, random: Random, masked
         ? "One output per *decoder* position: the queries come from x (the decoder), the keys and values from the encoder."
         : undefined,
     );
-    const expected = layer.forward(x, { context: source, mask: sourceMask?.toFloat().reshape([B, 1, 1, S]) });
-    const hint = allClose(result, expected)
-      ? undefined
-      : diagnoseCrossAttention(result, layer, settings, x, source, sourceMask);
+    const expected = layer.forward(x, source, { mask: sourceMask?.toFloat().reshape([B, 1, 1, S]) });
+    const hint = allClose(result, expected) ? undefined : diagnoseCrossAttention(result, layer, x, source, sourceMask);
     expectClose(result, expected, what, { hint });
   } finally {
     layer.dispose();
@@ -193,11 +192,11 @@ function diagnoseBlock(
   source: tf.Tensor,
   mask: tf.Tensor,
 ): string | undefined {
-  const cross = block.crossattention as MultiHeadAttention;
+  const cross = block.crossattention as CrossAttention;
   const lnCross = block.ln_cross_attn as { forward(x: tf.Tensor): tf.Tensor };
   const selfStep = (h: tf.Tensor) => h.add(block.attn.forward(block.ln_1.forward(h)));
   const crossStep = (h: tf.Tensor, norm = lnCross, normaliseSource = false) =>
-    h.add(cross.forward(norm.forward(h), { context: normaliseSource ? norm.forward(source) : source, mask }));
+    h.add(cross.forward(norm.forward(h), normaliseSource ? norm.forward(source) : source, { mask }));
   const mlpStep = (h: tf.Tensor) => h.add(block.mlp.forward(block.ln_2.forward(h)));
   const variants: Array<[() => tf.Tensor, string]> = [
     [
@@ -215,7 +214,7 @@ function diagnoseBlock(
     ],
     [
       () => mlpStep(selfStep(x)),
-      "The cross-attention step is missing: x = x + crossattention(ln_cross_attn(x), { context: encoderOutput, mask }).",
+      "The cross-attention step is missing: x = x + crossattention(ln_cross_attn(x), encoderOutput, { mask }).",
     ],
   ];
   for (const [variant, hint] of variants) if (allClose(result, variant())) return hint;

@@ -10,6 +10,7 @@ import {
   LayerNorm,
   MLP,
   Module,
+  CrossAttention,
   MultiHeadAttention,
   type MultiHeadAttentionConfig,
   type Random,
@@ -99,9 +100,9 @@ export function blockConfig({ embeddingDim, numHeads }: BlockSettings): BlockCon
   };
 }
 
-/** Attention settings: causal self-attention, or cross-attention (never causal). Given. */
-export function attentionConfig(settings: BlockSettings, kind: "self" | "cross"): MultiHeadAttentionConfig {
-  return { ...blockConfig(settings), causal: kind === "self", crossAttention: kind === "cross" };
+/** Settings of the decoder's self-attention: causal, it sees only what is written so far. Given. */
+export function selfAttentionConfig(settings: BlockSettings): MultiHeadAttentionConfig {
+  return { ...blockConfig(settings), causal: true };
 }
 
 /**
@@ -114,7 +115,7 @@ export class DecoderBlock extends Module {
   readonly ln_1: LayerNorm;
   readonly attn: MultiHeadAttention;
   readonly ln_cross_attn: LayerNorm;
-  readonly crossattention: MultiHeadAttention;
+  readonly crossattention: CrossAttention;
   readonly ln_2: LayerNorm;
   readonly mlp: MLP;
 
@@ -122,12 +123,9 @@ export class DecoderBlock extends Module {
     super();
     const C = settings.embeddingDim;
     this.ln_1 = this.addModule("ln_1", new LayerNorm(C));
-    this.attn = this.addModule("attn", new MultiHeadAttention(attentionConfig(settings, "self"), random));
+    this.attn = this.addModule("attn", new MultiHeadAttention(selfAttentionConfig(settings), random));
     this.ln_cross_attn = this.addModule("ln_cross_attn", new LayerNorm(C));
-    this.crossattention = this.addModule(
-      "crossattention",
-      new MultiHeadAttention(attentionConfig(settings, "cross"), random),
-    );
+    this.crossattention = this.addModule("crossattention", new CrossAttention(blockConfig(settings), random));
     this.ln_2 = this.addModule("ln_2", new LayerNorm(C));
     this.mlp = this.addModule("mlp", new MLP(blockConfig(settings), random));
   }
@@ -139,7 +137,7 @@ export class DecoderBlock extends Module {
       let h = x.add(this.attn.forward(this.ln_1.forward(x)));
       // Only the decoder's stream is normalised here: the encoder's output was normalised at the end of the
       // encoder (ln_enc) and is the same for every decoder block.
-      h = h.add(this.crossattention.forward(this.ln_cross_attn.forward(h), { context: encoderOutput, mask }));
+      h = h.add(this.crossattention.forward(this.ln_cross_attn.forward(h), encoderOutput, { mask }));
       return h.add(this.mlp.forward(this.ln_2.forward(h)));
     });
   }

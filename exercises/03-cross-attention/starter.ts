@@ -4,6 +4,7 @@
  */
 import {
   type BlockConfig,
+  type CrossAttention,
   type LayerNorm,
   type MLP,
   Module,
@@ -96,9 +97,9 @@ export function blockConfig({ embeddingDim, numHeads }: BlockSettings): BlockCon
   };
 }
 
-/** Attention settings: causal self-attention, or cross-attention (never causal). Given. */
-export function attentionConfig(settings: BlockSettings, kind: "self" | "cross"): MultiHeadAttentionConfig {
-  return { ...blockConfig(settings), causal: kind === "self", crossAttention: kind === "cross" };
+/** Settings of the decoder's self-attention: causal, it sees only what is written so far. Given. */
+export function selfAttentionConfig(settings: BlockSettings): MultiHeadAttentionConfig {
+  return { ...blockConfig(settings), causal: true };
 }
 
 /**
@@ -111,7 +112,7 @@ export class DecoderBlock extends Module {
   readonly ln_1: LayerNorm;
   readonly attn: MultiHeadAttention;
   readonly ln_cross_attn: LayerNorm;
-  readonly crossattention: MultiHeadAttention;
+  readonly crossattention: CrossAttention;
   readonly ln_2: LayerNorm;
   readonly mlp: MLP;
 
@@ -119,9 +120,9 @@ export class DecoderBlock extends Module {
     super();
     // TODO: register with this.addModule(name, module), in this order and with these names:
     //       "ln_1"           new LayerNorm(C)
-    //       "attn"           new MultiHeadAttention(attentionConfig(settings, "self"), random)
+    //       "attn"           new MultiHeadAttention(selfAttentionConfig(settings), random)
     //       "ln_cross_attn"  new LayerNorm(C)
-    //       "crossattention" new MultiHeadAttention(attentionConfig(settings, "cross"), random)
+    //       "crossattention" new CrossAttention(blockConfig(settings), random)
     //       "ln_2"           new LayerNorm(C)
     //       "mlp"            new MLP(blockConfig(settings), random)   (gpt-course's MLP)
     todo("DecoderBlock constructor: register the six sub-modules", settings, random);
@@ -131,7 +132,7 @@ export class DecoderBlock extends Module {
   forward(x: tf.Tensor, encoderOutput: tf.Tensor, sourceMask?: tf.Tensor): tf.Tensor {
     // TODO: the three residual steps of a pre-LN decoder block, inside tf.tidy:
     //       x = x + attn.forward(ln_1.forward(x))
-    //       x = x + crossattention.forward(ln_cross_attn.forward(x), { context: encoderOutput, mask })
+    //       x = x + crossattention.forward(ln_cross_attn.forward(x), encoderOutput, { mask })
     //           with mask = sourcePaddingMask(sourceMask) when a sourceMask is given
     //       x = x + mlp.forward(ln_2.forward(x))
     return todo("DecoderBlock.forward", x, encoderOutput, sourceMask);

@@ -28,7 +28,6 @@ export function attentionConfig({ embeddingDim, numHeads }: BlockSettings): Mult
     dropout: 0,
     bias: true,
     causal: true,
-    crossAttention: false,
     initStd: 0.02,
     residualInitStd: 0.02,
   };

@@ -66,7 +66,7 @@ export function scaledDotProductAttention(
   v: tf.Tensor,
   options: AttentionMaskOptions & { dropout?: (weights: tf.Tensor) => tf.Tensor } = {},
 ): { output: tf.Tensor; weights: tf.Tensor } {
-  // The same maths as one fused kernel where the backend has one (a speed-up only; see ops.ts).
+  // The same maths as one fused kernel where the backend has one (a speed-up only; see lib/kernels/fused.ts).
   const fused = fusedAttention(q, k, v, options);
   if (fused) return fused;
   return tf.tidy(() => {
@@ -118,108 +118,156 @@ export class KVCache {
   }
 }
 
-export interface MultiHeadAttentionConfig {
+/** What every attention layer needs to know; a block fills it from its own config. */
+export interface AttentionConfig {
   embeddingDim: number; // width C of the residual stream
   numHeads: number; // nh heads of size hs = C / nh each
   dropout: number; // on the attention weights and on the output
   bias: boolean; // biases in the projections (GPT-2: true)
-  causal: boolean; // decoder self-attention: forbid looking ahead
-  crossAttention: boolean; // keys and values come from another sequence (the encoder's output)
   initStd: number; // std of the normal initialisation of the projections
   residualInitStd: number; // std for c_proj, which writes into the residual stream (GPT-2: 0.02 / √(2·nLayer))
 }
 
+export interface MultiHeadAttentionConfig extends AttentionConfig {
+  causal: boolean; // decoder self-attention: forbid looking ahead
+}
+
 export interface AttentionCallOptions {
-  /** Cross-attention only: the sequence to attend to, (B, Tk, C). */
-  context?: tf.Tensor;
   /** 1 = may attend, 0 = masked; broadcastable to (B, nh, Tq, Tk). */
   mask?: tf.Tensor;
   /** Self-attention over packed rows: int32 (B, T) document ids; positions attend within their document only. */
   documentIds?: tf.Tensor;
-  /** Self-attention only: earlier positions' keys and values; this call's are appended. */
+  /** Earlier positions' keys and values, for fast generation; this call's are appended. */
   cache?: KVCache;
   /** When given, the attention weights (B, nh, Tq, Tk) are pushed here, for plots; the caller disposes them. */
   attentionWeights?: tf.Tensor[];
 }
 
+export type CrossAttentionCallOptions = Pick<AttentionCallOptions, "mask" | "attentionWeights">;
+
 /**
- * Multi-head attention: nh heads attend in parallel, each in its own hs-dimensional subspace, and their
- * outputs are concatenated and mixed by an output projection. Several heads can each track a different
- * relation (the previous word, the subject of the sentence, a matching bracket...).
- *
- * Self-attention computes queries, keys and values from the same sequence with one fused projection
- * `c_attn` (C → 3C), as GPT-2 does. Cross-attention takes queries from this sequence (`q_attn`, C → C) and
- * keys and values from another (`c_attn`, C → 2C): the names Hugging Face uses for GPT-2 with cross-attention.
+ * What self- and cross-attention share once they have their queries, keys and values: nh heads attend in
+ * parallel, each in its own hs-dimensional subspace, and their outputs are put side by side and mixed by
+ * the output projection c_proj. Several heads can each track a different relation (the previous word, the
+ * subject of the sentence, a matching bracket...).
  */
-export class MultiHeadAttention extends Module {
-  readonly c_attn: Linear;
-  readonly q_attn?: Linear;
-  readonly c_proj: Linear;
-  readonly attn_dropout: Dropout;
-  readonly resid_dropout: Dropout;
+abstract class AttentionHeads extends Module {
+  abstract readonly c_proj: Linear;
+  abstract readonly attn_dropout: Dropout;
+  abstract readonly resid_dropout: Dropout;
   readonly headSize: number;
 
-  constructor(
-    readonly config: MultiHeadAttentionConfig,
-    random: Random,
-  ) {
+  constructor(readonly config: AttentionConfig) {
     super();
-    const { embeddingDim: C, numHeads, bias, initStd } = config;
+    const { embeddingDim: C, numHeads } = config;
     if (!Number.isInteger(numHeads) || numHeads < 1) {
-      throw new Error(`MultiHeadAttention: numHeads must be a positive integer, got ${numHeads}.`);
+      throw new Error(`${this.constructor.name}: numHeads must be a positive integer, got ${numHeads}.`);
     }
     if (C % numHeads !== 0) {
       throw new Error(
-        `MultiHeadAttention: embeddingDim (${C}) must be divisible by numHeads (${numHeads}) so every head ` +
-          `gets the same size; try numHeads = ${divisorsOf(C).join(", ")}.`,
+        `${this.constructor.name}: embeddingDim (${C}) must be divisible by numHeads (${numHeads}) so every ` +
+          `head gets the same size; try numHeads = ${divisorsOf(C).join(", ")}.`,
       );
     }
     this.headSize = C / numHeads;
-    if (config.crossAttention) {
-      this.q_attn = this.addModule("q_attn", new Linear(C, C, { bias, initStd, seed: random.seed() }));
-      this.c_attn = this.addModule("c_attn", new Linear(C, 2 * C, { bias, initStd, seed: random.seed() }));
-    } else {
-      this.c_attn = this.addModule("c_attn", new Linear(C, 3 * C, { bias, initStd, seed: random.seed() }));
-    }
-    this.c_proj = this.addModule(
-      "c_proj",
-      new Linear(C, C, { bias, initStd: config.residualInitStd, seed: random.seed() }),
-    );
-    this.attn_dropout = this.addModule("attn_dropout", new Dropout(config.dropout, random));
-    this.resid_dropout = this.addModule("resid_dropout", new Dropout(config.dropout, random));
   }
 
   /** (B, T, C) → (B, nh, T, hs): give each head its own slice of the channels. */
-  private splitHeads(x: tf.Tensor): tf.Tensor {
+  protected splitHeads(x: tf.Tensor): tf.Tensor {
     const [B, T] = x.shape as [number, number];
     return x.reshape([B, T, this.config.numHeads, this.headSize]).transpose([0, 2, 1, 3]);
   }
 
-  /** x: (B, Tq, C) → (B, Tq, C). */
+  /** q: (B, nh, Tq, hs), k and v: (B, nh, Tk, hs) → (B, Tq, C): every head attends, c_proj mixes the heads. */
+  protected attendAndProject(
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    masking: AttentionMaskOptions,
+    attentionWeights?: tf.Tensor[],
+  ): tf.Tensor {
+    const [B, , Tq] = q.shape as [number, number, number];
+    const dropout = this.attn_dropout;
+    const { output, weights } = scaledDotProductAttention(q, k, v, {
+      ...masking,
+      // dropout on the weights only when it is active (it is the identity otherwise), so that the fused
+      // attention kernel can be used
+      dropout: dropout.training && dropout.rate > 0 ? (w) => dropout.forward(w) : undefined,
+    }); // output (B, nh, Tq, hs), weights (B, nh, Tq, Tk)
+    attentionWeights?.push(tf.keep(weights)); // kept past the caller's tidy: whoever asked disposes it
+    const merged = output.transpose([0, 2, 1, 3]).reshape([B, Tq, this.config.embeddingDim]); // heads side by side
+    return this.resid_dropout.forward(this.c_proj.forward(merged));
+  }
+}
+
+/** c_proj: C → C, initialised small because it writes into the residual stream. */
+function outputProjection(config: AttentionConfig, random: Random): Linear {
+  const { embeddingDim: C, bias, residualInitStd } = config;
+  return new Linear(C, C, { bias, initStd: residualInitStd, seed: random.seed() });
+}
+
+/**
+ * Multi-head self-attention: queries, keys and values all come from the same sequence, through one fused
+ * projection `c_attn` (C → 3C), as in GPT-2. Causal in a decoder (position t sees positions ≤ t only),
+ * bidirectional in an encoder.
+ */
+export class MultiHeadAttention extends AttentionHeads {
+  readonly c_attn: Linear;
+  readonly c_proj: Linear;
+  readonly attn_dropout: Dropout;
+  readonly resid_dropout: Dropout;
+
+  constructor(
+    override readonly config: MultiHeadAttentionConfig,
+    random: Random,
+  ) {
+    super(config);
+    const { embeddingDim: C, bias, initStd } = config;
+    this.c_attn = this.addModule("c_attn", new Linear(C, 3 * C, { bias, initStd, seed: random.seed() }));
+    this.c_proj = this.addModule("c_proj", outputProjection(config, random));
+    this.attn_dropout = this.addModule("attn_dropout", new Dropout(config.dropout, random));
+    this.resid_dropout = this.addModule("resid_dropout", new Dropout(config.dropout, random));
+  }
+
+  /** x: (B, T, C) → (B, T, C). */
   forward(x: tf.Tensor, options: AttentionCallOptions = {}): tf.Tensor {
     return tf.tidy(() => {
-      const [B, T, C] = x.shape as [number, number, number];
-      let q: tf.Tensor, k: tf.Tensor, v: tf.Tensor;
-      if (this.q_attn) {
-        if (!options.context) throw new Error("MultiHeadAttention: cross-attention needs a `context` sequence.");
-        q = this.splitHeads(this.q_attn.forward(x)); // (B, nh, Tq, hs)
-        [k, v] = tf.split(this.c_attn.forward(options.context), 2, -1).map((t) => this.splitHeads(t)); // (B, nh, Tk, hs)
-      } else {
-        [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => this.splitHeads(t)); // (B, nh, T, hs) each
-        if (options.cache) ({ keys: k, values: v } = options.cache.append(k, v)); // (B, nh, Tpast + T, hs)
-      }
-      const { output, weights } = scaledDotProductAttention(q, k, v, {
-        causal: this.config.causal,
-        mask: options.mask,
-        documentIds: options.documentIds,
-        // dropout on the weights only when it is active (it is the identity otherwise), so that the fused
-        // attention kernel can be used
-        dropout:
-          this.attn_dropout.training && this.attn_dropout.rate > 0 ? (w) => this.attn_dropout.forward(w) : undefined,
-      });
-      options.attentionWeights?.push(tf.keep(weights)); // kept past this tidy: the caller disposes it
-      const merged = output.transpose([0, 2, 1, 3]).reshape([B, T, C]); // re-assemble the heads side by side
-      return this.resid_dropout.forward(this.c_proj.forward(merged));
+      let [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => this.splitHeads(t)); // (B, nh, T, hs)
+      if (options.cache) ({ keys: k, values: v } = options.cache.append(k, v)); // (B, nh, Tpast + T, hs)
+      const masking = { causal: this.config.causal, mask: options.mask, documentIds: options.documentIds };
+      return this.attendAndProject(q, k, v, masking, options.attentionWeights);
+    });
+  }
+}
+
+/**
+ * Multi-head cross-attention, how a decoder reads its source: queries from this sequence (`q_attn`, C → C),
+ * keys and values from another one, the encoder's output (`c_attn`, C → 2C); the names Hugging Face uses
+ * for GPT-2 with cross-attention. Never causal: the whole source is given at once.
+ */
+export class CrossAttention extends AttentionHeads {
+  readonly q_attn: Linear;
+  readonly c_attn: Linear;
+  readonly c_proj: Linear;
+  readonly attn_dropout: Dropout;
+  readonly resid_dropout: Dropout;
+
+  constructor(config: AttentionConfig, random: Random) {
+    super(config);
+    const { embeddingDim: C, bias, initStd } = config;
+    this.q_attn = this.addModule("q_attn", new Linear(C, C, { bias, initStd, seed: random.seed() }));
+    this.c_attn = this.addModule("c_attn", new Linear(C, 2 * C, { bias, initStd, seed: random.seed() }));
+    this.c_proj = this.addModule("c_proj", outputProjection(config, random));
+    this.attn_dropout = this.addModule("attn_dropout", new Dropout(config.dropout, random));
+    this.resid_dropout = this.addModule("resid_dropout", new Dropout(config.dropout, random));
+  }
+
+  /** x: (B, Tq, C) attends over context: (B, Tk, C) → (B, Tq, C). */
+  forward(x: tf.Tensor, context: tf.Tensor, options: CrossAttentionCallOptions = {}): tf.Tensor {
+    return tf.tidy(() => {
+      const q = this.splitHeads(this.q_attn.forward(x)); // (B, nh, Tq, hs)
+      const [k, v] = tf.split(this.c_attn.forward(context), 2, -1).map((t) => this.splitHeads(t)); // (B, nh, Tk, hs)
+      return this.attendAndProject(q, k, v, { mask: options.mask }, options.attentionWeights);
     });
   }
 }

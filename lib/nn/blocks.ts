@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { type Activation, activationFunction } from "./activations.js";
-import { type AttentionCallOptions, type KVCache, MultiHeadAttention } from "./attention.js";
+import { type AttentionCallOptions, CrossAttention, type KVCache, MultiHeadAttention } from "./attention.js";
 import { Dropout, LayerNorm, Linear } from "./layers.js";
 import { Module } from "./module.js";
 
@@ -76,7 +76,7 @@ export class TransformerBlock extends Module {
   readonly ln_1: LayerNorm;
   readonly attn: MultiHeadAttention;
   readonly ln_cross_attn?: LayerNorm;
-  readonly crossattention?: MultiHeadAttention;
+  readonly crossattention?: CrossAttention;
   readonly ln_2: LayerNorm;
   readonly mlp: MLP;
 
@@ -86,15 +86,11 @@ export class TransformerBlock extends Module {
   ) {
     super();
     const C = config.embeddingDim;
-    const attentionConfig = { ...config, causal: config.causal, crossAttention: false };
     this.ln_1 = this.addModule("ln_1", new LayerNorm(C, config.layerNormEpsilon));
-    this.attn = this.addModule("attn", new MultiHeadAttention(attentionConfig, random));
+    this.attn = this.addModule("attn", new MultiHeadAttention(config, random));
     if (config.crossAttention) {
       this.ln_cross_attn = this.addModule("ln_cross_attn", new LayerNorm(C, config.layerNormEpsilon));
-      this.crossattention = this.addModule(
-        "crossattention",
-        new MultiHeadAttention({ ...config, causal: false, crossAttention: true }, random),
-      );
+      this.crossattention = this.addModule("crossattention", new CrossAttention(config, random));
     }
     this.ln_2 = this.addModule("ln_2", new LayerNorm(C, config.layerNormEpsilon));
     this.mlp = this.addModule("mlp", new MLP(config, random));
@@ -113,12 +109,9 @@ export class TransformerBlock extends Module {
       if (this.crossattention && this.ln_cross_attn) {
         const crossattention = this.crossattention;
         if (!options.encoderOutput) throw new Error("TransformerBlock: cross-attention needs `encoderOutput`.");
-        const crossOptions: AttentionCallOptions = {
-          context: options.encoderOutput,
-          mask: options.crossMask,
-          attentionWeights: options.crossAttentionWeights,
-        };
-        x = this.residual(x, this.ln_cross_attn, (h) => crossattention.forward(h, crossOptions));
+        const { encoderOutput, crossMask, crossAttentionWeights } = options;
+        const crossOptions = { mask: crossMask, attentionWeights: crossAttentionWeights };
+        x = this.residual(x, this.ln_cross_attn, (h) => crossattention.forward(h, encoderOutput, crossOptions));
       }
       return this.residual(x, this.ln_2, (h) => this.mlp.forward(h));
     });
