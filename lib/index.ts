@@ -16,6 +16,7 @@ export type { Tokenizer, TokenizerJSON, EncodeOptions } from "./tokenizers/token
 export { BaseTokenizer, decodeBytes } from "./tokenizers/tokenizer.js";
 export { CharTokenizer } from "./tokenizers/char.js";
 export { BPETokenizer, DIGITS_PATTERN, GPT2_PATTERN } from "./tokenizers/bpe.js";
+export { trainBPEFast } from "./tokenizers/bpe-fast.js";
 export type { MergeStep, TrainOptions as BPETrainOptions } from "./tokenizers/bpe.js";
 export { GPT2Tokenizer, END_OF_TEXT, bpeFromGPT2, gpt2TokenBytes } from "./tokenizers/gpt2.js";
 export { tokenizerFromJSON, saveTokenizer, loadTokenizer } from "./tokenizers/io.js";

@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import { instructionsFile, loadStateOfTheUnion, readConversations } from "course-data";
 import {
-  BPETokenizer,
+  trainBPEFast,
   CharTokenizer,
   chatBasePretraining,
   DIGITS_PATTERN,
@@ -168,7 +168,7 @@ function buildTokenizer(spec: TokenizerSpec, corpus: string): Tokenizer {
       .join("\n");
   });
   const started = performance.now();
-  const tokenizer = BPETokenizer.train([corpus, ...extra].join("\n"), spec.vocabSize, {
+  const tokenizer = trainBPEFast([corpus, ...extra].join("\n"), spec.vocabSize, {
     pattern: spec.splitDigits ? DIGITS_PATTERN : GPT2_PATTERN,
   });
   console.error(

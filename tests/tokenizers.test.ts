@@ -7,6 +7,7 @@ import { Tiktoken } from "js-tiktoken/lite";
 import r50kTiktoken from "js-tiktoken/ranks/r50k_base";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BPETokenizer, DIGITS_PATTERN, type MergeStep } from "../lib/tokenizers/bpe.js";
+import { trainBPEFast } from "../lib/tokenizers/bpe-fast.js";
 import { CharTokenizer } from "../lib/tokenizers/char.js";
 import { GPT2Tokenizer, bpeFromGPT2 } from "../lib/tokenizers/gpt2.js";
 import { loadTokenizer, saveTokenizer, tokenizerFromJSON } from "../lib/tokenizers/io.js";
@@ -164,6 +165,28 @@ describe("BPETokenizer", () => {
     const ids = first.encode(corpus);
     expect(first.decode(ids)).toBe(corpus);
     expect(ids.length).toBeLessThan(corpus.length / 2.5);
+  });
+
+  it("trainBPEFast learns exactly the merges of the plain loop, step by step, and explains bad input alike", () => {
+    const texts: Array<[string, string | undefined]> = [
+      ["aaabdaaabac", undefined],
+      [corpus, undefined],
+      [`${corpus.slice(0, 30_000)} 47 + 38 is 85; 1861, 1862. `.repeat(3), DIGITS_PATTERN],
+      [randomStrings.join(" ").repeat(4), undefined], // many ties, multi-byte characters
+    ];
+    for (const [text, pattern] of texts) {
+      const vocabSize = text.length < 100 ? 259 : 700;
+      const plainSteps: MergeStep[] = [];
+      const fastSteps: MergeStep[] = [];
+      const plain = BPETokenizer.train(text, vocabSize, { pattern, onMerge: (step) => plainSteps.push(step) });
+      const fast = trainBPEFast(text, vocabSize, { pattern, onMerge: (step) => fastSteps.push(step) });
+      expect(fast.merges).toEqual(plain.merges);
+      expect(fastSteps).toEqual(plainSteps);
+      expect(fast.toJSON()).toEqual(plain.toJSON());
+    }
+    expect(() => trainBPEFast("", 300)).toThrow(/trainBPEFast: the training text is empty/);
+    expect(() => trainBPEFast(corpus, 100)).toThrow(/vocabSize must be an integer from 256.*got 100/);
+    expect(() => trainBPEFast("ab ab", 300)).toThrow(/after 2 merges every chunk.*vocabSize 300 cannot be reached/);
   });
 
   it("round-trips random unicode text, including bytes never seen in training", () => {

@@ -58,7 +58,7 @@ export interface TrainOptions {
  * while ids stay below 2^21. Ordering keys orders pairs by first id, then second id.
  */
 const PAIR_BASE = 2 ** 21;
-const pairKey = (a: number, b: number): number => a * PAIR_BASE + b;
+export const pairKey = (a: number, b: number): number => a * PAIR_BASE + b;
 
 /** Distinct chunks whose encoding is remembered; the cache is emptied when it grows past this. */
 const CACHE_LIMIT = 100_000;
@@ -118,86 +118,40 @@ export class BPETokenizer extends BaseTokenizer {
   }
 
   /**
-   * Learns `vocabSize - 256` merges from `text`. Each step merges the most frequent adjacent pair; a tie
-   * goes to the pair with the smallest first id, then the smallest second id (older tokens first, e.g. two
-   * raw bytes before a merged token), so training never depends on the order the pairs were counted in.
+   * Learns `vocabSize - 256` merges from `text`: minbpe's training loop. Count every adjacent pair, give the
+   * most frequent one a new id, replace it everywhere, repeat. A tie goes to the pair with the smallest first
+   * id, then the smallest second id (older tokens first, e.g. two raw bytes before a merged token), so
+   * training never depends on the order the pairs were counted in.
+   *
+   * Every step recounts all pairs, so a step takes time in proportion to the text's distinct words: fine for
+   * a few hundred merges. `trainBPEFast` (bpe-fast.ts) learns exactly the same merges much faster, for the
+   * vocabularies of thousands of tokens that models use.
    */
   static train(text: string, vocabSize: number, options: TrainOptions = {}): BPETokenizer {
-    if (typeof text !== "string" || text.length === 0) {
-      throw new Error("BPETokenizer.train: the training text is empty; give it text to learn merges from");
-    }
-    if (!Number.isInteger(vocabSize) || vocabSize < 256 || vocabSize > PAIR_BASE) {
-      throw new Error(
-        `BPETokenizer.train: vocabSize must be an integer from 256 (one id per byte value, no merges) to ` +
-          `${PAIR_BASE}, got ${vocabSize}`,
-      );
-    }
     const pattern = options.pattern ?? GPT2_PATTERN;
-
-    // Count each distinct chunk once with its number of occurrences: " the" may occur 40,000 times in a
-    // book but is one entry of weight 40,000. From here on, work grows with the number of distinct chunks,
-    // not with the length of the text.
-    const chunkCounts = new Map<string, number>();
-    for (const chunk of splitChunks(text, compilePattern(pattern))) {
-      chunkCounts.set(chunk, (chunkCounts.get(chunk) ?? 0) + 1);
-    }
-    const words = [...chunkCounts.keys()].map((chunk) => Array.from(utf8.encode(chunk)));
-    const weights = [...chunkCounts.values()];
-
-    // pairCounts: how often each adjacent pair occurs, summed over chunks. pairWords: which chunks contain
-    // it (possibly a few that no longer do), so a merge only revisits those chunks.
-    const pairCounts = new Map<number, number>();
-    const pairWords = new Map<number, Set<number>>();
-    const countPairs = (w: number, sign: 1 | -1): void => {
-      const ids = words[w];
-      for (let i = 0; i + 1 < ids.length; i++) {
-        const key = pairKey(ids[i], ids[i + 1]);
-        const count = (pairCounts.get(key) ?? 0) + sign * weights[w];
-        if (count === 0) {
-          pairCounts.delete(key);
-          pairWords.delete(key);
-          continue;
-        }
-        pairCounts.set(key, count);
-        if (sign === 1) {
-          const set = pairWords.get(key) ?? new Set<number>();
-          set.add(w);
-          pairWords.set(key, set);
-        }
-      }
-    };
-    words.forEach((_, w) => countPairs(w, 1));
-
+    // 1. Cut the text into chunks, each as its bytes, and count each distinct chunk once: " the" may occur
+    //    40,000 times in the text but is one chunk of weight 40,000.
+    const { chunks, weights } = distinctChunks(text, vocabSize, pattern, "BPETokenizer.train");
     const vocab: Uint8Array[] = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
     const merges: [number, number][] = [];
     for (let step = 0; step < vocabSize - 256; step++) {
-      let bestKey = -1;
-      let bestCount = 0;
-      for (const [key, count] of pairCounts) {
-        if (count > bestCount || (count === bestCount && key < bestKey)) {
-          bestKey = key;
-          bestCount = count;
+      // 2. How often each adjacent pair occurs; pairs never span two chunks.
+      const counts = new Map<number, number>();
+      chunks.forEach((ids, c) => {
+        for (let i = 0; i + 1 < ids.length; i++) {
+          const key = pairKey(ids[i], ids[i + 1]);
+          counts.set(key, (counts.get(key) ?? 0) + weights[c]);
         }
-      }
-      if (bestKey < 0) {
-        throw new Error(
-          `BPETokenizer.train: after ${step} merges every chunk of the text is a single token, so there is no ` +
-            `pair left to merge and vocabSize ${vocabSize} cannot be reached (at most ${256 + step} with this ` +
-            "text). Train on more text or ask for a smaller vocabSize.",
-        );
-      }
-      const a = Math.floor(bestKey / PAIR_BASE);
-      const b = bestKey % PAIR_BASE;
+      });
+      // 3. The most frequent pair becomes token 256 + step...
+      const { pair, count } = mostFrequentPair(counts, step, vocabSize, "BPETokenizer.train");
+      const [a, b] = pair;
       const id = 256 + step;
-      // Take the chunks' pairs out of the counts, merge, and count their new pairs.
-      for (const w of [...(pairWords.get(bestKey) as Set<number>)]) {
-        countPairs(w, -1);
-        words[w] = mergePair(words[w], a, b, id);
-        countPairs(w, 1);
-      }
-      merges.push([a, b]);
+      // 4. ...and replaces the pair in every chunk, so the next count sees the new token.
+      for (let c = 0; c < chunks.length; c++) chunks[c] = mergePair(chunks[c], a, b, id);
+      merges.push(pair);
       vocab.push(concatBytes(vocab[a], vocab[b]));
-      options.onMerge?.({ step, pair: [a, b], id, count: bestCount, token: decodeBytes(vocab, [id]) });
+      options.onMerge?.({ step, pair, id, count, token: decodeBytes(vocab, [id]) });
     }
     return new BPETokenizer(merges, { pattern });
   }
@@ -312,8 +266,61 @@ function applyMerges(ids: number[], mergeIds: ReadonlyMap<number, number>): numb
   return ids;
 }
 
+/**
+ * The training text as its distinct chunks (each as bytes) and how often each occurs, after checking the
+ * arguments of a trainer (`caller` names it in errors). From here on, training works on distinct chunks, so
+ * its cost grows with the number of different words in the text, not with the text's length.
+ */
+export function distinctChunks(
+  text: string,
+  vocabSize: number,
+  pattern: string,
+  caller: string,
+): { chunks: number[][]; weights: number[] } {
+  if (typeof text !== "string" || text.length === 0) {
+    throw new Error(`${caller}: the training text is empty; give it text to learn merges from`);
+  }
+  if (!Number.isInteger(vocabSize) || vocabSize < 256 || vocabSize > PAIR_BASE) {
+    throw new Error(
+      `${caller}: vocabSize must be an integer from 256 (one id per byte value, no merges) to ${PAIR_BASE}, ` +
+        `got ${vocabSize}`,
+    );
+  }
+  const counts = new Map<string, number>();
+  for (const chunk of splitChunks(text, compilePattern(pattern))) counts.set(chunk, (counts.get(chunk) ?? 0) + 1);
+  return { chunks: [...counts.keys()].map((chunk) => Array.from(utf8.encode(chunk))), weights: [...counts.values()] };
+}
+
+/**
+ * The pair with the highest count (ties: the smallest key, i.e. first id, then second id). Throws when no
+ * pair is left, i.e. every chunk is already one token.
+ */
+export function mostFrequentPair(
+  counts: ReadonlyMap<number, number>,
+  step: number,
+  vocabSize: number,
+  caller: string,
+): { pair: [number, number]; count: number } {
+  let bestKey = -1;
+  let bestCount = 0;
+  for (const [key, count] of counts) {
+    if (count > bestCount || (count === bestCount && key < bestKey)) {
+      bestKey = key;
+      bestCount = count;
+    }
+  }
+  if (bestKey < 0) {
+    throw new Error(
+      `${caller}: after ${step} merges every chunk of the text is a single token, so there is no pair left ` +
+        `to merge and vocabSize ${vocabSize} cannot be reached (at most ${256 + step} with this text). Train ` +
+        "on more text or ask for a smaller vocabSize.",
+    );
+  }
+  return { pair: [Math.floor(bestKey / PAIR_BASE), bestKey % PAIR_BASE], count: bestCount };
+}
+
 /** `ids` with every occurrence of the pair (a, b), scanning left to right, replaced by `id`. */
-function mergePair(ids: readonly number[], a: number, b: number, id: number): number[] {
+export function mergePair(ids: readonly number[], a: number, b: number, id: number): number[] {
   const merged: number[] = [];
   for (let i = 0; i < ids.length; i++) {
     if (ids[i] === a && ids[i + 1] === b) {
@@ -353,7 +360,7 @@ function compilePattern(pattern: string): RegExp {
   }
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+export function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   const bytes = new Uint8Array(a.length + b.length);
   bytes.set(a);
   bytes.set(b, a.length);
