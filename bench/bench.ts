@@ -8,13 +8,16 @@
  * Reference config: vocab 65 (characters of the State of the Union addresses), block 128, 4 layers, 4 heads,
  * 128 wide, batch 16; one step = forward + backward + AdamW update. Reports the median step (ms and training
  * tokens/s), the process's peak RSS, and writes bench/results/<date>-<commit>.json plus a line in
- * bench/RESULTS.md. The PyTorch reference (bench/pytorch_reference.py: same architecture, same batches,
- * 2 threads) runs in the same invocation when Debian's python3-torch is importable.
+ * bench/RESULTS.md. Both are kept in git, so only runs of a committed tree go there: on a tree with
+ * uncommitted changes (commit "<hash>-dirty") the JSON and the line go to bench/results/local/ (its own
+ * RESULTS.md), which git ignores. --no-save writes nothing. The PyTorch reference (bench/pytorch_reference.py:
+ * same architecture, same batches, 2 threads) runs in the same invocation when Debian's python3-torch is
+ * importable.
  *
  * Flags: --steps N (20) --warmup N (5) --batch N (16) --block N (128) --layers N (4) --heads N (4)
  *        --width N (128) --backend NAME (lib's initBackend default) --profile --no-pytorch --no-generation
  *        --gen-tokens N (256) --no-save --torch-threads N (2) --rounds N (3: ours and PyTorch alternately)
- *        --profile-detail (by input shapes)
+ *        --profile-detail (by input shapes) --profile-all (every kernel, not the top 10)
  *        --without K1,K2 (disable some of lib/kernels' wasm kernels, e.g. --without BatchMatMul,Attention)
  */
 import { spawnSync } from "node:child_process";
@@ -23,7 +26,16 @@ import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
 import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, tf } from "gpt-course";
-import { gitCommit, median, repo, sampleBatches, toTensors, torchPython, writeWindows } from "./common.js";
+import {
+  gitCommit,
+  median,
+  repo,
+  resultsFolder,
+  sampleBatches,
+  toTensors,
+  torchPython,
+  writeWindows,
+} from "./common.js";
 
 // ---------------------------------------------------------------------------------------------- options
 const argv = process.argv.slice(2);
@@ -366,7 +378,7 @@ async function main(): Promise<void> {
     pytorch,
     settings: [
       ...(option("without", undefined) ? [`--without ${option("without", undefined)}`] : []),
-      ...["GPT_WASM_THREADS", "GPT_WASM_KERNELS", "GPT_FREE_GRADIENTS", "GPT_WASM_SIMD_KERNELS"]
+      ...["GPT_WASM_THREADS", "GPT_WASM_KERNELS", "GPT_FREE_GRADIENTS", "GPT_WASM_SIMD_KERNELS", "GPT_WASM_FMA"]
         .filter((name) => process.env[name] !== undefined)
         .map((name) => `${name}=${process.env[name]}`),
       ...(load ? [`load ${load}`] : []),
@@ -381,15 +393,17 @@ async function main(): Promise<void> {
       : undefined,
   };
   if (!flag("no-save")) {
-    const resultsDir = path.join(__dirname, "results");
+    // a committed tree: bench/results/ and bench/RESULTS.md (in git); uncommitted changes: bench/results/local/
+    const { folder: resultsDir, committed } = resultsFolder(commit);
     fs.mkdirSync(resultsDir, { recursive: true });
     const file = path.join(resultsDir, `${result.date.slice(0, 19).replace(/[:T]/g, "-")}-${commit}.json`);
     fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    const resultsMd = path.join(__dirname, "RESULTS.md");
+    const resultsMd = path.join(committed ? __dirname : resultsDir, "RESULTS.md");
     if (!fs.existsSync(resultsMd)) {
       fs.writeFileSync(
         resultsMd,
-        "# Benchmark results\n\nOne line per `npm run bench` run (reference config unless noted).\n\n" +
+        `# Benchmark results${committed ? "" : " of uncommitted trees (not in git)"}\n\n` +
+          "One line per `npm run bench` run (reference config unless noted).\n\n" +
           "| date | commit | backend | tokens/s | ms/step | CPU ms/step | peak RSS | gen tok/s cache / none | PyTorch tokens/s (threads) | PyTorch CPU ms/step | PyTorch RSS | ratio tok/s | ratio RSS | settings |\n" +
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
       );
@@ -417,7 +431,7 @@ async function main(): Promise<void> {
     if (nonDefault)
       cells[2] += ` (L${config.numLayers} H${config.numHeads} C${config.embeddingDim} T${T} B${batchSize})`;
     fs.appendFileSync(resultsMd, `| ${cells.join(" | ")} |\n`);
-    console.log(`wrote ${path.relative(repo, file)} and a line in bench/RESULTS.md`);
+    console.log(`wrote ${path.relative(repo, file)} and a line in ${path.relative(repo, resultsMd)}`);
   }
 }
 

@@ -27,6 +27,16 @@ export function gitCommit(): string {
 }
 
 /**
+ * Where a run's results go. A run of a committed tree (commit without "-dirty") goes to bench/results/ and
+ * bench/RESULTS.md, both kept in git; any other run goes to bench/results/local/, which git ignores, so that
+ * figures of uncommitted code never land in the repository.
+ */
+export function resultsFolder(commit: string): { folder: string; committed: boolean } {
+  const committed = /^[0-9a-f]+$/.test(commit);
+  return { folder: path.join(__dirname, "results", ...(committed ? [] : ["local"])), committed };
+}
+
+/**
  * A Python that can `import torch` (Debian's /usr/bin/python3 with python3-torch), or undefined with the
  * reason printed: the PyTorch references are optional.
  */

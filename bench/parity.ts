@@ -13,7 +13,8 @@
  * distributions, different generators), which is why the two curves are not identical and a tolerance is
  * needed. The two runs go side by side (one thread each), PyTorch in a child process.
  *
- * Prints both curves and the final difference; writes bench/results/parity-<date>-<commit>.json.
+ * Prints both curves and the final difference; writes bench/results/parity-<date>-<commit>.json, or for a tree
+ * with uncommitted changes bench/results/local/parity-<date>-<commit>-dirty.json (git-ignored).
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -34,7 +35,7 @@ import {
   Trainer,
   tf,
 } from "gpt-course";
-import { gitCommit, sampleBatches, toTensors, torchPython, writeWindows } from "./common.js";
+import { gitCommit, resultsFolder, sampleBatches, toTensors, torchPython, writeWindows } from "./common.js";
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: number) => {
@@ -179,8 +180,7 @@ async function main(): Promise<void> {
     rows,
   };
   const file = path.join(
-    __dirname,
-    "results",
+    resultsFolder(result.commit).folder, // bench/results/local/ (git-ignored) for an uncommitted tree
     `parity-${result.date.slice(0, 19).replace(/[:T]/g, "-")}-${result.commit}.json`,
   );
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -25,7 +25,7 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  *
  * With relaxed SIMD (`f32x4.relaxed_madd`, one fused multiply-add instruction on CPUs with FMA) the
  * multiply-add is one instruction instead of two: measured here 1.5-2x the speed of XNNPACK's SIMD-128
- * kernels per core (bench/NOTES.md §18). Node 20 has relaxed SIMD behind a V8 flag, which
+ * kernels per core (bench/NOTES.md, "The speed layer"). Node 20 has relaxed SIMD behind a V8 flag, which
  * `relaxedSimdAvailable` turns on; Node ≥ 22 and current browsers have it. Without it the kernels use a
  * multiply then an add (still faster than XNNPACK here). A fused multiply-add rounds once instead of twice,
  * so results differ from an unfused product in the last bits; on one machine they are always the same.
