@@ -17,7 +17,7 @@ import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } fr
 import { simdKernels, simdModule } from "./simd.js";
 import { KernelThreads, kernelThreads, setKernelThreads } from "./threads.js";
 import { transposeWasm } from "./transpose.js";
-import { isShared } from "./wasm-asm.js";
+import { isShared } from "./wasm-module.js";
 import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
 /**

@@ -1,4 +1,4 @@
-import { isShared } from "./wasm-asm.js";
+import { isShared } from "./wasm-module.js";
 
 /**
  * Worker threads that run our WebAssembly kernels (gemm.ts, simd.ts) on the shared wasm heap, beside the

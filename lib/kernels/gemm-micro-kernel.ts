@@ -1,0 +1,169 @@
+/**
+ * The matmul's micro-kernel (gemm.ts): tiles of 4 × 8 (or 1 × 8) entries of C in vector registers, over packed
+ * strips of B, with K in chunks that stay in the L2 cache.
+ */
+import { STRIP } from "./gemm-pack.js";
+import { Func } from "./wasm-asm.js";
+
+/** K per chunk: 256 rows of a packed strip are 8 KiB; a 384-column chunk of packed B, 384 KiB (L2 is 512). */
+const K_CHUNK = 256;
+
+/**
+ * The micro-kernel's loops for `R` rows at a time: K in chunks of K_CHUNK (the first overwrites C, the others
+ * add to it), then tiles of R rows, then strips. `panels` (R = 4): A packed in panels of 4 rows (`packA`),
+ * read through one pointer with constant offsets; otherwise (R = 1) A through its strides.
+ */
+export function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Func {
+  const f = new Func(name, 12);
+  const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch] = Array.from(
+    { length: 12 },
+    (_, i) => i,
+  );
+  const [k0, chunkBytes, i, j, p, pEnd, cRow, col, r] = Array.from({ length: 9 }, () => f.local("i32"));
+  const aRow = Array.from({ length: panels ? 1 : R }, () => f.local("i32"));
+  const acc = Array.from({ length: 2 * R }, () => f.local("v128"));
+  const [b0, b1, av] = [f.local("v128"), f.local("v128"), f.local("v128")];
+  const multiplyAdd = (x: number, y: number, sum: number) => {
+    if (fused) f.get(x).get(y).get(sum).vmadd().set(sum);
+    else f.get(sum).get(x).get(y).vmul().vadd().set(sum);
+  };
+  f.forRange(
+    k0,
+    () => f.i32(0),
+    () => f.get(K),
+    K_CHUNK,
+    () => {
+      // this chunk's rows of a strip: min(K_CHUNK, K − k0) rows, bKBytes apart
+      f.get(K)
+        .get(k0)
+        .sub()
+        .tee(chunkBytes)
+        .i32(K_CHUNK)
+        .get(chunkBytes)
+        .i32(K_CHUNK)
+        .ltU()
+        .select()
+        .get(bKBytes)
+        .mul()
+        .set(chunkBytes);
+      f.forRange(
+        i,
+        () => f.i32(0),
+        () => f.get(rows),
+        R,
+        () => {
+          f.forRange(
+            j,
+            () => f.i32(0),
+            () => f.get(N),
+            STRIP,
+            () => {
+              for (const x of acc) f.f32(0).splat().set(x);
+              if (panels) {
+                // panel i / 4 (aRowBytes: bytes per panel), from k0: 4 floats per k
+                f.get(a).get(i).i32(2).shrU().get(aRowBytes).mul().add().get(k0).i32(4).shl().add().set(aRow[0]);
+              } else {
+                for (let q = 0; q < R; q++) {
+                  f.get(a).get(i).i32(q).add().get(aRowBytes).mul().add().get(k0).get(aKBytes).mul().add().set(aRow[q]);
+                }
+              }
+              // strip j / 8 of B, from row k0
+              f.get(b)
+                .get(j)
+                .i32(3)
+                .shrU()
+                .get(stripBytes)
+                .mul()
+                .add()
+                .get(k0)
+                .get(bKBytes)
+                .mul()
+                .add()
+                .tee(p)
+                .get(chunkBytes)
+                .add()
+                .set(pEnd);
+              f.block(() =>
+                f.loop(() => {
+                  f.get(p).get(pEnd).ltU().eqz().brIf(1);
+                  f.get(p).load().set(b0);
+                  f.get(p).load(16).set(b1);
+                  for (let q = 0; q < R; q++) {
+                    if (panels)
+                      f.get(aRow[0])
+                        .loadSplat(4 * q)
+                        .set(av);
+                    else f.get(aRow[q]).loadSplat().set(av);
+                    multiplyAdd(av, b0, acc[2 * q]);
+                    multiplyAdd(av, b1, acc[2 * q + 1]);
+                    if (!panels) f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
+                  }
+                  if (panels) f.get(aRow[0]).i32(16).add().set(aRow[0]);
+                  f.get(p).get(bKBytes).add().set(p);
+                  f.br(0);
+                }),
+              );
+              f.get(c).get(i).get(cRowBytes).mul().add().get(j).i32(2).shl().add().set(cRow);
+              // j + 8 ≤ N: a full strip; else the last strip, N − j < 8 columns
+              f.get(j).i32(STRIP).add().get(N).ltU().get(j).i32(STRIP).add().get(N).sub().eqz().or();
+              f.ifElse(
+                () => {
+                  // add the earlier chunks' sums, store
+                  for (let q = 0; q < R; q++) {
+                    for (let half = 0; half < 2; half++) {
+                      f.get(k0).if_(() =>
+                        f
+                          .get(acc[2 * q + half])
+                          .get(cRow)
+                          .load(16 * half)
+                          .vadd()
+                          .set(acc[2 * q + half]),
+                      );
+                      f.get(cRow)
+                        .get(acc[2 * q + half])
+                        .store(16 * half);
+                    }
+                    f.get(cRow).get(cRowBytes).add().set(cRow);
+                  }
+                },
+                () => {
+                  // through scratch, column by column
+                  for (let q = 0; q < R; q++) {
+                    f.get(scratch)
+                      .get(acc[2 * q])
+                      .store(32 * q);
+                    f.get(scratch)
+                      .get(acc[2 * q + 1])
+                      .store(32 * q + 16);
+                  }
+                  f.forRange(
+                    r,
+                    () => f.i32(0),
+                    () => f.i32(R),
+                    1,
+                    () => {
+                      f.forRange(
+                        col,
+                        () => f.i32(0),
+                        () => f.get(N).get(j).sub(),
+                        1,
+                        () => {
+                          f.get(cRow).get(col).i32(2).shl().add();
+                          f.get(scratch).get(r).i32(5).shl().add().get(col).i32(2).shl().add().f32Load();
+                          f.get(cRow).get(col).i32(2).shl().add().f32Load().f32(0).get(k0).select().f32Add();
+                          f.f32Store();
+                        },
+                      );
+                      f.get(cRow).get(cRowBytes).add().set(cRow);
+                    },
+                  );
+                },
+              );
+            },
+          );
+        },
+      );
+    },
+  );
+  return f;
+}

@@ -1,0 +1,157 @@
+/**
+ * Packing for the matmul (gemm.ts): B into strips of 8 columns and A into panels of 4 rows, so that the
+ * micro-kernel (gemm-micro-kernel.ts) reads both sequentially whatever their layout.
+ */
+import { Func } from "./wasm-asm.js";
+
+/** Columns of a packed strip, rows of the micro-kernel's tile. */
+export const STRIP = 8;
+export const TILE_ROWS = 4;
+
+export function packFunc(): Func {
+  const f = new Func("pack", 6);
+  const [b, rowStride, colStride, K, N, packed] = [0, 1, 2, 3, 4, 5];
+  const [j, k, col, out, rowBytes, colBytes, from, count] = Array.from({ length: 8 }, () => f.local("i32"));
+  f.get(rowStride).i32(2).shl().set(rowBytes);
+  f.get(colStride).i32(2).shl().set(colBytes);
+  f.get(packed).set(out);
+  f.forRange(
+    j,
+    () => f.i32(0),
+    () => f.get(N),
+    STRIP,
+    () => {
+      f.forRange(
+        k,
+        () => f.i32(0),
+        () => f.get(K),
+        1,
+        () => {
+          f.get(b).get(k).get(rowBytes).mul().add().get(j).get(colBytes).mul().add().set(from);
+          // columns j … j+7 (fewer at the end), zeros past N; contiguous full strips as two vector copies
+          f.get(N).get(j).sub().tee(count).i32(STRIP).get(count).i32(STRIP).ltU().select().set(count);
+          f.get(colStride).i32(1).sub().eqz().get(count).i32(STRIP).sub().eqz().and();
+          f.ifElse(
+            () => {
+              f.get(out).get(from).load().store();
+              f.get(out).get(from).load(16).store(16);
+            },
+            () => {
+              f.get(out).f32(0).splat().store();
+              f.get(out).f32(0).splat().store(16);
+              f.forRange(
+                col,
+                () => f.i32(0),
+                () => f.get(count),
+                1,
+                () => {
+                  f.get(out).get(col).i32(2).shl().add().get(from).f32Load().f32Store();
+                  f.get(from).get(colBytes).add().set(from);
+                },
+              );
+            },
+          );
+          f.get(out)
+            .i32(4 * STRIP)
+            .add()
+            .set(out);
+        },
+      );
+    },
+  );
+  return f;
+}
+
+/**
+ * Packs rows of A (M × K, element (i, k) at a + 4 (i · rowStride + k · colStride), M a multiple of 4) into
+ * panels of 4 rows at `packed`: panel t holds, for k = 0 … K−1, the 4 floats A[4t … 4t+3, k].
+ */
+export function packAFunc(): Func {
+  const f = new Func("packA", 6);
+  const [a, rowStride, colStride, M, K, packed] = [0, 1, 2, 3, 4, 5];
+  const [t, k, r, out, from, rowBytes, colBytes, k4] = Array.from({ length: 8 }, () => f.local("i32"));
+  const [r0, r1, r2, r3, t0, t1, t2, t3] = Array.from({ length: 8 }, () => f.local("v128"));
+  f.get(rowStride).i32(2).shl().set(rowBytes);
+  f.get(colStride).i32(2).shl().set(colBytes);
+  f.get(K).i32(-4).and().set(k4);
+  f.get(packed).set(out);
+  f.forRange(
+    t,
+    () => f.i32(0),
+    () => f.get(M),
+    4,
+    () => {
+      f.get(a).get(t).get(rowBytes).mul().add().set(from);
+      // one float at a time, for k from `first` on
+      const oneByOne = (first: () => void) =>
+        f.forRange(
+          k,
+          first,
+          () => f.get(K),
+          1,
+          () => {
+            f.forRange(
+              r,
+              () => f.i32(0),
+              () => f.i32(4),
+              1,
+              () => {
+                f.get(out).get(r).i32(2).shl().add();
+                f.get(from).get(r).get(rowBytes).mul().add().get(k).get(colBytes).mul().add().f32Load();
+                f.f32Store();
+              },
+            );
+            f.get(out).i32(16).add().set(out);
+          },
+        );
+      f.get(colStride).i32(1).sub().eqz();
+      f.ifElse(
+        () => {
+          // row-major A: 4 rows × 4 k at a time, transposed in registers, then the last K mod 4
+          f.forRange(
+            k,
+            () => f.i32(0),
+            () => f.get(k4),
+            4,
+            () => {
+              f.get(from).get(k).i32(2).shl().add().load().set(r0);
+              f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
+              f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
+              f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
+              f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
+              f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
+              f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
+              f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
+              f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
+              f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
+              f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
+              f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
+              f.get(out).i32(64).add().set(out);
+            },
+          );
+          oneByOne(() => f.get(k4));
+        },
+        () => {
+          f.get(rowStride).i32(1).sub().eqz();
+          f.ifElse(
+            // a transposed A (rowStride 1): the 4 floats of each k are next to each other
+            () =>
+              f.forRange(
+                k,
+                () => f.i32(0),
+                () => f.get(K),
+                1,
+                () => {
+                  f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
+                  f.get(out).i32(16).add().set(out);
+                },
+              ),
+            // any other strides
+            () => oneByOne(() => f.i32(0)),
+          );
+        },
+      );
+    },
+  );
+  return f;
+}

@@ -1,0 +1,233 @@
+/**
+ * The SIMD routines of simd.ts for attention's softmax: exp(x) in float32 (Cephes' expf), the softmax of a
+ * block of rows over the keys each query may see, and the softmax gradient.
+ */
+import { Func } from "./wasm-asm.js";
+
+// exp(x) = 2ⁿ · e^r with n = round(x log₂e), r = x − n ln 2 (ln 2 in two parts, for exactness), e^r by
+// Cephes' expf polynomial; x is first kept ≥ −87.3, where e^x still is a normal float32.
+const LOG2E = Math.LOG2E;
+const LN2_HIGH = 0.693359375;
+const LN2_LOW = -2.1219444e-4;
+const EXP_POLYNOMIAL = [
+  1.98756915e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
+];
+const EXP_MIN = -87.33654;
+
+/** Pushes e^x for the 4 floats of v128 local x; n and r are v128 scratch locals. */
+function emitExp(f: Func, x: number, n: number, r: number): void {
+  f.get(x).f32(EXP_MIN).splat().vpmax().set(r); // pmax(x, min) keeps a NaN x
+  f.get(r).f32(LOG2E).splat().vmul().vnearest().set(n);
+  f.get(r).get(n).f32(LN2_HIGH).splat().vmul().vsub().get(n).f32(LN2_LOW).splat().vmul().vsub().set(r);
+  f.f32(EXP_POLYNOMIAL[0]).splat();
+  for (const c of EXP_POLYNOMIAL.slice(1)) f.get(r).vmul().f32(c).splat().vadd();
+  f.get(r).get(r).vmul().vmul().get(r).vadd().f32(1).splat().vadd();
+  // × 2ⁿ: the float with exponent bits n + 127
+  f.get(n).vtruncToInt().i32(127).vintSplat().vintAdd().i32(23).vintShl();
+  f.vmul();
+}
+
+/** The same for one float (f32 locals x, n, r). */
+function emitExpScalar(f: Func, x: number, n: number, r: number): void {
+  f.get(x).f32(EXP_MIN).f32Max().set(r);
+  f.get(r).f32(LOG2E).f32Mul().f32Nearest().set(n);
+  f.get(r).get(n).f32(LN2_HIGH).f32Mul().f32Sub().get(n).f32(LN2_LOW).f32Mul().f32Sub().set(r);
+  f.f32(EXP_POLYNOMIAL[0]);
+  for (const c of EXP_POLYNOMIAL.slice(1)) f.get(r).f32Mul().f32(c).f32Add();
+  f.get(r).get(r).f32Mul().f32Mul().get(r).f32Add().f32(1).f32Add();
+  f.get(n).i32FromF32().i32(127).add().i32(23).shl().f32Bits();
+  f.f32Mul();
+}
+
+export function softmaxBlockFunc(): Func {
+  const f = new Func("softmaxBlock", 7);
+  const [s, p, rows, keys, above, rowFloats, k0] = Array.from({ length: 7 }, (_, i) => i);
+  const [i, j, visibleBytes, vectorBytes, rowBytes, sRow, pRow, pLine, end] = Array.from({ length: 9 }, () =>
+    f.local("i32"),
+  );
+  const [x, n, r, e, maxV, sumV] = Array.from({ length: 6 }, () => f.local("v128"));
+  const [xs, ns, rs, es, max, sum] = Array.from({ length: 6 }, () => f.local("f32"));
+  f.get(rowFloats).i32(2).shl().set(rowBytes);
+  f.forRange(
+    i,
+    () => f.i32(0),
+    () => f.get(rows),
+    1,
+    () => {
+      f.get(s).get(i).get(rowBytes).mul().add().set(sRow);
+      f.get(p).get(i).get(rowBytes).mul().add().tee(pRow).get(k0).i32(2).shl().sub().set(pLine);
+      // visible keys: min(keys, i + above + 1), in bytes; the vector part, a multiple of 16 bytes
+      f.get(i).get(above).add().i32(1).add().tee(visibleBytes).get(keys).get(visibleBytes).get(keys).ltU().select();
+      f.i32(2).shl().tee(visibleBytes).i32(-16).and().set(vectorBytes);
+      // zeros: the row before the block, and after the visible keys
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(k0).i32(2).shl(),
+        4,
+        () => f.get(pLine).get(j).add().f32(0).f32Store(),
+      );
+      f.get(rowFloats).get(k0).sub().i32(2).shl().set(end);
+      f.forRange(
+        j,
+        () => f.get(visibleBytes),
+        () => f.get(end),
+        4,
+        () => f.get(pRow).get(j).add().f32(0).f32Store(),
+      );
+      // max
+      f.f32(-Infinity).splat().set(maxV);
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(vectorBytes),
+        16,
+        () => f.get(maxV).get(sRow).get(j).add().load().vpmax().set(maxV),
+      );
+      f.get(maxV).lane(0).get(maxV).lane(1).f32Max().get(maxV).lane(2).get(maxV).lane(3).f32Max().f32Max().set(max);
+      f.forRange(
+        j,
+        () => f.get(vectorBytes),
+        () => f.get(visibleBytes),
+        4,
+        () => f.get(max).get(sRow).get(j).add().f32Load().f32Max().set(max),
+      );
+      // e = exp(s − max) into p, and their sum
+      f.f32(0).splat().set(sumV);
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(vectorBytes),
+        16,
+        () => {
+          f.get(sRow).get(j).add().load().get(max).splat().vsub().set(x);
+          emitExp(f, x, n, r);
+          f.tee(e).get(sumV).vadd().set(sumV);
+          f.get(pRow).get(j).add().get(e).store();
+        },
+      );
+      f.horizontalSum(sumV).set(sum);
+      f.forRange(
+        j,
+        () => f.get(vectorBytes),
+        () => f.get(visibleBytes),
+        4,
+        () => {
+          f.get(sRow).get(j).add().f32Load().get(max).f32Sub().set(xs);
+          emitExpScalar(f, xs, ns, rs);
+          f.tee(es).get(sum).f32Add().set(sum);
+          f.get(pRow).get(j).add().get(es).f32Store();
+        },
+      );
+      // ÷ sum
+      f.f32(1).get(sum).f32Div().set(sum);
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(vectorBytes),
+        16,
+        () => {
+          f.get(pRow).get(j).add().get(pRow).get(j).add().load().get(sum).splat().vmul().store();
+        },
+      );
+      f.forRange(
+        j,
+        () => f.get(vectorBytes),
+        () => f.get(visibleBytes),
+        4,
+        () => {
+          f.get(pRow).get(j).add().get(pRow).get(j).add().f32Load().get(sum).f32Mul().f32Store();
+        },
+      );
+    },
+  );
+  return f;
+}
+
+export function softmaxBwdFunc(): Func {
+  const f = new Func("softmaxBwd", 6, ["i32", "i32", "i32", "i32", "i32", "f32"]);
+  const [p, g, extra, rows, n, scale] = [0, 1, 2, 3, 4, 5];
+  const [r, j, rowBytes, vectorBytes, off] = Array.from({ length: 5 }, () => f.local("i32"));
+  const dot = f.local("v128");
+  const gj = f.local("v128");
+  const dotV = f.local("v128");
+  const scaleV = f.local("v128");
+  const tailDot = f.local("f32");
+  const gs = f.local("f32");
+  f.get(n).i32(2).shl().set(rowBytes);
+  f.get(n).i32(-4).and().i32(2).shl().set(vectorBytes); // the row's first n − n % 4 floats, 4 at a time
+  f.get(scale).splat().set(scaleV);
+  f.forRange(
+    r,
+    () => f.i32(0),
+    () => f.get(rows),
+    1,
+    () => {
+      f.f32(0).splat().set(dot);
+      f.f32(0).set(tailDot);
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(vectorBytes),
+        16,
+        () => {
+          f.get(r).get(rowBytes).mul().get(j).add().set(off);
+          f.get(g).get(off).add().load().get(extra).get(off).add().load().vadd().set(gj);
+          f.get(g).get(off).add().get(gj).store();
+          f.get(dot).get(p).get(off).add().load().get(gj).vmul().vadd().set(dot);
+        },
+      );
+      f.forRange(
+        j,
+        () => f.get(vectorBytes),
+        () => f.get(rowBytes),
+        4,
+        () => {
+          f.get(r).get(rowBytes).mul().get(j).add().set(off);
+          f.get(g).get(off).add().f32Load().get(extra).get(off).add().f32Load().f32Add().set(gs);
+          f.get(g).get(off).add().get(gs).f32Store();
+          f.get(tailDot).get(p).get(off).add().f32Load().get(gs).f32Mul().f32Add().set(tailDot);
+        },
+      );
+      f.horizontalSum(dot).get(tailDot).f32Add().splat().set(dotV);
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(vectorBytes),
+        16,
+        () => {
+          f.get(r).get(rowBytes).mul().get(j).add().set(off);
+          f.get(g).get(off).add();
+          f.get(g).get(off).add().load().get(dotV).vsub().get(p).get(off).add().load().vmul().get(scaleV).vmul();
+          f.store();
+        },
+      );
+      f.forRange(
+        j,
+        () => f.get(vectorBytes),
+        () => f.get(rowBytes),
+        4,
+        () => {
+          f.get(r).get(rowBytes).mul().get(j).add().set(off);
+          f.get(g).get(off).add();
+          f.get(g)
+            .get(off)
+            .add()
+            .f32Load()
+            .get(dotV)
+            .lane(0)
+            .f32Sub()
+            .get(p)
+            .get(off)
+            .add()
+            .f32Load()
+            .f32Mul()
+            .get(scale)
+            .f32Mul();
+          f.f32Store();
+        },
+      );
+    },
+  );
+  return f;
+}
