@@ -2,16 +2,9 @@ import { mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  MAX_HEADER_BYTES,
-  SafetensorsError,
-  SafetensorsFile,
-  bfloat16ToNumber,
-  float16ToNumber,
-  parseSafetensorsHeader,
-  writeSafetensors,
-  type TensorToWrite,
-} from "../lib/weights/safetensors.js";
+import { SafetensorsError, SafetensorsFile, writeSafetensors, type TensorToWrite } from "../lib/weights/safetensors.js";
+import { bfloat16ToNumber, float16ToNumber } from "../lib/weights/safetensors-decode.js";
+import { MAX_HEADER_BYTES, parseSafetensorsHeader } from "../lib/weights/safetensors-format.js";
 
 const FIXTURE_DIR = join(__dirname, "fixtures", "gpt2-tiny");
 
