@@ -2,7 +2,7 @@ import type { ChatMessage } from "gpt-course";
 import type { Conversation } from "./instructions-jsonl.js";
 
 /**
- * Data for preference tuning (chapter 09), made from the instruction data like the instructions themselves:
+ * Data for preference tuning (chapter 10), made from the instruction data like the instructions themselves:
  * deterministic, and with one right answer per question, so that a program can grade any answer.
  */
 

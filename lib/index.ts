@@ -122,6 +122,7 @@ export {
   lossCurves,
   heatmap,
   barChart,
+  groupedBarChart,
   sideBySide,
   HEATMAP_COLOURS,
   DIVERGING_COLOURS,
@@ -144,7 +145,7 @@ export { Random } from "./utils/random.js";
 export { maxAbsDiff, assertClose, expectError } from "./utils/checks.js";
 export { ProgressBar, formatDuration, formatBytes } from "./utils/progress.js";
 
-// Preference tuning after fine-tuning (chapter 09): DPO and reinforcement learning from a verifiable reward.
+// Preference tuning after fine-tuning (chapter 10): DPO and reinforcement learning from a verifiable reward.
 export { targetLogProbabilities, referenceLogProbabilities } from "./alignment/log-probabilities.js";
 export { answerRows } from "./alignment/answers.js";
 export { dpoLoss, dpoObjective, PreferenceDataset } from "./alignment/dpo.js";

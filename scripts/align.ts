@@ -1,5 +1,5 @@
 /**
- * Preference tuning after fine-tuning (chapter 09): DPO on preference pairs, or reinforcement learning from a
+ * Preference tuning after fine-tuning (chapter 10): DPO on preference pairs, or reinforcement learning from a
  * reward a program computes (is the answer exactly right?).
  *
  *   npm run align -- --checkpoint checkpoints/07-chat --method rl --out checkpoints/09-rl
@@ -37,6 +37,8 @@ const usage = `usage: npm run align -- --checkpoint DIR --method rl|dpo --out DI
   --kl W               RL: weight of the KL leash to the reference (default: the recipe's)
   --beta B             DPO: β, how far the policy may move from the reference (default: the recipe's)
   --tasks a,b          the tasks to train on (default: the recipe's)
+  --replay N           RL: fine-tuning rows of all tasks replayed per batch (default: the recipe's)
+  --replay-weight W    RL: their weight against the reward's rows (default: the recipe's)
   --evaluate           grade the held-out test questions before and after
   --save-every N       save a checkpoint every N steps (default 0: only at the end)`;
 
@@ -50,6 +52,8 @@ run(async () => {
     kl: { type: "string" },
     beta: { type: "string" },
     tasks: { type: "string" },
+    replay: { type: "string" },
+    "replay-weight": { type: "string" },
     evaluate: { type: "boolean" },
     "save-every": { type: "string" },
   });
@@ -70,7 +74,8 @@ run(async () => {
   const { model, tokenizer } = await load();
   const { model: reference } = await load(); // frozen: never trained
   const tasks = flags.tasks ? flags.tasks.split(",") : [...recipe.tasks];
-  const train = readConversations(instructionsFile("train")).filter((c) => tasks.includes(c.task));
+  const allTrain = readConversations(instructionsFile("train"));
+  const train = allTrain.filter((c) => tasks.includes(c.task));
   if (train.length === 0) fail(`no training conversations for the tasks ${tasks.join(", ")}.`);
   const test = readConversations(instructionsFile("test"));
 
@@ -85,14 +90,13 @@ run(async () => {
   let sampler: RewardSampler | undefined;
   if (method === "rl") {
     const questions = shuffled(lastQuestions(train), 1337);
-    sampler = new RewardSampler(
-      questions,
-      tokenizer,
-      model,
-      reference,
-      exactAnswerReward,
-      alignmentRecipes.rl.sampling,
-    );
+    const sampling = {
+      ...alignmentRecipes.rl.sampling,
+      replayRows: integerFlag("replay", flags.replay, alignmentRecipes.rl.sampling.replayRows),
+      replayWeight: numberFlag("replay-weight", flags["replay-weight"], alignmentRecipes.rl.sampling.replayWeight),
+    };
+    const demonstrations = shuffled(lastQuestions(allTrain), 4242);
+    sampler = new RewardSampler(questions, demonstrations, tokenizer, model, reference, exactAnswerReward, sampling);
     trainer = new Trainer(
       model,
       sampler,

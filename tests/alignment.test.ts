@@ -241,14 +241,26 @@ describe("the Trainer with preference objectives", () => {
     const questions = [
       { task: "capital", history: [{ role: "user" as const, content: "Name the capital of Peru." }], expected: "Lima" },
     ];
-    const sampler = new RewardSampler(questions, tokenizer, model, reference, exactAnswerReward, {
+    const demonstrations = [
+      { task: "addition", history: [{ role: "user" as const, content: "What is 2 + 3?" }], expected: "2 + 3 is 5" },
+    ];
+    const sampler = new RewardSampler(questions, demonstrations, tokenizer, model, reference, exactAnswerReward, {
       questionsPerBatch: 2,
       groupSize: 3,
       temperature: 1,
       maxNewTokens: 6,
       validationFraction: 0,
       seed: 1,
+      replayRows: 2,
+      replayWeight: 0.5,
     });
+    // A batch: 2 questions × 3 sampled answers, then 2 replayed demonstrations graded on their expected answer.
+    const batch = await sampler.nextBatch("train");
+    expect(batch.inputs.shape[0]).toBe(8);
+    expect(Array.from(batch.advantages!.dataSync()).slice(6)).toEqual([0.5, 0.5]);
+    const replayedTargets = (batch.targets.arraySync() as number[][])[7].filter((id) => id >= 0);
+    expect(tokenizer.decode(replayedTargets.slice(0, -1))).toBe("2 + 3 is 5"); // then <|end|>
+    tf.dispose([batch.inputs, batch.targets, batch.reference!, batch.advantages!]);
     const trainer = new Trainer(
       model,
       sampler,
@@ -258,7 +270,10 @@ describe("the Trainer with preference objectives", () => {
     const before = tf.memory().numTensors;
     await trainer.train({ progress: false });
     expect(tf.memory().numTensors).toBe(before);
-    expect(sampler.history).toHaveLength(2);
+    expect(sampler.history).toHaveLength(3); // the batch above and two training steps
+    expect(
+      () => new RewardSampler(questions, [], tokenizer, model, reference, exactAnswerReward, sampler.options),
+    ).toThrow(/replayRows is 2, but no demonstrations were given/);
     expect(sampler.history[0].byTask.capital.answers).toBe(6);
     expect(exactAnswerReward(questions[0], " Lima ")).toBe(1);
     expect(exactAnswerReward(questions[0], "Lim")).toBe(0);

@@ -4,7 +4,7 @@
  * (Chromium: Debian's `chromium`, which .ci/run installs; or $CHROMIUM.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { barChart, type Figure, heatmap, lineChart, sideBySide } from "gpt-course";
+import { barChart, type Figure, groupedBarChart, heatmap, lineChart, sideBySide } from "gpt-course";
 import { FigureRenderer, type TextBox } from "../scripts/figure-renderer.js";
 
 const tokens = ["Fellow", "-", "Citizens", " of", " the", " Senate", " and", " House"];
@@ -15,6 +15,20 @@ const longTitle = 'The 10 most likely next tokens after "The capital of France i
 
 const figures: Record<string, Figure> = {
   "a bar chart with a long title": barChart(["a", "b", "c"], [1, 2, 3], { title: longTitle, yTitle: "probability" }),
+  "grouped bars with values on them": groupedBarChart(
+    ["addition", "subtraction", "capital", "continent", "two-questions"],
+    {
+      "fine-tuned (SFT)": [87.5, 1, 93.5, 38, 18.5],
+      "SFT + RL": [91.5, 1, 94, 38, 19],
+      "SFT + DPO": [86, 2, 91, 39, 18],
+    },
+    {
+      title: "Held-out exact match per task",
+      yTitle: "% correct",
+      yRange: [0, 110],
+      labelBars: (v) => `${v.toFixed(0)}%`,
+    },
+  ),
   "a line chart": lineChart(
     { loss: { x: [1, 2, 3], y: [3, 2, 1] } },
     { title: "Pretraining loss", xTitle: "step", yTitle: "nats" },

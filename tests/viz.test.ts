@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { barChart, figureHtml, heatmap, lossCurves } from "gpt-course";
+import { barChart, figureHtml, groupedBarChart, heatmap, lossCurves } from "gpt-course";
 
 describe("figures", () => {
   it("loss curves plot every step and every evaluation", () => {
@@ -31,6 +31,16 @@ describe("figures", () => {
     expect(new Set(x).size).toBe(2);
     expect(x[0]).toBe("the");
     expect((figure.layout.yaxis as { autorange: string }).autorange).toBe("reversed");
+  });
+
+  it("grouped bars: one trace per series over the same categories, values written on the bars when asked", () => {
+    const figure = groupedBarChart(["a", "b"], { before: [10, 20], after: [30, 40] }, { labelBars: (v) => `${v}%` });
+    expect(figure.data.map((trace) => [trace.name, trace.x, trace.y, trace.text])).toEqual([
+      ["before", ["a", "b"], [10, 20], ["10%", "20%"]],
+      ["after", ["a", "b"], [30, 40], ["30%", "40%"]],
+    ]);
+    expect(figure.layout).toMatchObject({ barmode: "group", showlegend: true });
+    expect(groupedBarChart(["a"], { only: [1] }).data[0].text).toBeUndefined();
   });
 
   it("figure HTML is safe to embed: a closing script tag in a label cannot end the script", () => {

@@ -70,6 +70,14 @@ export interface RewardSamplerOptions {
   maxNewTokens: number;
   validationFraction: number;
   seed: number;
+  /**
+   * Demonstrations replayed in every batch: this many fine-tuning questions with their expected answers, each
+   * a row with advantage `replayWeight`, so the policy term adds replayWeight × the fine-tuning loss on them.
+   * It keeps the tasks the reward does not test from drifting (InstructGPT's "PPO-ptx" mixes in pretraining
+   * data for the same reason). 0 rows: pure RL.
+   */
+  replayRows: number;
+  replayWeight: number;
 }
 
 /** What one batch's samples scored, for plots. */
@@ -90,14 +98,21 @@ export class RewardSampler implements BatchSource {
   readonly history: SampledRewards[] = [];
   private readonly random: Record<Split, Random>;
 
+  /**
+   * `questions`: what the reward is earned on. `demonstrations`: questions with their expected answers replayed
+   * as fine-tuning rows (`options.replayRows` per batch); may be empty when replayRows is 0.
+   */
   constructor(
     questions: readonly VerifiableQuestion[],
+    private readonly demonstrations: readonly VerifiableQuestion[],
     private readonly tokenizer: Tokenizer,
     private readonly policy: GPT,
     private readonly reference: GPT,
     private readonly reward: (question: VerifiableQuestion, answer: string) => number,
     readonly options: RewardSamplerOptions,
   ) {
+    if (options.replayRows > 0 && demonstrations.length === 0)
+      throw new Error(`RewardSampler: replayRows is ${options.replayRows}, but no demonstrations were given.`);
     const validationCount = Math.round(questions.length * options.validationFraction);
     this.train = questions.slice(0, questions.length - validationCount);
     this.validation = questions.slice(questions.length - validationCount);
@@ -136,12 +151,18 @@ export class RewardSampler implements BatchSource {
     for (const entry of Object.values(byTask)) entry.reward /= entry.answers;
     if (split === "train")
       this.history.push({ meanReward: rewards.reduce((a, b) => a + b, 0) / rewards.length, byTask });
+    const advantages = groupAdvantages(rewards, groupSize);
+    for (let r = 0; r < this.options.replayRows; r++) {
+      const demonstration = this.demonstrations[random.int(this.demonstrations.length)];
+      rows.push({ history: demonstration.history, answer: demonstration.expected });
+      advantages.push(this.options.replayWeight);
+    }
     const { inputs, targets } = answerRows(this.tokenizer, rows, this.policy.config.contextLength);
     return {
       inputs,
       targets,
       reference: referenceLogProbabilities(this.reference, inputs, targets),
-      advantages: tf.tensor1d(groupAdvantages(rewards, groupSize)),
+      advantages: tf.tensor1d(advantages),
     };
   }
 

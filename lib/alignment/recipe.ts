@@ -27,6 +27,8 @@ export const alignmentRecipes = {
       maxNewTokens: 40,
       validationFraction: 0,
       seed: 7,
+      replayRows: 0,
+      replayWeight: 0,
     } satisfies RewardSamplerOptions,
     klWeight: 0.05,
   },

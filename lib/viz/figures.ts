@@ -146,6 +146,43 @@ export function barChart(
 }
 
 /**
+ * Bars of several series side by side in each category, e.g. { "before": [...], "after": [...] } per task. With
+ * `labelBars`, each bar carries its value as text above it (formatted by the function).
+ */
+export function groupedBarChart(
+  labels: string[],
+  series: Record<string, number[]>,
+  options: {
+    title?: string;
+    xTitle?: string;
+    yTitle?: string;
+    yRange?: [number, number];
+    labelBars?: (value: number) => string;
+  } = {},
+): Figure {
+  const { labelBars } = options;
+  return {
+    data: Object.entries(series).map(([name, values]) => ({
+      type: "bar",
+      name,
+      x: uniqueLabels(labels),
+      y: values,
+      ...(labelBars ? { text: values.map(labelBars), textposition: "outside", cliponaxis: false } : {}),
+    })),
+    layout: baseLayout(options.title ?? "", {
+      barmode: "group",
+      showlegend: true,
+      xaxis: { title: { text: options.xTitle ?? "" }, type: "category", automargin: true },
+      yaxis: {
+        title: { text: options.yTitle ?? "" },
+        automargin: true,
+        ...(options.yRange ? { range: options.yRange } : {}),
+      },
+    }),
+  };
+}
+
+/**
  * Several figures in one row, each keeping its own axes and axis titles; each panel's title sits above it.
  * Heatmaps share one colour scale (zmin and zmax: given, else the range of all their values) with one colour
  * bar at the right, so that equal colours mean equal values in every panel.
