@@ -6,7 +6,7 @@
  *   npm run notebooks:store -- [--notebook 05]                        run in full mode, store outputs in notebooks/
  *
  * The notebooks run in quick mode by default (a few minutes for the whole course), in full mode with `--full`
- * (about 20 minutes on 2 cores). `--executed DIR` takes notebooks executed earlier (run-notebooks.py --out DIR)
+ * (about 27 minutes on 2 cores). `--executed DIR` takes notebooks executed earlier (run-notebooks.py --out DIR)
  * instead of running them. Figures are drawn by plotly.js in headless Chromium (Debian's `chromium`, or
  * $CHROMIUM), at the width of a notebook's output area.
  */
