@@ -139,11 +139,12 @@ async function pick(fileInput: HTMLInputElement): Promise<void> {
   fileInput.value = ""; // picking the same folder again is a new pick
   if (picked.length === 0) return;
   hideError();
+  setState("loading"); // at once: reading the files takes a moment, and the old state no longer holds
   try {
     await load(await readPickedCheckpoint(picked));
   } catch (error) {
     showError(error); // the files were not a checkpoint: a model loaded before stays
-    if (!page.conversation) setState("error");
+    setState(page.conversation ? "ready" : "error");
   }
 }
 
