@@ -243,7 +243,7 @@ const heading = (str, y = 30) => text(24, y, str, { size: 17, weight: "bold" });
 
 diagram("route", () => {
   const W = 800;
-  const H = 420;
+  const H = 530;
   const b = [];
   b.push(heading("The route of the course"));
   const h = 74;
@@ -287,6 +287,13 @@ diagram("route", () => {
   b.push(arrow([[base.x + base.w - 30, y2 + h], [base.x + base.w - 30, y3 + h / 2], [gen.x - 1, y3 + h / 2]]));
   b.push(arrow([[chat.x + chat.w / 2, y2 + h], [chat.x + chat.w / 2, y3 + h / 2], [gen.x + gen.w + 1, y3 + h / 2]]));
   b.push(lines(gen.x + gen.w + 14, y3 + h / 2 + 22, ["chatting is generation", "with the chat template"], { size: 12, fill: MUTED, lineHeight: 15 }));
+  // Row 4: preference tuning, the step after fine-tuning, under the chat model
+  const pref = { x: 586, w: 190, y: 450 };
+  b.push(box(pref.x, pref.y, pref.w, h, "Preference tuning", { kind: "train", sub: ["DPO; RL from a reward", "a program computes"] }));
+  b.push(badge(pref.x + 10, pref.y, "ch 10", "train"));
+  const down = chat.x + chat.w + 12;
+  b.push(arrow([[chat.x + chat.w, y2 + h / 2 + 18], [down, y2 + h / 2 + 18], [down, pref.y + h / 2], [pref.x + pref.w + 1, pref.y + h / 2]]));
+  b.push(lines(pref.x - 12, pref.y + h / 2 - 2, ["a chat model tuned", "on its own answers"], { size: 12, fill: MUTED, lineHeight: 15, anchor: "end" }));
   const g2 = { x: 24, w: 180 };
   b.push(box(g2.x, y3, g2.w, h, "GPT-2 weights", { kind: "data", sub: ["OpenAI's, pretrained", "on 40 GB of web text"] }));
   b.push(badge(g2.x + 10, y3, "ch 08", "data"));
@@ -299,7 +306,7 @@ diagram("route", () => {
     desc:
       "Text is cut into token ids by a tokenizer (chapter 01). The ids go into a GPT (attention in chapter 02, blocks in 03, the whole model in 04). " +
       "Pretraining on the State of the Union speeches (chapter 05) turns the randomly initialised GPT into a base model that continues text; " +
-      "fine-tuning on conversations (chapter 07) turns a base model into a chat model. Generation (chapter 06) writes text with either model. " +
+      "fine-tuning on conversations (chapter 07) turns a base model into a chat model, and preference tuning (chapter 10: DPO, or reinforcement learning from a reward a program computes) tunes the chat model on its own answers. Generation (chapter 06) writes text with either model. " +
       "As a side entry, OpenAI's GPT-2 weights (chapter 08) are loaded by name into the same GPT class and give a base model without pretraining.",
     body: b.join("\n"),
   };
