@@ -9,8 +9,10 @@ import { causalMask, CrossAttention, DecoderBlock as LibDecoderBlock, type Modul
 import {
   allClose,
   type Conforms,
+  copyParameters,
   defineExercise,
   expectClose,
+  expectSameParameters,
   expectShape,
   expectTensor,
   fail,
@@ -149,37 +151,6 @@ function randomise(module: Module, random: Random): void {
   }
 }
 
-const describe = (module: Module): string[] =>
-  module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
-
-function expectSameParameters(mine: Module, reference: Module): void {
-  const have = new Set(describe(mine));
-  const want = new Set(describe(reference));
-  const missing = [...want].filter((p) => !have.has(p));
-  const extra = [...have].filter((p) => !want.has(p));
-  if (missing.length > 0 || extra.length > 0) {
-    fail(
-      "your DecoderBlock's parameters differ from gpt-course's." +
-        (missing.length > 0 ? `\nmissing: ${missing.join("; ")}` : "") +
-        (extra.length > 0 ? `\nunexpected: ${extra.join("; ")}` : ""),
-    );
-  }
-}
-
-/** Copies parameter values by name, the way a checkpoint is loaded. */
-function copyParameters(from: Module, to: Module): void {
-  const source = new Map(from.namedParameters());
-  for (const [name, parameter] of to.namedParameters()) {
-    const value = source.get(name);
-    if (!value || value.shape.join() !== parameter.shape.join()) {
-      fail(
-        `your parameter "${name}" [${parameter.shape}] has no counterpart in gpt-course's DecoderBlock: fix the names and shapes first.`,
-      );
-    }
-    parameter.assign(value);
-  }
-}
-
 function libBlock(settings: BlockSettings, random: Random): LibDecoderBlock {
   return new LibDecoderBlock({ ...blockConfig(settings), crossAttention: true }, random);
 }
@@ -304,7 +275,7 @@ export default defineExercise<Exports>({
         const reference = libBlock(settings, new Random(1));
         const mine = new DecoderBlock(settings, new Random(random.seed()));
         try {
-          expectSameParameters(mine, reference);
+          expectSameParameters(mine, reference, "your DecoderBlock", "gpt-course");
         } finally {
           mine.dispose();
           reference.dispose();
@@ -323,7 +294,7 @@ export default defineExercise<Exports>({
         const mine = new DecoderBlock(settings, new Random(random.seed()));
         try {
           randomise(reference, random);
-          copyParameters(reference, mine);
+          copyParameters(reference, mine, "gpt-course's DecoderBlock");
           const x = randomTensor(random, [B, T, C]);
           const source = randomTensor(random, [B, S, C]);
           const { mask } = randomSourceMask(random, B, S);

@@ -7,8 +7,10 @@ import { type BlockConfig, DecoderBlock, MLP as LibMLP, type Module, Random, tf 
 import {
   allClose,
   type Conforms,
+  copyParameters,
   defineExercise,
   expectClose,
+  expectSameParameters,
   expectTensor,
   fail,
   randomChoice,
@@ -45,38 +47,6 @@ function randomise(module: Module, random: Random): void {
   }
 }
 
-const describe = (module: Module): string[] =>
-  module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
-
-/** Fails unless `mine` has exactly the parameters (names and shapes) of `reference`. */
-function expectSameParameters(mine: Module, reference: Module, what: string): void {
-  const have = new Set(describe(mine));
-  const want = new Set(describe(reference));
-  const missing = [...want].filter((p) => !have.has(p));
-  const extra = [...have].filter((p) => !want.has(p));
-  if (missing.length > 0 || extra.length > 0) {
-    fail(
-      `${what}'s parameters differ from GPT-2's.` +
-        (missing.length > 0 ? `\nmissing: ${missing.join("; ")}` : "") +
-        (extra.length > 0 ? `\nunexpected: ${extra.join("; ")}` : ""),
-    );
-  }
-}
-
-/** Copies parameter values by name, the way a checkpoint is loaded. */
-function copyParameters(from: Module, to: Module): void {
-  const source = new Map(from.namedParameters());
-  for (const [name, parameter] of to.namedParameters()) {
-    const value = source.get(name);
-    if (!value || value.shape.join() !== parameter.shape.join()) {
-      fail(
-        `your parameter "${name}" [${parameter.shape}] has no counterpart in GPT-2's block: fix the names and shapes first.`,
-      );
-    }
-    parameter.assign(value);
-  }
-}
-
 export default defineExercise<Exports>({
   title: "A GPT block",
   teaches: "modules and GPT-2 parameter names, the MLP, pre-LN residual connections, causality of a whole block",
@@ -89,7 +59,7 @@ export default defineExercise<Exports>({
         const reference = new LibMLP(blockConfig(settings), new Random(1));
         const mine = new MLP(settings.embeddingDim, new Random(random.seed()));
         try {
-          expectSameParameters(mine, reference, "your MLP");
+          expectSameParameters(mine, reference, "your MLP", "GPT-2");
         } finally {
           mine.dispose();
           reference.dispose();
@@ -105,7 +75,7 @@ export default defineExercise<Exports>({
         const mine = new MLP(settings.embeddingDim, new Random(random.seed()));
         try {
           randomise(reference, random);
-          copyParameters(reference, mine);
+          copyParameters(reference, mine, "GPT-2's block");
           const x = randomTensor(random, [randomInt(random, 1, 3), randomInt(random, 2, 6), settings.embeddingDim]);
           expectClose(mine.forward(x), reference.forward(x), `MLP.forward(x [${x.shape}])`);
         } finally {
@@ -124,7 +94,7 @@ export default defineExercise<Exports>({
         const reference = new DecoderBlock(blockConfig(settings), new Random(1));
         const mine = new Block(settings, new Random(random.seed()));
         try {
-          expectSameParameters(mine, reference, "your Block");
+          expectSameParameters(mine, reference, "your Block", "GPT-2");
         } finally {
           mine.dispose();
           reference.dispose();
@@ -143,8 +113,8 @@ export default defineExercise<Exports>({
         const mine = new Block(settings, new Random(random.seed()));
         try {
           randomise(reference, random);
-          copyParameters(reference, mine);
-          copyParameters(reference, postNorm);
+          copyParameters(reference, mine, "GPT-2's block");
+          copyParameters(reference, postNorm, "GPT-2's block");
           const x = randomTensor(random, [randomInt(random, 1, 3), randomInt(random, 2, 6), settings.embeddingDim]);
           const result = expectTensor(mine.forward(x), `Block.forward(x [${x.shape}])`);
           const hint =

@@ -10,7 +10,7 @@
  * went wrong (the scale forgotten, the mask off by one), a hint aimed at that mistake; any other error
  * (including the learner's own) is reported with the check's general hint.
  */
-import { type Random, tf } from "gpt-course";
+import { type Module, type Random, tf } from "gpt-course";
 
 /** One named check of an exercise. `Exports` is the type of the learner's module (the solution's exports). */
 export interface Check<Exports> {
@@ -54,6 +54,41 @@ export class CheckFailure extends Error {
 
 export function fail(message: string, hint?: string): never {
   throw new CheckFailure(message, hint);
+}
+
+const describeParameters = (module: Module): string[] =>
+  module.namedParameters().map(([name, p]) => `${name} [${p.shape.join(", ")}]`);
+
+/**
+ * Fails unless `mine` has exactly the parameters (names and shapes) of `reference`, listing the missing and the
+ * unexpected ones. `what` names the learner's module ("your Block"), `referenceName` the reference ("GPT-2").
+ */
+export function expectSameParameters(mine: Module, reference: Module, what: string, referenceName: string): void {
+  const have = new Set(describeParameters(mine));
+  const want = new Set(describeParameters(reference));
+  const missing = [...want].filter((p) => !have.has(p));
+  const extra = [...have].filter((p) => !want.has(p));
+  if (missing.length > 0 || extra.length > 0) {
+    fail(
+      `${what}'s parameters differ from ${referenceName}'s.` +
+        (missing.length > 0 ? `\nmissing: ${missing.join("; ")}` : "") +
+        (extra.length > 0 ? `\nunexpected: ${extra.join("; ")}` : ""),
+    );
+  }
+}
+
+/** Copies parameter values by name, the way a checkpoint is loaded; `referenceName` names where they come from. */
+export function copyParameters(from: Module, to: Module, referenceName: string): void {
+  const source = new Map(from.namedParameters());
+  for (const [name, parameter] of to.namedParameters()) {
+    const value = source.get(name);
+    if (!value || value.shape.join() !== parameter.shape.join()) {
+      fail(
+        `your parameter "${name}" [${parameter.shape}] has no counterpart in ${referenceName}: fix the names and shapes first.`,
+      );
+    }
+    parameter.assign(value);
+  }
 }
 
 /**
