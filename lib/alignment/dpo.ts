@@ -2,9 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import type { ChatMessage } from "../finetuning/chat-template.js";
 import type { GPT } from "../models/gpt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import type { Batch, BatchSource, Split } from "../training/data.js";
+import { type Batch, type BatchSource, type Split, SplitRandom } from "../training/data.js";
 import type { Objective } from "../training/trainer.js";
-import { Random } from "../utils/random.js";
 import { answerRows } from "./answers.js";
 import { referenceLogProbabilities, targetLogProbabilities } from "./log-probabilities.js";
 
@@ -74,7 +73,7 @@ export interface PreferenceDatasetOptions {
 export class PreferenceDataset implements BatchSource {
   readonly train: PreferencePair[];
   readonly validation: PreferencePair[];
-  private readonly random: Record<Split, Random>;
+  private readonly random: SplitRandom;
 
   constructor(
     pairs: readonly PreferencePair[],
@@ -90,7 +89,7 @@ export class PreferenceDataset implements BatchSource {
     }
     this.train = pairs.slice(0, pairs.length - validationCount);
     this.validation = pairs.slice(pairs.length - validationCount);
-    this.random = { train: new Random(options.seed), validation: new Random(options.seed + 1) };
+    this.random = new SplitRandom(options.seed);
   }
 
   nextBatch(split: Split): Batch {
@@ -105,12 +104,10 @@ export class PreferenceDataset implements BatchSource {
   }
 
   getState(): unknown {
-    return { train: this.random.train.getState(), validation: this.random.validation.getState() };
+    return this.random.getState();
   }
 
   setState(state: unknown): void {
-    const { train, validation } = state as { train: number; validation: number };
-    this.random.train.setState(train);
-    this.random.validation.setState(validation);
+    this.random.setState(state, "PreferenceDataset");
   }
 }

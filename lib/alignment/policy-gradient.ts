@@ -3,10 +3,9 @@ import { type ChatMessage, chatTokenIds, renderPrompt } from "../finetuning/chat
 import { generate } from "../generation/generate.js";
 import type { GPT } from "../models/gpt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import type { Batch, BatchSource, Split } from "../training/data.js";
+import { type Batch, type BatchSource, type Split, SplitRandom } from "../training/data.js";
 import { IGNORE_INDEX } from "../training/loss.js";
 import type { Objective } from "../training/trainer.js";
-import { Random } from "../utils/random.js";
 import { answerRows } from "./answers.js";
 import { referenceLogProbabilities, targetLogProbabilities } from "./log-probabilities.js";
 
@@ -96,7 +95,7 @@ export class RewardSampler implements BatchSource {
   readonly validation: VerifiableQuestion[];
   /** One entry per batch drawn for training. */
   readonly history: SampledRewards[] = [];
-  private readonly random: Record<Split, Random>;
+  private readonly random: SplitRandom;
 
   /**
    * `questions`: what the reward is earned on. `demonstrations`: questions with their expected answers replayed
@@ -116,7 +115,7 @@ export class RewardSampler implements BatchSource {
     const validationCount = Math.round(questions.length * options.validationFraction);
     this.train = questions.slice(0, questions.length - validationCount);
     this.validation = questions.slice(questions.length - validationCount);
-    this.random = { train: new Random(options.seed), validation: new Random(options.seed + 1) };
+    this.random = new SplitRandom(options.seed);
   }
 
   async nextBatch(split: Split): Promise<Batch> {
@@ -167,13 +166,11 @@ export class RewardSampler implements BatchSource {
   }
 
   getState(): unknown {
-    return { train: this.random.train.getState(), validation: this.random.validation.getState() };
+    return this.random.getState();
   }
 
   setState(state: unknown): void {
-    const { train, validation } = state as { train: number; validation: number };
-    this.random.train.setState(train);
-    this.random.validation.setState(validation);
+    this.random.setState(state, "RewardSampler");
   }
 }
 

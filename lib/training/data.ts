@@ -31,6 +31,33 @@ export interface BatchSource {
   setState(state: unknown): void;
 }
 
+/**
+ * One seeded generator per split, so that drawing validation batches never changes which training batches come
+ * next. Its state is what a BatchSource keeps in a checkpoint, so a resumed run draws the same batches.
+ */
+export class SplitRandom {
+  readonly train: Random;
+  readonly validation: Random;
+
+  constructor(seed: number) {
+    this.train = new Random(seed);
+    this.validation = new Random(seed + 1);
+  }
+
+  getState(): { train: number; validation: number } {
+    return { train: this.train.getState(), validation: this.validation.getState() };
+  }
+
+  /** `owner` names the batch source in the error about a malformed state. */
+  setState(state: unknown, owner: string): void {
+    const { train, validation } = (state ?? {}) as { train?: unknown; validation?: unknown };
+    if (typeof train !== "number" || typeof validation !== "number")
+      throw new Error(`${owner}.setState: malformed state.`);
+    this.train.setState(train);
+    this.validation.setState(validation);
+  }
+}
+
 export interface TokenDatasetOptions {
   contextLength: number; // T: tokens per training window
   batchSize: number; // B: windows per batch
@@ -47,7 +74,7 @@ export class TokenDataset implements BatchSource {
   readonly train: Int32Array;
   readonly validation: Int32Array;
   readonly options: TokenDatasetOptions;
-  private readonly random: Record<Split, Random>;
+  private readonly random: SplitRandom;
 
   constructor(tokens: ArrayLike<number>, options: Partial<TokenDatasetOptions> & { contextLength: number }) {
     this.options = { batchSize: 16, validationFraction: 0.1, seed: 1337, ...options };
@@ -74,7 +101,7 @@ export class TokenDataset implements BatchSource {
         );
       }
     }
-    this.random = { train: new Random(this.options.seed), validation: new Random(this.options.seed + 1) };
+    this.random = new SplitRandom(this.options.seed);
   }
 
   nextBatch(split: Split): Batch {
@@ -91,15 +118,11 @@ export class TokenDataset implements BatchSource {
   }
 
   getState(): { train: number; validation: number } {
-    return { train: this.random.train.getState(), validation: this.random.validation.getState() };
+    return this.random.getState();
   }
 
   setState(state: unknown): void {
-    const { train, validation } = state as { train: number; validation: number };
-    if (typeof train !== "number" || typeof validation !== "number")
-      throw new Error("TokenDataset.setState: malformed state.");
-    this.random.train.setState(train);
-    this.random.validation.setState(validation);
+    this.random.setState(state, "TokenDataset");
   }
 }
 
