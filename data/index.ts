@@ -19,5 +19,12 @@ export {
   conversationProblems,
 } from "./instructions-jsonl.js";
 export type { Conversation } from "./instructions-jsonl.js";
-export { lastQuestions, rejectedAnswer, preferencePairs } from "./preferences.js";
+export {
+  lastQuestions,
+  rejectedAnswer,
+  preferencePairs,
+  continentPracticeQuestions,
+  NEW_CONTINENT_TEMPLATES,
+  rewardQuestions,
+} from "./preferences.js";
 export type { QuestionWithAnswer } from "./preferences.js";

@@ -174,12 +174,7 @@ function buildTasks(random: Random): Record<TaskName, Task> {
       "-",
     ),
     capital: factTask(random, facts, CAPITAL_TEMPLATES, (country) => country.capital, capitalPhrasings),
-    continent: factTask(
-      random,
-      facts,
-      ["Which continent is {country} in?", "On which continent is {country}?", "{country} is on which continent?"],
-      (c) => c.continent,
-    ),
+    continent: factTask(random, facts, CONTINENT_TEMPLATES, (c) => c.continent),
     currency: factTask(
       random,
       facts.filter((c) => c.currency !== undefined),
@@ -254,7 +249,7 @@ function numberPairTask(
 
 // ---------------------------------------------------------------- facts about countries
 
-interface CountryFacts {
+export interface CountryFacts {
   name: string;
   capital: string;
   continent: string;
@@ -269,8 +264,14 @@ const CAPITAL_TEMPLATES = [
   "Tell me the capital of {country}.",
 ];
 
+export const CONTINENT_TEMPLATES = [
+  "Which continent is {country} in?",
+  "On which continent is {country}?",
+  "{country} is on which continent?",
+];
+
 /** Countries with a capital (territories that are part of another country left out), in ASCII, by name. */
-function countryFacts(): CountryFacts[] {
+export function countryFacts(): CountryFacts[] {
   return Object.values(countries)
     .filter((country) => country.capital !== "" && country.partOf === undefined && !country.userAssigned)
     .map((country) => {
@@ -420,7 +421,7 @@ function exchange(question: string, answer: string): ChatMessage[] {
 }
 
 /** Replaces each {name} in the template by its value. */
-function fill(template: string, values: Record<string, string | number>): string {
+export function fill(template: string, values: Record<string, string | number>): string {
   return template.replace(/\{(\w+)\}/g, (_, name: string) => String(values[name]));
 }
 

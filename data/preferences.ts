@@ -1,4 +1,5 @@
-import type { ChatMessage } from "gpt-course";
+import { type ChatMessage, Random } from "gpt-course";
+import { CONTINENT_TEMPLATES, countryFacts, fill } from "./instructions.js";
 import type { Conversation } from "./instructions-jsonl.js";
 
 /**
@@ -67,4 +68,64 @@ export function preferencePairs(
       ? []
       : [{ task: question.task, history: question.history, chosen: question.expected, rejected }];
   });
+}
+
+/** Five ways to ask for a continent that the fine-tuning data never uses (chapter 07 saw CONTINENT_TEMPLATES). */
+export const NEW_CONTINENT_TEMPLATES = [
+  "What continent is {country} on?",
+  "In which continent is {country}?",
+  "{country} lies on which continent?",
+  "Name the continent of {country}.",
+  "Where is {country}? Name the continent.",
+];
+
+/**
+ * Practice questions for reinforcement learning: every country's continent, asked in the three phrasings of the
+ * fine-tuning data and five new ones. A program grades the answers, so RL questions need not be fine-tuning
+ * questions; and a small model sharpens the exact questions it is rewarded on (chapter 10 measures it), so asking
+ * each fact in many wordings pushes it to answer from the country rather than from the wording.
+ *
+ * Nothing held out leaks in: a question whose text occurs anywhere in `test` (as any user message of any
+ * conversation) is left out, so each tested country's held-out phrasing stays unseen.
+ */
+export function continentPracticeQuestions(test: readonly Conversation[]): QuestionWithAnswer[] {
+  const asked = new Set(test.flatMap((c) => c.messages.filter((m) => m.role === "user").map((m) => m.content)));
+  return countryFacts().flatMap((country) =>
+    [...CONTINENT_TEMPLATES, ...NEW_CONTINENT_TEMPLATES].flatMap((template, t) => {
+      const question = fill(template, { country: country.name });
+      if (asked.has(question)) return [];
+      return [
+        {
+          id: `continent-practice-${country.name}-${t}`,
+          task: "continent",
+          history: [{ role: "user" as const, content: question }],
+          expected: country.continent,
+        },
+      ];
+    }),
+  );
+}
+
+/**
+ * The questions a reward is earned on, per task: "practice" (continents only: `continentPracticeQuestions`) or
+ * how many of the task's fine-tuning questions to draw (a seeded choice; Infinity for all). The course's RL
+ * recipe (lib/alignment/recipe.ts) says which.
+ */
+export function rewardQuestions(
+  plan: Readonly<Record<string, "practice" | number>>,
+  train: readonly Conversation[],
+  test: readonly Conversation[],
+  seed = 1337,
+): QuestionWithAnswer[] {
+  const questions = Object.entries(plan).flatMap(([task, source]) => {
+    if (source === "practice") {
+      if (task !== "continent")
+        throw new Error(`rewardQuestions: there are practice questions for continents only, not "${task}".`);
+      return continentPracticeQuestions(test);
+    }
+    const pool = lastQuestions(train.filter((c) => c.task === task));
+    if (pool.length === 0) throw new Error(`rewardQuestions: no training conversations of the task "${task}".`);
+    return new Random(seed).shuffle(pool).slice(0, source);
+  });
+  return new Random(seed + 1).shuffle(questions);
 }

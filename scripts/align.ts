@@ -9,7 +9,7 @@
  * or β (DPO) measures the distance to. Progress bar, Ctrl-C saves and stops, checkpoints like `npm run pretrain`.
  * `--evaluate` grades the held-out test questions before and after (exact match per task).
  */
-import { instructionsFile, lastQuestions, preferencePairs, readConversations } from "course-data";
+import { instructionsFile, lastQuestions, preferencePairs, readConversations, rewardQuestions } from "course-data";
 import {
   alignmentRecipes,
   dpoObjective,
@@ -20,6 +20,7 @@ import {
   loadCheckpoint,
   PreferenceDataset,
   policyGradientObjective,
+  Random,
   RewardSampler,
   saveCheckpoint,
   type TaskAccuracy,
@@ -36,7 +37,8 @@ const usage = `usage: npm run align -- --checkpoint DIR --method rl|dpo --out DI
   --learning-rate LR   peak learning rate (default: the recipe's)
   --kl W               RL: weight of the KL leash to the reference (default: the recipe's)
   --beta B             DPO: β, how far the policy may move from the reference (default: the recipe's)
-  --tasks a,b          the tasks to train on (default: the recipe's)
+  --tasks a,b          the tasks to train on (default: the recipe's; RL: continents from practice questions,
+                       other tasks from their fine-tuning questions)
   --replay N           RL: fine-tuning rows of all tasks replayed per batch (default: the recipe's)
   --replay-weight W    RL: their weight against the reward's rows (default: the recipe's)
   --evaluate           grade the held-out test questions before and after
@@ -73,11 +75,16 @@ run(async () => {
   };
   const { model, tokenizer } = await load();
   const { model: reference } = await load(); // frozen: never trained
-  const tasks = flags.tasks ? flags.tasks.split(",") : [...recipe.tasks];
   const allTrain = readConversations(instructionsFile("train"));
+  const test = readConversations(instructionsFile("test"));
+  const rlQuestions = alignmentRecipes.rl.questions;
+  const tasks = flags.tasks
+    ? flags.tasks.split(",")
+    : method === "rl"
+      ? Object.keys(rlQuestions)
+      : [...alignmentRecipes.dpo.tasks];
   const train = allTrain.filter((c) => tasks.includes(c.task));
   if (train.length === 0) fail(`no training conversations for the tasks ${tasks.join(", ")}.`);
-  const test = readConversations(instructionsFile("test"));
 
   const before = flags.evaluate ? await grade(model, tokenizer, test, "before") : undefined;
   const steps = integerFlag("steps", flags.steps, recipe.trainer.maxSteps);
@@ -89,13 +96,18 @@ run(async () => {
   let trainer: Trainer;
   let sampler: RewardSampler | undefined;
   if (method === "rl") {
-    const questions = shuffled(lastQuestions(train), 1337);
+    const questions = rewardQuestions(
+      Object.fromEntries(tasks.map((task) => [task, rlQuestions[task] ?? Number.POSITIVE_INFINITY])),
+      train,
+      test,
+    );
+    console.error(`${questions.length} questions to earn the reward on (${tasks.join(", ")})`);
     const sampling = {
       ...alignmentRecipes.rl.sampling,
       replayRows: integerFlag("replay", flags.replay, alignmentRecipes.rl.sampling.replayRows),
       replayWeight: numberFlag("replay-weight", flags["replay-weight"], alignmentRecipes.rl.sampling.replayWeight),
     };
-    const demonstrations = shuffled(lastQuestions(allTrain), 4242);
+    const demonstrations = new Random(4242).shuffle(lastQuestions(allTrain));
     sampler = new RewardSampler(questions, demonstrations, tokenizer, model, reference, exactAnswerReward, sampling);
     trainer = new Trainer(
       model,
@@ -104,7 +116,7 @@ run(async () => {
       policyGradientObjective(numberFlag("kl", flags.kl, alignmentRecipes.rl.klWeight)),
     );
   } else {
-    const pairs = shuffled(preferencePairs(train, tasks), 1337);
+    const pairs = new Random(1337).shuffle(preferencePairs(train, tasks));
     console.error(`${pairs.length} preference pairs (${tasks.join(", ")})`);
     const data = new PreferenceDataset(pairs, tokenizer, reference, alignmentRecipes.dpo.data);
     trainer = new Trainer(
@@ -161,16 +173,4 @@ async function grade(
     `${label}: graded ${test.length} test conversations in ${formatDuration((performance.now() - started) / 1000)}`,
   );
   return tasks;
-}
-
-/** A seeded shuffle (Fisher-Yates with a small linear congruential generator). */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  const copy = [...items];
-  let state = seed;
-  for (let i = copy.length - 1; i > 0; i--) {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    const j = state % (i + 1);
-    [copy[i], copy[j]] = [copy[j], copy[i]];
-  }
-  return copy;
 }

@@ -23,7 +23,16 @@ import {
   tf,
   Trainer,
 } from "gpt-course";
-import { lastQuestions, preferencePairs, rejectedAnswer } from "course-data";
+import {
+  continentPracticeQuestions,
+  instructionsFile,
+  lastQuestions,
+  NEW_CONTINENT_TEMPLATES,
+  preferencePairs,
+  readConversations,
+  rejectedAnswer,
+  rewardQuestions,
+} from "course-data";
 
 beforeAll(async () => {
   await initBackend();
@@ -65,6 +74,10 @@ describe("policy gradient", () => {
     );
     expect(advantages.slice(4)).toEqual([0, 0, 0, 0]);
     expect(() => groupAdvantages([1, 0, 1], 2)).toThrow(/not groups of 2/);
+    // without the division by the spread: r − mean, so a rare win weighs less
+    expect(groupAdvantages([1, 0, 0, 0, 0.5, 0.5, 1, 0], 4, false)).toEqual([
+      0.75, -0.25, -0.25, -0.25, 0, 0, 0.5, -0.5,
+    ]);
   });
 
   it("one step makes the answer with a positive advantage more likely and the negative one less", () => {
@@ -207,6 +220,50 @@ describe("the course's preference data", () => {
   });
 });
 
+describe("continent practice questions for RL", () => {
+  const test = readConversations(instructionsFile("test"));
+  const train = readConversations(instructionsFile("train"));
+  const practice = continentPracticeQuestions(test);
+
+  it("never ask a question that occurs anywhere in the test set", () => {
+    const asked = new Set(test.flatMap((c) => c.messages.filter((m) => m.role === "user").map((m) => m.content)));
+    const leaked = practice.filter((q) => asked.has(q.history[0].content));
+    expect(leaked).toEqual([]);
+    // and the test's continent questions are really asked in the templates practice leaves out for that country
+    const continentTest = test.filter((c) => c.task === "continent");
+    expect(continentTest.length).toBeGreaterThan(50);
+    const countries = new Set(practice.map((q) => q.id.replace(/-\d+$/, ""))).size;
+    expect(countries).toBeGreaterThan(200);
+    expect(practice.length).toBeLessThanOrEqual(8 * countries - continentTest.length);
+    expect(practice.length).toBeGreaterThan(7 * countries);
+  });
+
+  it("agree with the fine-tuning data's answers and add five phrasings it never uses", () => {
+    const trainAnswers = new Map(
+      lastQuestions(train.filter((c) => c.task === "continent")).map((q) => [q.history[0].content, q.expected]),
+    );
+    const shared = practice.filter((q) => trainAnswers.has(q.history[0].content));
+    expect(shared.length).toBeGreaterThan(100);
+    for (const q of shared) expect(q.expected).toBe(trainAnswers.get(q.history[0].content));
+    const trainQuestions = new Set(train.flatMap((c) => c.messages.map((m) => m.content)));
+    const fresh = practice.filter((q) => !trainQuestions.has(q.history[0].content));
+    expect(fresh.length).toBeGreaterThanOrEqual(NEW_CONTINENT_TEMPLATES.length * 200);
+    expect(new Set(practice.map((q) => q.expected))).toEqual(
+      new Set(["Africa", "Antarctica", "Asia", "Europe", "North America", "Oceania", "South America"]),
+    );
+  });
+
+  it("rewardQuestions mixes practice questions with a seeded draw of fine-tuning questions", () => {
+    const plan = { continent: "practice" as const, capital: 5 };
+    const questions = rewardQuestions(plan, train, test);
+    expect(questions.filter((q) => q.task === "capital")).toHaveLength(5);
+    expect(questions.filter((q) => q.task === "continent")).toHaveLength(practice.length);
+    expect(rewardQuestions(plan, train, test)).toEqual(questions); // the same order every time
+    expect(() => rewardQuestions({ count: "practice" }, train, test)).toThrow(/practice questions for continents only/);
+    expect(() => rewardQuestions({ poetry: 3 }, train, test)).toThrow(/no training conversations of the task "poetry"/);
+  });
+});
+
 describe("the Trainer with preference objectives", () => {
   it("DPO: runs, lowers its loss from ln 2 on the pairs, and leaks no tensors", async () => {
     const { tokenizer, model } = chatModel();
@@ -248,6 +305,7 @@ describe("the Trainer with preference objectives", () => {
       questionsPerBatch: 2,
       groupSize: 3,
       temperature: 1,
+      divideByStd: true,
       maxNewTokens: 6,
       validationFraction: 0,
       seed: 1,

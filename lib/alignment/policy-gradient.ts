@@ -14,10 +14,14 @@ import { referenceLogProbabilities, targetLogProbabilities } from "./log-probabi
  * DeepSeek's GRPO: for each question, sample a group of G answers from the model itself, score each, and make
  * the better-than-average ones more likely and the worse ones less likely.
  *
- * A group's advantages: A_i = (r_i − mean(r)) / (std(r) + ε). A group whose answers all score alike teaches
- * nothing (every A_i is 0): the signal comes from questions the model sometimes gets right.
+ * A group's advantages: A_i = (r_i − mean(r)) / (std(r) + ε), GRPO's. A group whose answers all score alike
+ * teaches nothing (every A_i is 0): the signal comes from questions the model sometimes gets right.
+ *
+ * `divideByStd: false` keeps A_i = r_i − mean(r) (nanochat; "Dr. GRPO", Liu et al. 2025). Dividing by the
+ * group's spread makes one lucky right answer among eight weigh +2.65 (against +0.875 undivided), as much as a
+ * question the model already half knows: rare wins on hard questions then dominate the step.
  */
-export function groupAdvantages(rewards: readonly number[], groupSize: number): number[] {
+export function groupAdvantages(rewards: readonly number[], groupSize: number, divideByStd = true): number[] {
   if (rewards.length % groupSize !== 0)
     throw new Error(`groupAdvantages: ${rewards.length} rewards are not groups of ${groupSize}.`);
   const advantages: number[] = [];
@@ -25,7 +29,7 @@ export function groupAdvantages(rewards: readonly number[], groupSize: number): 
     const group = rewards.slice(g, g + groupSize);
     const mean = group.reduce((a, b) => a + b, 0) / groupSize;
     const std = Math.sqrt(group.reduce((a, r) => a + (r - mean) ** 2, 0) / groupSize);
-    for (const r of group) advantages.push((r - mean) / (std + 1e-6));
+    for (const r of group) advantages.push(divideByStd ? (r - mean) / (std + 1e-6) : r - mean);
   }
   return advantages;
 }
@@ -66,6 +70,7 @@ export interface RewardSamplerOptions {
   questionsPerBatch: number;
   groupSize: number; // answers sampled per question
   temperature: number; // sampling temperature: exploration
+  divideByStd: boolean; // groupAdvantages: divide by each group's standard deviation (GRPO) or not
   maxNewTokens: number;
   validationFraction: number;
   seed: number;
@@ -150,7 +155,7 @@ export class RewardSampler implements BatchSource {
     for (const entry of Object.values(byTask)) entry.reward /= entry.answers;
     if (split === "train")
       this.history.push({ meanReward: rewards.reduce((a, b) => a + b, 0) / rewards.length, byTask });
-    const advantages = groupAdvantages(rewards, groupSize);
+    const advantages = groupAdvantages(rewards, groupSize, this.options.divideByStd);
     for (let r = 0; r < this.options.replayRows; r++) {
       const demonstration = this.demonstrations[random.int(this.demonstrations.length)];
       rows.push({ history: demonstration.history, answer: demonstration.expected });
