@@ -167,3 +167,59 @@ export function rowsFunc(name: string, R: number, fused: boolean, panels: boolea
   );
   return f;
 }
+
+/**
+ * Dot products for one row of A against a transposed B, read as it lies: c[n] = Σ_k a[k] · b[n, k] for `rows`
+ * rows n of B, each K contiguous floats, bRowBytes apart. This is generation's tied output head (one hidden
+ * state times GPT-2's 50,257 × 768 token embeddings): a matrix-vector product whose cost is reading the matrix
+ * once. The matmul above would first pack the whole matrix (copy 154 MB per token); here each row of B streams
+ * through two vector accumulators (8 floats per step), then the K mod 8 last floats one at a time.
+ */
+export function dotRowsFunc(fused: boolean): Func {
+  const f = new Func("dotRows", 6);
+  const [a, b, bRowBytes, c, rows, K] = Array.from({ length: 6 }, (_, i) => i);
+  const [n, p, q, vectorEnd, end] = Array.from({ length: 5 }, () => f.local("i32"));
+  const [acc0, acc1] = [f.local("v128"), f.local("v128")];
+  const sum = f.local("f32");
+  const multiplyAdd = (offset: number, accumulator: number) => {
+    if (fused) f.get(q).load(offset).get(p).load(offset).get(accumulator).vmadd().set(accumulator);
+    else f.get(accumulator).get(q).load(offset).get(p).load(offset).vmul().vadd().set(accumulator);
+  };
+  f.forRange(
+    n,
+    () => f.i32(0),
+    () => f.get(rows),
+    1,
+    () => {
+      f.f32(0).splat().set(acc0);
+      f.f32(0).splat().set(acc1);
+      f.get(b).get(n).get(bRowBytes).mul().add().set(p); // row n of B
+      f.get(a).set(q);
+      f.get(a).get(K).i32(-8).and().i32(2).shl().add().set(vectorEnd); // a + 4 · (K rounded down to 8)
+      f.get(a).get(K).i32(2).shl().add().set(end);
+      f.block(() =>
+        f.loop(() => {
+          f.get(q).get(vectorEnd).ltU().eqz().brIf(1);
+          multiplyAdd(0, acc0);
+          multiplyAdd(16, acc1);
+          f.get(q).i32(32).add().set(q);
+          f.get(p).i32(32).add().set(p);
+          f.br(0);
+        }),
+      );
+      f.get(acc0).get(acc1).vadd().set(acc0);
+      f.horizontalSum(acc0).set(sum);
+      f.block(() =>
+        f.loop(() => {
+          f.get(q).get(end).ltU().eqz().brIf(1);
+          f.get(sum).get(q).f32Load().get(p).f32Load().f32Mul().f32Add().set(sum);
+          f.get(q).i32(4).add().set(q);
+          f.get(p).i32(4).add().set(p);
+          f.br(0);
+        }),
+      );
+      f.get(c).get(n).i32(2).shl().add().get(sum).f32Store();
+    },
+  );
+  return f;
+}

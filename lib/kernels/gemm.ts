@@ -1,5 +1,5 @@
 import { STRIP, TILE_ROWS, packAFunc, packFunc } from "./gemm-pack.js";
-import { rowsFunc } from "./gemm-micro-kernel.js";
+import { dotRowsFunc, rowsFunc } from "./gemm-micro-kernel.js";
 import { type KernelCall, kernelThreads, pieceCount, rangeCalls, runShared } from "./threads.js";
 import { Func } from "./wasm-asm.js";
 import { KernelModule, encodeModule } from "./wasm-module.js";
@@ -66,6 +66,8 @@ export interface GemmKernels {
     K: number,
     scratch: number,
   ): void;
+  /** c[n] = Σ_k a[k] · B[n, k] for n < rows: B's rows (K contiguous floats each) bRowBytes apart, a contiguous. */
+  dotRows(a: number, b: number, bRowBytes: number, c: number, rows: number, K: number): void;
   /** The same for any number of rows, one at a time, A's element (i, k) at a + i · aRowBytes + k · aKBytes. */
   rows1(
     a: number,
@@ -95,6 +97,10 @@ export function rowMajor(offset: number, cols: number, transposed = false): Matr
   return transposed ? { offset, rowStride: 1, colStride: cols } : { offset, rowStride: cols, colStride: 1 };
 }
 
+/** Rows of A up to which a large transposed B is read as it lies, by dot products (`dotRows`), not packed. */
+const DOT_MAX_ROWS = 2;
+/** Floats of B from which that pays: packing copies all of B; below this, packing is cheap next to the call. */
+const DOT_MIN_FLOATS = 1 << 20;
 /** Rows of A from which B is packed (below, a row-major B with whole strips is read as it is). */
 const PACK_MIN_ROWS = 16;
 /** Multiply-adds from which a matmul is shared out among the kernel threads (~50 µs of work). */
@@ -116,6 +122,30 @@ export function multiplyMatrices(
   N: number,
 ): void {
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
+  if (M <= DOT_MAX_ROWS && K * N >= DOT_MIN_FLOATS && b.rowStride === 1 && a.colStride === 1) {
+    // one or two rows against a large transposed B (generation's tied head, x · wteᵀ): C[m, n] is the dot
+    // product of A's row m with B's column n, which lies contiguous in memory; a range of columns per call
+    const calls: KernelCall[] = [];
+    for (let m = 0; m < M; m++)
+      calls.push(
+        ...rangeCalls(
+          threads,
+          N,
+          1,
+          (from, count): KernelCall => [
+            "dotRows",
+            a.offset + 4 * m * a.rowStride,
+            b.offset + 4 * from * b.colStride,
+            4 * b.colStride,
+            c + 4 * (m * cRowStride + from),
+            count,
+            K,
+          ],
+        ),
+      );
+    runShared(threads, kernels, calls);
+    return;
+  }
   const pieces = pieceCount(threads);
   const strips = Math.ceil(N / STRIP);
   const tiles = Math.floor(M / TILE_ROWS);
@@ -222,7 +252,13 @@ export function relaxedSimdAvailable(): boolean {
 
 export const gemmModule = new KernelModule<GemmKernels>("matmul kernels", () => {
   const fused = relaxedSimdAvailable();
-  return [packFunc(), packAFunc(), rowsFunc("rows4", TILE_ROWS, fused, true), rowsFunc("rows1", 1, fused, false)];
+  return [
+    packFunc(),
+    packAFunc(),
+    rowsFunc("rows4", TILE_ROWS, fused, true),
+    rowsFunc("rows1", 1, fused, false),
+    dotRowsFunc(fused),
+  ];
 });
 
 /** The matmul kernels over this backend's heap, or null where WebAssembly SIMD is unavailable. */
