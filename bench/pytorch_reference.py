@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch reference for the benchmarks: the same GPT, trained on the same batches.
 
-Run as `/usr/bin/python3 bench/pytorch_reference.py '<json args>'`; prints one JSON line. Two modes:
+Run as `/usr/bin/python3 bench/pytorch_reference.py '<json args>'`; prints one JSON line. Three modes:
 - timing (bench/bench.ts): a few steps at a constant learning rate, timed the same way as ours;
 - "parity" (bench/parity.ts): a whole training run with lib's Trainer recipe (linear warm-up then cosine
-  decay, gradient clipping by global norm), the loss on fixed validation windows every `evalInterval` steps.
+  decay, gradient clipping by global norm), the loss on fixed validation windows every `evalInterval` steps;
+- "generate" (bench/bench.ts, GPT-2 124M's shape): greedy generation with a KV cache, batch 1.
 Architecture (nanoGPT / GPT-2 style, as lib/models/gpt.ts): token + position embeddings, pre-LN blocks
 (LayerNorm eps 1e-5, causal multi-head self-attention with a fused qkv projection, MLP 4x with tanh GELU),
 final LayerNorm, output head tied to the token embedding, biases everywhere, N(0, 0.02) init with the
@@ -14,6 +15,7 @@ libopenblas0-pthread (reference BLAS is ~40x slower at matmul).
 """
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -33,15 +35,20 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(C, C)
         self.register_buffer("mask", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if cache is not None:  # generation: keys and values of the earlier positions, kept in a dict
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        past = k.shape[2] - T
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
-        att = att.masked_fill(self.mask[:, :, :T, :T] == 0, float("-inf"))
+        att = att.masked_fill(self.mask[:, :, past:past + T, :past + T] == 0, float("-inf"))
         att = F.softmax(att, dim=-1)
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
         return self.c_proj(y)
@@ -65,8 +72,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(C, eps=1e-5)
         self.mlp = MLP(C)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -87,13 +94,42 @@ class GPT(nn.Module):
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
 
-    def forward(self, idx):
+    def forward(self, idx, caches=None, past=0):
         B, T = idx.shape
-        pos = torch.arange(T, device=idx.device)
+        pos = torch.arange(past, past + T, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)
-        for block in self.h:
-            x = block(x)
+        for i, block in enumerate(self.h):
+            x = block(x, caches[i] if caches is not None else None)
         return self.lm_head(self.ln_f(x))
+
+
+def time_generation(model, args):
+    """Greedy generation with a KV cache, batch 1, as lib's generate(): tokens per second after a warm-up."""
+    prompt, new_tokens = args["prompt"], args["newTokens"]
+    model.eval()
+
+    def run():
+        caches = [{} for _ in model.h]
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt]), caches)
+            tokens = list(prompt)
+            for _ in range(new_tokens):
+                tokens.append(int(logits[0, -1].argmax()))
+                logits = model(torch.tensor([[tokens[-1]]]), caches, past=len(tokens) - 1)
+        return tokens
+
+    run()  # warm-up
+    started = time.perf_counter()
+    tokens = run()
+    seconds = time.perf_counter() - started
+    print(json.dumps({
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+        "tokens_per_second": new_tokens / seconds,
+        "tokens": tokens,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }))
 
 
 def make_optimizer(model, lr, weight_decay):
@@ -165,6 +201,8 @@ def main():
     optimizer = make_optimizer(model, args.get("learningRate", 1e-3), args.get("weightDecay", 0.1))
     if args.get("mode") == "parity":
         return train_for_parity(model, optimizer, args)
+    if args.get("mode") == "generate":
+        return time_generation(model, args)
 
     B = args["batchSize"]
     steps = args["warmupSteps"] + args["timedSteps"]
@@ -200,6 +238,7 @@ def main():
     print(json.dumps({
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         "blas": blas,
         "ms_per_step": ms,
         "tokens_per_second": B * T * 1000 / ms,
