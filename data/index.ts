@@ -26,5 +26,6 @@ export {
   continentPracticeQuestions,
   NEW_CONTINENT_TEMPLATES,
   rewardQuestions,
+  replayQuestions,
 } from "./preferences.js";
 export type { QuestionWithAnswer } from "./preferences.js";

@@ -107,6 +107,15 @@ export function continentPracticeQuestions(test: readonly Conversation[]): Quest
 }
 
 /**
+ * The fine-tuning answers RL replays to keep the tasks its reward does not test (`replayRows`): every training
+ * conversation's last question and answer, in a seeded order, so that `npm run align` and chapter 10 replay the same
+ * rows and reach the same model.
+ */
+export function replayQuestions(train: readonly Conversation[], seed = 4242): QuestionWithAnswer[] {
+  return new Random(seed).shuffle(lastQuestions(train));
+}
+
+/**
  * The questions a reward is earned on, per task: "practice" (continents only: `continentPracticeQuestions`) or
  * how many of the task's fine-tuning questions to draw (a seeded choice; Infinity for all). The course's RL
  * recipe (lib/alignment/recipe.ts) says which.

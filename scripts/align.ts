@@ -9,7 +9,7 @@
  * or β (DPO) measures the distance to. Progress bar, Ctrl-C saves and stops, checkpoints like `npm run pretrain`.
  * `--evaluate` grades the held-out test questions before and after (exact match per task).
  */
-import { instructionsFile, lastQuestions, preferencePairs, readConversations, rewardQuestions } from "course-data";
+import { instructionsFile, preferencePairs, readConversations, replayQuestions, rewardQuestions } from "course-data";
 import {
   alignmentRecipes,
   dpoObjective,
@@ -107,7 +107,7 @@ run(async () => {
       replayRows: integerFlag("replay", flags.replay, alignmentRecipes.rl.sampling.replayRows),
       replayWeight: numberFlag("replay-weight", flags["replay-weight"], alignmentRecipes.rl.sampling.replayWeight),
     };
-    const demonstrations = new Random(4242).shuffle(lastQuestions(allTrain));
+    const demonstrations = replayQuestions(allTrain);
     sampler = new RewardSampler(questions, demonstrations, tokenizer, model, reference, exactAnswerReward, sampling);
     trainer = new Trainer(
       model,
