@@ -37,6 +37,7 @@ const usage = `usage: npm run align -- --checkpoint DIR --method rl|dpo --out DI
   --learning-rate LR   peak learning rate (default: the recipe's)
   --kl W               RL: weight of the KL leash to the reference (default: the recipe's)
   --beta B             DPO: β, how far the policy may move from the reference (default: the recipe's)
+  --chosen-weight W    DPO: weight of the chosen answers' fine-tuning loss added to DPO's (default: the recipe's)
   --tasks a,b          the tasks to train on (default: the recipe's; RL: continents from practice questions,
                        other tasks from their fine-tuning questions)
   --replay N           RL: fine-tuning rows of all tasks replayed per batch (default: the recipe's)
@@ -53,6 +54,7 @@ run(async () => {
     "learning-rate": { type: "string" },
     kl: { type: "string" },
     beta: { type: "string" },
+    "chosen-weight": { type: "string" },
     tasks: { type: "string" },
     replay: { type: "string" },
     "replay-weight": { type: "string" },
@@ -123,7 +125,10 @@ run(async () => {
       model,
       data,
       trainerOptions,
-      dpoObjective(numberFlag("beta", flags.beta, alignmentRecipes.dpo.beta)),
+      dpoObjective(
+        numberFlag("beta", flags.beta, alignmentRecipes.dpo.beta),
+        numberFlag("chosen-weight", flags["chosen-weight"], alignmentRecipes.dpo.chosenWeight),
+      ),
     );
   }
   const started = performance.now();

@@ -66,6 +66,34 @@ describe("DPO", () => {
   });
 });
 
+describe("DPO with the chosen answers' fine-tuning loss", () => {
+  it("adds chosenWeight × the chosen answers' mean negative log-probability per token", () => {
+    const { tokenizer, model } = chatModel();
+    const { model: reference } = chatModel();
+    const history = [{ role: "user" as const, content: "Name the capital of Peru." }];
+    const pairs = [
+      { history, chosen: "Lima", rejected: "Europe" },
+      { history, chosen: "Asia", rejected: "Lima Lima" },
+    ];
+    const data = new PreferenceDataset(pairs, tokenizer, reference, { batchSize: 2, validationFraction: 0, seed: 1 });
+    const batch = data.nextBatch("train");
+    const plain = dpoObjective(0.5)(model, batch).dataSync()[0];
+    const withChosen = dpoObjective(0.5, 0.25)(model, batch).dataSync()[0];
+    // by hand: the chosen rows are the even rows; −ln π(y_w) summed over their graded tokens, per token
+    const perToken = targetLogProbabilities(model.forward(batch.inputs) as tf.Tensor3D, batch.targets).arraySync();
+    const targets = batch.targets.arraySync();
+    let nll = 0;
+    for (let row = 0; row < perToken.length; row += 2) {
+      const graded = targets[row].filter((id) => id !== IGNORE_INDEX).length;
+      nll += -perToken[row].reduce((a, b) => a + b, 0) / graded;
+    }
+    expect(withChosen - plain).toBeCloseTo((0.25 * nll) / 2, 4);
+    tf.dispose([batch.inputs, batch.targets, batch.reference!]);
+    model.dispose();
+    reference.dispose();
+  });
+});
+
 describe("policy gradient", () => {
   it("group advantages: centred and scaled per group; a group that scored alike gets 0", () => {
     const advantages = groupAdvantages([1, 0, 0, 0, 1, 1, 1, 1], 4);

@@ -53,5 +53,6 @@ export const alignmentRecipes = {
     } satisfies Partial<TrainerOptions>,
     data: { batchSize: 16, validationFraction: 0.05, seed: 7 } satisfies PreferenceDatasetOptions,
     beta: 0.5,
+    chosenWeight: 0,
   },
 };
