@@ -24,8 +24,10 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AdamW, crossEntropy, generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, presets, tf } from "gpt-course";
+import { generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, presets, tf } from "gpt-course";
 import {
+  BENCH_OPTIMIZER,
+  benchTrainingStep,
   encodeCharacters,
   gitCommit,
   loadText,
@@ -33,7 +35,6 @@ import {
   repo,
   resultsFolder,
   sampleBatches,
-  toTensors,
   torchPython,
   writeWindows,
 } from "./common.js";
@@ -66,18 +67,6 @@ const timedSteps = option("steps", 20);
 const genTokens = option("gen-tokens", 256);
 /** PyTorch's thread settings: fixed by --torch-threads N (OpenBLAS then as it starts), else the fastest probed. */
 const pinnedTorchThreads = option("torch-threads", undefined);
-
-// -------------------------------------------------------------------------------------------- optimizer
-interface StepOptimizer {
-  name: string;
-  apply(grads: Record<string, tf.Tensor>): void; // keyed by parameter name
-}
-
-/** lib's AdamW (lr 1e-3, weight decay 0.1 on matrices), as the Trainer uses it. */
-function makeOptimizer(model: GPT): StepOptimizer {
-  const optimizer = new AdamW(model.namedParameters(), { learningRate: 1e-3, weightDecay: 0.1 });
-  return { name: "AdamW (lib)", apply: (grads) => optimizer.applyGradients(grads) };
-}
 
 // ---------------------------------------------------------------------------------------------- helpers
 function peakRssBytes(): number {
@@ -112,19 +101,11 @@ async function main(): Promise<void> {
 
   const model = new GPT(config);
   model.train();
-  const optimizer = makeOptimizer(model);
-  const named = model.namedParameters();
-  const variables = named.map(([, variable]) => variable);
-  const nameOf = new Map(named.map(([name, variable]) => [variable.name, name]));
-
+  const training = benchTrainingStep(model);
   function trainStep(windows: Int32Array): number {
-    const { x, y } = toTensors(windows, batchSize, T);
-    const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(x), y), variables);
-    const byName: Record<string, tf.Tensor> = {};
-    for (const [variableName, grad] of Object.entries(grads)) byName[nameOf.get(variableName)!] = grad;
-    optimizer.apply(byName);
+    const value = training.step(windows, batchSize, T);
     const loss = value.dataSync()[0];
-    tf.dispose([x, y, value, grads]);
+    value.dispose();
     return loss;
   }
 
@@ -171,7 +152,7 @@ async function main(): Promise<void> {
     backend.name === "wasm" ? ((tf.backend() as any).wasm?.HEAPU8?.length as number | undefined) : undefined;
   console.log(
     `training: ${tokensPerSecond.toFixed(0)} tokens/s, ${msPerStep.toFixed(1)} ms/step (median of ${stepMs.length}; ` +
-      `min ${Math.min(...stepMs).toFixed(1)}, max ${Math.max(...stepMs).toFixed(1)}; CPU time ${median(cpuMs).toFixed(1)} ms/step), optimizer ${optimizer.name}, ` +
+      `min ${Math.min(...stepMs).toFixed(1)}, max ${Math.max(...stepMs).toFixed(1)}; CPU time ${median(cpuMs).toFixed(1)} ms/step), optimizer ${BENCH_OPTIMIZER}, ` +
       `loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}, peak RSS ${mb(trainPeakRss)}, ` +
       `live tensors ${tf.memory().numTensors}${wasmHeapBytes ? `, wasm heap ${mb(wasmHeapBytes)}` : ""}`,
   );
@@ -311,7 +292,7 @@ async function main(): Promise<void> {
     backendDescription: backend.description,
     wasmThreads: backend.name === "wasm" ? backend.threads : undefined,
     config: { ...config, batchSize, warmupSteps, timedSteps },
-    optimizer: optimizer.name,
+    optimizer: BENCH_OPTIMIZER,
     training: {
       tokensPerSecond,
       msPerStep,
@@ -424,29 +405,25 @@ async function benchGpt2(withPyTorch: boolean): Promise<Gpt2Figures> {
       `peak RSS ${mb(figures.peakRssBytes)}, greedy generation ${figures.tokensPerSecond.toFixed(1)} tokens/s with KV cache`,
   );
   if (withPyTorch) {
-    // PyTorch's best thread settings for matrix-vector work can differ from training's: probe them again
-    let best: Gpt2Figures["pytorch"];
-    for (const threads of [1, 2])
-      for (const blasThreads of [1, 2]) {
-        // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
-        const run: any = runPyTorchJson(
-          { mode: "generate", ...presets.gpt2, seed: 1337, threads, prompt, newTokens },
-          { threads, blasThreads },
-        );
-        if (run && (!best || run.tokens_per_second > best.tokensPerSecond))
-          best = {
-            tokensPerSecond: run.tokens_per_second,
-            threads: run.threads,
-            blasThreads: run.blas_threads,
-            peakRssBytes: run.peak_rss_bytes,
-          };
-      }
-    if (best) {
-      figures.pytorch = best;
-      figures.ratio = figures.tokensPerSecond / best.tokensPerSecond;
+    // PyTorch's best thread settings for matrix-vector work can differ from training's: probed again
+    const fastest = fastestTorch("generation", (settings) =>
+      runPyTorchJson(
+        { mode: "generate", ...presets.gpt2, seed: 1337, threads: settings.threads, prompt, newTokens },
+        settings,
+      ),
+    );
+    if (fastest) {
+      const { run } = fastest;
+      figures.pytorch = {
+        tokensPerSecond: run.tokens_per_second,
+        threads: run.threads,
+        blasThreads: run.blas_threads,
+        peakRssBytes: run.peak_rss_bytes,
+      };
+      figures.ratio = figures.tokensPerSecond / run.tokens_per_second;
       console.log(
-        `GPT-2 124M in PyTorch (torch ${best.threads} × OpenBLAS ${best.blasThreads}, the fastest of four): ` +
-          `${best.tokensPerSecond.toFixed(1)} tokens/s, peak RSS ${mb(best.peakRssBytes)}: ours ${figures.ratio.toFixed(2)}x`,
+        `GPT-2 124M in PyTorch (${describeTorch(fastest.settings)}, the fastest of four): ` +
+          `${run.tokens_per_second.toFixed(1)} tokens/s, peak RSS ${mb(run.peak_rss_bytes)}: ours ${figures.ratio.toFixed(2)}x`,
       );
     }
   }
@@ -459,32 +436,42 @@ interface TorchSettings {
   blasThreads?: number;
 }
 
-/**
- * PyTorch's fastest configuration on this machine, probed with short runs (3 warm-up + 8 timed steps each):
- * torch threads 1 or 2 × OpenBLAS threads 1 or 2. Both pools fight over the same cores, and which pairing wins
- * depends on the machine (here: 1 torch thread with OpenBLAS's 2; 2 × 2 oversubscribes and halves the speed).
- * --torch-threads N skips the probe.
- */
+/** Short PyTorch training runs for the probe: 3 warm-up + 8 timed steps. */
 const PROBE_STEPS = { warmupSteps: 3, timedSteps: 8 };
 
+/** PyTorch's settings for the training rounds: --torch-threads N pins them, else the fastest of the probe. */
 function bestTorchSettings(batches: Int32Array[]): TorchSettings | undefined {
   if (pinnedTorchThreads !== undefined) return { threads: Number(pinnedTorchThreads) };
-  const candidates: TorchSettings[] = [1, 2].flatMap((threads) =>
-    [1, 2].map((blasThreads) => ({ threads, blasThreads })),
-  );
-  let best: { settings: TorchSettings; tokensPerSecond: number } | undefined;
+  return fastestTorch("training", (settings) => runPyTorch(batches, settings, PROBE_STEPS))?.settings;
+}
+
+/**
+ * PyTorch's fastest configuration on this machine for one kind of work: `run` under torch threads 1 or 2 ×
+ * OpenBLAS threads 1 or 2, the one with the most tokens per second kept. Both pools fight over the same cores,
+ * and which pairing wins depends on the machine and the work (here, training: 1 torch thread with OpenBLAS's 2;
+ * 2 × 2 oversubscribes and halves the speed). Undefined when PyTorch cannot run.
+ */
+function fastestTorch(
+  work: string,
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+  run: (settings: TorchSettings) => any,
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+): { settings: TorchSettings; run: any } | undefined {
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+  let best: { settings: TorchSettings; run: any } | undefined;
   const probed: string[] = [];
-  for (const settings of candidates) {
-    const run = runPyTorch(batches, settings, PROBE_STEPS);
-    if (!run) return undefined;
-    probed.push(`${describeTorch(settings)} ${run.tokens_per_second.toFixed(0)}`);
-    if (!best || run.tokens_per_second > best.tokensPerSecond)
-      best = { settings, tokensPerSecond: run.tokens_per_second };
-  }
+  for (const threads of [1, 2])
+    for (const blasThreads of [1, 2]) {
+      const settings = { threads, blasThreads };
+      const result = run(settings);
+      if (!result) return undefined;
+      probed.push(`${describeTorch(settings)} ${result.tokens_per_second.toFixed(0)}`);
+      if (!best || result.tokens_per_second > best.run.tokens_per_second) best = { settings, run: result };
+    }
   console.log(
-    `PyTorch settings probed (tokens/s): ${probed.join(", ")}; compared with ${describeTorch(best!.settings)}`,
+    `PyTorch settings probed for ${work} (tokens/s): ${probed.join(", ")}; the fastest: ${describeTorch(best!.settings)}`,
   );
-  return best?.settings;
+  return best;
 }
 
 function describeTorch(settings: TorchSettings): string {

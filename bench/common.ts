@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
-import { Random, tf } from "gpt-course";
+import { AdamW, crossEntropy, type GPT, Random, tf } from "gpt-course";
 
 export const repo = path.resolve(__dirname, "..");
 
@@ -121,4 +121,35 @@ export function toTensors(windows: Int32Array, B: number, T: number): { x: tf.Te
     y.set(windows.subarray(b * (T + 1) + 1, (b + 1) * (T + 1)), b * T);
   }
   return { x: tf.tensor2d(x, [B, T], "int32"), y: tf.tensor2d(y, [B, T], "int32") };
+}
+
+/** The optimizer every benchmark's training step uses. */
+export const BENCH_OPTIMIZER = "AdamW (lib)";
+
+/**
+ * One training step as the benchmarks time it: forward, backward and lib's AdamW update (lr 1e-3, weight decay
+ * 0.1 on matrices, as the Trainer uses it) on windows of B × (T + 1) token ids. Returns the loss tensor for the
+ * caller to read and dispose: `dataSync()` on the CPU backends, `await data()` on WebGPU (which cannot read
+ * synchronously in Node). `dispose()` frees the optimizer's moments.
+ */
+export function benchTrainingStep(model: GPT): {
+  step(windows: Int32Array, B: number, T: number): tf.Tensor;
+  dispose(): void;
+} {
+  const named = model.namedParameters();
+  const variables = named.map(([, variable]) => variable);
+  const nameOf = new Map(named.map(([name, variable]) => [variable.name, name]));
+  const optimizer = new AdamW(named, { learningRate: 1e-3, weightDecay: 0.1 });
+  return {
+    step(windows, B, T) {
+      const { x, y } = toTensors(windows, B, T);
+      const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(x), y), variables);
+      const byName: Record<string, tf.Tensor> = {};
+      for (const [variableName, grad] of Object.entries(grads)) byName[nameOf.get(variableName)!] = grad;
+      optimizer.applyGradients(byName);
+      tf.dispose([x, y, grads]);
+      return value;
+    },
+    dispose: () => optimizer.dispose(),
+  };
 }

@@ -21,8 +21,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AdamW, crossEntropy, GPT, type GPTConfigInput, generate, initBackend, presets, tf } from "gpt-course";
-import { encodeCharacters, gitCommit, loadText, median, sampleBatches, toTensors } from "./common.js";
+import { GPT, type GPTConfigInput, generate, initBackend, presets, tf } from "gpt-course";
+import { benchTrainingStep, encodeCharacters, gitCommit, loadText, median, sampleBatches } from "./common.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
@@ -56,26 +56,17 @@ function report(key: string, value: unknown, line: string): void {
 async function train(config: GPTConfigInput, batches: Int32Array[], batchSize: number, blockSize: number) {
   const model = new GPT({ ...config, contextLength: Math.max(blockSize, 1), dropout: 0, seed: 1337 });
   model.train();
-  const optimizer = new AdamW(model.namedParameters(), { learningRate: 1e-3, weightDecay: 0.1 });
-  const named = model.namedParameters();
-  const nameOf = new Map(named.map(([name, variable]) => [variable.name, name]));
+  const training = benchTrainingStep(model);
   const losses: number[] = [];
   const stepMs: number[] = [];
   for (const [s, windows] of batches.entries()) {
     const start = performance.now();
-    const { x, y } = toTensors(windows, batchSize, blockSize);
-    const { value, grads } = tf.variableGrads(
-      () => crossEntropy(model.forward(x), y),
-      named.map(([, variable]) => variable),
-    );
-    const byName: Record<string, tf.Tensor> = {};
-    for (const [variableName, grad] of Object.entries(grads)) byName[nameOf.get(variableName)!] = grad;
-    optimizer.applyGradients(byName);
+    const value = training.step(windows, batchSize, blockSize);
     losses.push((await value.data())[0]); // an asynchronous read: WebGPU in Node cannot read synchronously
-    tf.dispose([x, y, value, grads]);
+    value.dispose();
     if (s >= warmupSteps) stepMs.push(performance.now() - start);
   }
-  optimizer.dispose();
+  training.dispose();
   model.dispose();
   const ms = median(stepMs);
   return { losses, msPerStep: ms, tokensPerSecond: (batchSize * blockSize * 1000) / ms };
