@@ -704,6 +704,46 @@ describe("freeing backward-pass memory early (lib/backend/gradient-memory.ts)", 
     tf.dispose([x, x2, dy, g, ga, gb, second]);
     await tf.setBackend("cpu");
   });
+
+  it("hands the fused kernels no tensor of zeros for their extra outputs (attention's weights, GELU's tanh)", async () => {
+    await tf.setBackend("wasm");
+    expect(freeGradientMemoryEarly()).toBe(true);
+    const [B, nh, T, hs] = [2, 2, 8, 4];
+    const x = tf.randomNormal([B, nh, T, hs], 0, 1, "float32", 5);
+    const engine = tf.engine() as unknown as { makeTensor: (...args: unknown[]) => tf.Tensor };
+    const makeTensor = engine.makeTensor;
+    const made: number[][] = [];
+    engine.makeTensor = function (...args: unknown[]) {
+      made.push([...(args[1] as number[])]);
+      return makeTensor.apply(this, args);
+    };
+    try {
+      // the loss uses attention's output and GELU's result only (flattened first: sum's gradient makes ones of
+      // its input's shape)
+      const loss = (q: tf.Tensor) =>
+        geluTanh(scaledDotProductAttention(q, q, q, { causal: true }).output)
+          .reshape([-1])
+          .sum();
+      tf.dispose(tf.grad(loss)(x));
+    } finally {
+      engine.makeTensor = makeTensor;
+    }
+    expect(made.filter((shape) => shape.join() === [B, nh, T, T].join())).toEqual([]); // the weights' shape
+    expect(made.filter((shape) => shape.join() === [B, nh, T, hs].join())).toEqual([]); // GELU's tanh's shape
+    // a loss of the weights alone (the output's gradient is missing then): the same gradients as on cpu
+    const weightsOnly = (backend: string) => {
+      tf.setBackend(backend);
+      const loss = (q: tf.Tensor) => scaledDotProductAttention(q, q, q, { causal: true }).weights.square().sum();
+      return tf.tidy(() => tf.grad(loss)(x).arraySync() as number[][][][]);
+    };
+    const fused = weightsOnly("wasm");
+    const composed = weightsOnly("cpu");
+    expect(relativeError(Float32Array.from(fused.flat(3)), Float32Array.from(composed.flat(3)))).toBeLessThan(
+      TOLERANCE,
+    );
+    x.dispose();
+    await tf.setBackend("cpu");
+  });
 });
 
 describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { acceptsMissingOutputGradients } from "../kernels/registry.js";
 
 /**
  * Frees backward-pass memory as soon as it is no longer needed.
@@ -83,8 +84,8 @@ export function freeGradientMemoryEarly(): boolean {
     addTapeNode.apply(this, args);
     const tape = this.state.activeTape;
     const node = tape?.[tape.length - 1];
-    const gradient = node?.gradient;
-    if (!node || !gradient) return;
+    if (!node?.gradient) return;
+    const gradient = gradientKeepingNulls(args) ?? node.gradient;
     node.gradient = (dys) => {
       // Backprop is sequential: when this node's gradient is asked for, the previous node is finished.
       const outermost = this.state.gradientDepth === 0;
@@ -135,6 +136,23 @@ export function freeGradientMemoryEarly(): boolean {
     pending = undefined;
   };
   return true;
+}
+
+/**
+ * For an output the loss never reached, tfjs's tape hands the gradient function a tensor of zeros of that
+ * output's shape, built in JavaScript and copied into the backend. Kernels that accept null there (our fused
+ * kernels' extra outputs: attention's weights, GELU's tanh, `acceptsMissingOutputGradients`) get null:
+ * the same gradient function called as the tape would call it, without the zeros. Undefined for other kernels.
+ */
+function gradientKeepingNulls(args: unknown[]): TapeNode["gradient"] {
+  // the engine's addTapeNode(kernelName, inputs, outputs, gradientsFunc, saved, attrs)
+  const [kernelName, , , , saved, attrs] = args as [string, unknown, unknown, unknown, tf.Tensor[], tf.NamedAttrMap];
+  const config = acceptsMissingOutputGradients(kernelName) ? tf.getGradient(kernelName) : undefined;
+  if (!config) return undefined;
+  return (dys) =>
+    config.gradFunc((dys.length > 1 ? dys : dys[0]) as tf.Tensor | tf.Tensor[], saved, attrs) as ReturnType<
+      NonNullable<TapeNode["gradient"]>
+    >;
 }
 
 let restore: (() => void) | undefined;

@@ -27,14 +27,27 @@ import { type WasmBackend, f32, heapMemory, heapOffset, i32, withoutThreadPool }
 function blockAttentionGrad(
   backend: WasmBackend,
   simd: SimdKernels,
-  { dO, dP, q, k, v, p, dq, dk, dv }: Record<"dO" | "dP" | "q" | "k" | "v" | "p" | "dq" | "dk" | "dv", tf.TensorInfo>,
+  {
+    dO,
+    dP,
+    q,
+    k,
+    v,
+    p,
+    dq,
+    dk,
+    dv,
+  }: Record<"dO" | "q" | "k" | "v" | "p" | "dq" | "dk" | "dv", tf.TensorInfo> & {
+    dP?: tf.TensorInfo;
+  },
   { batch, Tq, Tk, hs, hv }: Dims,
   scale: number,
   blocks: Block[][],
 ): void {
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
   f32(backend, dS).fill(0);
-  const [DO, Q, K, V, P, DS, DQ, DK, DV, DP] = [dO, q, k, v, p, dS, dq, dk, dv, dP].map((t) => heapOffset(backend, t));
+  const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
+  const DP = dP ? heapOffset(backend, dP) : 0;
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
   // a block's byte offsets: (q0, k0) in the (Tq, Tk) matrices P and dS; its first query and key rows, per float of width
   const offsets = (b: number, { q0, k0 }: Block) => ({
@@ -66,7 +79,7 @@ function blockAttentionGrad(
   });
   runShared(threads, simd, valueCalls);
   const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => [
-    "softmaxBwd",
+    dP ? "softmaxBwd" : "softmaxBwdPlain",
     P + 4 * from * Tk,
     DS + 4 * from * Tk,
     DP + 4 * from * Tk,
@@ -116,13 +129,14 @@ function blockAttentionGrad(
 }
 
 /**
- * Backward: inputs dO, dP (the gradient reaching the weights output, zeros unless they were used), q, k, v
- * and the saved weights P. With dP_total = dO Vᵀ + dP:
+ * Backward: inputs dO, dP (the gradient reaching the weights output; absent when the loss does not use them),
+ * q, k, v and the saved weights P. With dP_total = dO Vᵀ + dP:
  *   dV = Pᵀ dO,  dS = P ⊙ (dP_total − rowsum(P ⊙ dP_total)) · scale,  dQ = dS K,  dK = dSᵀ Q.
  */
 export function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;
-  const { dO, dP, q, k, v, p, documentIds } = args.inputs as Record<string, tf.TensorInfo>;
+  const { dO, dP, q, k, v, p, documentIds } = args.inputs as Record<string, tf.TensorInfo | undefined> &
+    Record<"dO" | "q" | "k" | "v" | "p", tf.TensorInfo>;
   const visibility: Visibility = {
     causal: Boolean(args.attrs?.causal),
     documents: documentIds && i32(backend, documentIds).slice(),
@@ -169,8 +183,9 @@ export function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
     }
   });
 
-  if (simd) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), batch * Tq, Tk, scale);
-  else softmaxBackward(f32(backend, p), f32(backend, dS), f32(backend, dP), batch * Tq, Tk, scale);
+  if (simd && dP) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), batch * Tq, Tk, scale);
+  else if (simd) simd.softmaxBwdPlain(heapOffset(backend, p), dSBase, 0, batch * Tq, Tk, scale);
+  else softmaxBackward(f32(backend, p), f32(backend, dS), dP && f32(backend, dP), batch * Tq, Tk, scale);
 
   // dQ = dS K, dK = dSᵀ Q
   const kBase = heapOffset(backend, k);
@@ -197,17 +212,16 @@ export function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
 function softmaxBackward(
   p: Float32Array,
   g: Float32Array,
-  extra: Float32Array,
+  extra: Float32Array | undefined,
   rows: number,
   n: number,
   scale: number,
 ): void {
-  const withExtra = extra.length === g.length;
   for (let r = 0; r < rows; r++) {
     const start = r * n;
     const end = start + n;
     let dot = 0;
-    if (withExtra) {
+    if (extra) {
       for (let j = start; j < end; j++) {
         const gj = g[j] + extra[j];
         g[j] = gj;

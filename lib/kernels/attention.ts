@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { fusedAttentionGradWasm } from "./attention-backward.js";
 import { fusedAttentionWasm } from "./attention-forward.js";
-import { type KernelArgs, defineKernel } from "./registry.js";
+import { type KernelArgs, acceptMissingOutputGradients, defineKernel } from "./registry.js";
 
 /**
  * Scaled dot-product attention as one kernel (forward) and one gradient kernel, for the wasm backend:
@@ -48,19 +48,23 @@ export function registerFusedAttention(): void {
       inputsToSave: [...inputsToSave],
       outputsToSave: [false, true],
       gradFunc: (dys, saved, attrs) => {
-        const [dO, dP] = dys as tf.Tensor[];
+        // either may be null (an output the loss does not use): dP then adds nothing, dO counts as zeros
+        const [dOrNull, dP] = dys as Array<tf.Tensor | null>;
         const [q, k, v, ...rest] = saved; // then [documentIds,] p
         const p = rest.pop()!;
+        const dO = dOrNull ?? tf.zeros([...q.shape.slice(0, -1), v.shape[v.rank - 1]]);
         const documentIds = rest.length > 0 ? { documentIds: rest[0] } : {};
         const [dq, dk, dv] = tf
           .engine()
           .runKernel(
             FUSED_ATTENTION_GRAD,
-            { dO, dP, q, k, v, p, ...documentIds } as unknown as tf.NamedTensorMap,
+            { dO, q, k, v, p, ...(dP ? { dP } : {}), ...documentIds } as unknown as tf.NamedTensorMap,
             attrs as tf.NamedAttrMap,
           ) as tf.Tensor[];
+        if (!dOrNull) dO.dispose();
         return { q: () => dq, k: () => dk, v: () => dv };
       },
     });
+    acceptMissingOutputGradients(kernelName);
   }
 }

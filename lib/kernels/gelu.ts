@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { tanhOf } from "./elementwise.js";
-import { type KernelArgs, defineKernel } from "./registry.js";
+import { type KernelArgs, acceptMissingOutputGradients, defineKernel } from "./registry.js";
 import { simdKernels } from "./simd.js";
 import { kernelThreads, rangeCalls, runShared } from "./threads.js";
 import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
@@ -92,7 +92,7 @@ export function registerFusedGelu(): void {
       kernelName: FUSED_GELU_TANH,
       inputsToSave: ["x"],
       outputsToSave: [false, true],
-      // t is an internal output (fusedGeluTanh returns only y): its gradient is zero
+      // t is an internal output (fusedGeluTanh returns only y): its gradient (zeros or null) is unused
       gradFunc: (dys, saved) => {
         const dy = (dys as tf.Tensor[])[0];
         const [x, t] = saved;
@@ -100,4 +100,5 @@ export function registerFusedGelu(): void {
       },
     });
   }
+  acceptMissingOutputGradients(FUSED_GELU_TANH);
 }

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { sumRows } from "./reduce.js";
-import { type KernelArgs, defineKernel } from "./registry.js";
+import { type KernelArgs, acceptMissingOutputGradients, defineKernel } from "./registry.js";
 import { simdKernels } from "./simd.js";
 import { kernelThreads, rangeCalls, runShared } from "./threads.js";
 import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
@@ -155,7 +155,7 @@ export function registerFusedLayerNorm(): void {
       kernelName: FUSED_LAYER_NORM,
       inputsToSave: ["x", "gamma"],
       outputsToSave: [false, true, true],
-      // mean and rstd are internal outputs (fusedLayerNorm returns only y): their gradients are zero
+      // mean and rstd are internal outputs (fusedLayerNorm returns only y): their gradients (zeros or null) are unused
       gradFunc: (dys, saved, attrs) => {
         const dy = (dys as tf.Tensor[])[0];
         const [x, gamma, mean, rstd] = saved;
@@ -170,4 +170,5 @@ export function registerFusedLayerNorm(): void {
       },
     });
   }
+  acceptMissingOutputGradients(FUSED_LAYER_NORM);
 }

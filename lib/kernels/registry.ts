@@ -59,3 +59,21 @@ export function unregisterFusedKernels(names?: string[]): void {
     defined.delete(key);
   }
 }
+
+/**
+ * Kernels whose gradient function takes `null` for an output the loss never reached (our fused kernels'
+ * extra outputs: attention's weights, GELU's tanh, LayerNorm's mean and 1/σ). For those TensorFlow.js would
+ * first build a tensor of zeros of that output's shape: for attention's weights 4 MB a layer, filled in
+ * JavaScript and copied into the heap, every step. backend/gradient-memory.ts hands these kernels null instead.
+ */
+const missingGradientsAccepted = new Set<string>();
+
+/** Declares that `kernelName`'s registered gradient function accepts null for unused outputs. */
+export function acceptMissingOutputGradients(kernelName: string): void {
+  missingGradientsAccepted.add(kernelName);
+}
+
+/** Whether `kernelName`'s gradient function accepts null for unused outputs (see above). */
+export function acceptsMissingOutputGradients(kernelName: string): boolean {
+  return missingGradientsAccepted.has(kernelName);
+}

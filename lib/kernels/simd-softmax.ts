@@ -144,8 +144,9 @@ export function softmaxBlockFunc(): Func {
   return f;
 }
 
-export function softmaxBwdFunc(): Func {
-  const f = new Func("softmaxBwd", 6, ["i32", "i32", "i32", "i32", "i32", "f32"]);
+/** The softmax gradient; `withExtra`: first add `extra` into g (the gradient reaching the weights themselves). */
+export function softmaxBwdFunc(withExtra: boolean): Func {
+  const f = new Func(withExtra ? "softmaxBwd" : "softmaxBwdPlain", 6, ["i32", "i32", "i32", "i32", "i32", "f32"]);
   const [p, g, extra, rows, n, scale] = [0, 1, 2, 3, 4, 5];
   const [r, j, rowBytes, vectorBytes, off] = Array.from({ length: 5 }, () => f.local("i32"));
   const dot = f.local("v128");
@@ -172,8 +173,11 @@ export function softmaxBwdFunc(): Func {
         16,
         () => {
           f.get(r).get(rowBytes).mul().get(j).add().set(off);
-          f.get(g).get(off).add().load().get(extra).get(off).add().load().vadd().set(gj);
-          f.get(g).get(off).add().get(gj).store();
+          f.get(g).get(off).add().load().set(gj);
+          if (withExtra) {
+            f.get(gj).get(extra).get(off).add().load().vadd().set(gj);
+            f.get(g).get(off).add().get(gj).store();
+          }
           f.get(dot).get(p).get(off).add().load().get(gj).vmul().vadd().set(dot);
         },
       );
@@ -184,8 +188,11 @@ export function softmaxBwdFunc(): Func {
         4,
         () => {
           f.get(r).get(rowBytes).mul().get(j).add().set(off);
-          f.get(g).get(off).add().f32Load().get(extra).get(off).add().f32Load().f32Add().set(gs);
-          f.get(g).get(off).add().get(gs).f32Store();
+          f.get(g).get(off).add().f32Load().set(gs);
+          if (withExtra) {
+            f.get(gs).get(extra).get(off).add().f32Load().f32Add().set(gs);
+            f.get(g).get(off).add().get(gs).f32Store();
+          }
           f.get(tailDot).get(p).get(off).add().f32Load().get(gs).f32Mul().f32Add().set(tailDot);
         },
       );

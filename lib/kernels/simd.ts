@@ -63,6 +63,8 @@ export interface SimdKernels {
   softmaxBlock(s: number, p: number, rows: number, keys: number, above: number, rowFloats: number, k0: number): void;
   /** Per row of n floats: g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
   softmaxBwd(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
+  /** The same without `extra` (ignored): g ← p ⊙ (g − Σ p ⊙ g) · scale. */
+  softmaxBwdPlain(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
   /**
    * Dot products of rows, for attention scores: c[i, j] = scale · Σ_t a[i, t] b[j, t] for i < m and
    * j < min(n, i + above + 1) (above = n: every j; above = 0: causal), t < k (a multiple of 4). Strides are
@@ -160,7 +162,8 @@ export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
   layerNormFwdFunc(),
   layerNormBwdFunc(),
   softmaxBlockFunc(),
-  softmaxBwdFunc(),
+  softmaxBwdFunc(true),
+  softmaxBwdFunc(false),
   adamWFunc(),
   dotProductsFunc(),
   weightedRowsFunc(),
