@@ -4,6 +4,20 @@
  */
 import { Func } from "./wasm-asm.js";
 
+/** sum ← x · y + sum for the locals given: one fused multiply-add where relaxed SIMD has it (gemm.ts). */
+function multiplyAdd(f: Func, fused: boolean, x: () => void, y: () => void, sum: number): void {
+  if (fused) {
+    x();
+    y();
+    f.get(sum).vmadd().set(sum);
+  } else {
+    f.get(sum);
+    x();
+    y();
+    f.vmul().vadd().set(sum);
+  }
+}
+
 /** Pushes min(limit, i + above + 1) (unsigned), the end of row i's range. */
 function rangeEnd(f: Func, i: number, above: number, limit: number): void {
   const end = f.local("i32");
@@ -11,7 +25,7 @@ function rangeEnd(f: Func, i: number, above: number, limit: number): void {
   f.get(end).get(limit).get(end).get(limit).ltU().select();
 }
 
-export function dotProductsFunc(): Func {
+export function dotProductsFunc(fused: boolean): Func {
   const f = new Func("dotProducts", 11, [...Array(10).fill("i32"), "f32"] as Array<"i32" | "f32">);
   const [a, b, c, m, n, k, aStride, bStride, cStride, above, scale] = Array.from({ length: 11 }, (_, i) => i);
   const [i, j, t, jEnd, jEnd4, kBytes, bStep, aRow, cRow, b0, b1, b2, b3] = Array.from({ length: 13 }, () =>
@@ -52,7 +66,13 @@ export function dotProductsFunc(): Func {
             () => {
               f.get(aRow).get(t).add().load().set(av);
               [b0, b1, b2, b3].forEach((row, r) =>
-                f.get(acc[r]).get(av).get(row).get(t).add().load().vmul().vadd().set(acc[r]),
+                multiplyAdd(
+                  f,
+                  fused,
+                  () => f.get(av),
+                  () => f.get(row).get(t).add().load(),
+                  acc[r],
+                ),
               );
             },
           );
@@ -101,7 +121,13 @@ export function dotProductsFunc(): Func {
             () => f.get(kBytes),
             16,
             () => {
-              f.get(acc[0]).get(aRow).get(t).add().load().get(b0).get(t).add().load().vmul().vadd().set(acc[0]);
+              multiplyAdd(
+                f,
+                fused,
+                () => f.get(aRow).get(t).add().load(),
+                () => f.get(b0).get(t).add().load(),
+                acc[0],
+              );
             },
           );
           f.get(cRow).get(j).i32(2).shl().add();
@@ -114,7 +140,7 @@ export function dotProductsFunc(): Func {
   return f;
 }
 
-export function weightedRowsFunc(): Func {
+export function weightedRowsFunc(fused: boolean): Func {
   const f = new Func("weightedRows", 12);
   const [w, x, c, m, n, k, wRowStride, wColStride, xStride, cStride, below, above] = Array.from(
     { length: 12 },
@@ -141,13 +167,13 @@ export function weightedRowsFunc(): Func {
       () => {
         f.get(wPtr).f32Load().splat().set(weight);
         for (let v = 0; v < vectors; v++)
-          f.get(acc[v])
-            .get(weight)
-            .get(xPtr)
-            .load(16 * v)
-            .vmul()
-            .vadd()
-            .set(acc[v]);
+          multiplyAdd(
+            f,
+            fused,
+            () => f.get(weight),
+            () => f.get(xPtr).load(16 * v),
+            acc[v],
+          );
         f.get(wPtr).get(wStep).add().set(wPtr);
         f.get(xPtr).get(xStep).add().set(xPtr);
       },

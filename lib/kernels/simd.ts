@@ -4,6 +4,7 @@ import { layerNormBwdFunc, layerNormFwdFunc } from "./simd-layernorm.js";
 import { dotProductsFunc, weightedRowsFunc } from "./simd-products.js";
 import { softmaxBlockFunc, softmaxBwdFunc } from "./simd-softmax.js";
 import { addRowsFunc, columnSumsFunc, scatterAddRowsFunc } from "./simd-sums.js";
+import { relaxedSimdAvailable } from "./gemm.js";
 import { KernelModule } from "./wasm-module.js";
 import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
@@ -165,8 +166,8 @@ export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
   softmaxBwdFunc(true),
   softmaxBwdFunc(false),
   adamWFunc(),
-  dotProductsFunc(),
-  weightedRowsFunc(),
+  dotProductsFunc(relaxedSimdAvailable()),
+  weightedRowsFunc(relaxedSimdAvailable()),
   columnSumsFunc(),
   scatterAddRowsFunc(),
   transposeFunc(),
