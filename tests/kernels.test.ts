@@ -170,6 +170,8 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
       [[1, 771], [1400, 771], false, true], // generation's tied head x·wteᵀ: dot products over B's rows, K mod 8 = 3
       [[2, 768], [1366, 768], false, true], // two rows: each its own dot products
       [[3, 768], [1366, 768], false, true], // three rows: B packed again
+      [[37, 50], [601, 50], false, true], // a wide B: column blocks of 512, the last strip 1 column, 1 row left over
+      [[6, 300], [300, 1040], false, false], // a wide row-major B read as it is, in column blocks, K in 2 chunks
       [[500, 1], [16, 1], false, true], // K = 1: A's rows and columns both 1 float apart
       [[1, 40], [1, 24], true, false], // K = 1, A transposed
     ] as Array<[number[], number[], boolean?, boolean?]>) {

@@ -11,9 +11,14 @@ export const TILE_ROWS = 4;
 export function packFunc(): Func {
   const f = new Func("pack", 6);
   const [b, rowStride, colStride, K, N, packed] = [0, 1, 2, 3, 4, 5];
-  const [j, k, col, out, rowBytes, colBytes, from, count] = Array.from({ length: 8 }, () => f.local("i32"));
+  const [j, k, col, out, rowBytes, colBytes, from, count, k4, kFirst] = Array.from({ length: 10 }, () =>
+    f.local("i32"),
+  );
+  const rows = Array.from({ length: STRIP }, () => f.local("v128"));
+  const [t0, t1, t2, t3] = Array.from({ length: 4 }, () => f.local("v128"));
   f.get(rowStride).i32(2).shl().set(rowBytes);
   f.get(colStride).i32(2).shl().set(colBytes);
+  f.get(K).i32(-4).and().set(k4);
   f.get(packed).set(out);
   f.forRange(
     j,
@@ -21,9 +26,61 @@ export function packFunc(): Func {
     () => f.get(N),
     STRIP,
     () => {
+      f.i32(0).set(kFirst);
+      // A transposed B (rowStride 1, a weight matrix read as Wᵀ, e.g. the tied head x · wteᵀ): the strip's 8
+      // columns are 8 rows in memory, each contiguous in k. 4 k at a time: one vector from each row, then two
+      // 4 × 4 transposes in registers give the strip's rows k … k+3 (8 floats each). The rest, one k at a time.
+      f.get(rowStride).i32(1).sub().eqz().get(N).get(j).sub().i32(STRIP).ltU().eqz().and();
+      f.if_(() => {
+        f.forRange(
+          k,
+          () => f.i32(0),
+          () => f.get(k4),
+          4,
+          () => {
+            f.get(b).get(j).get(colBytes).mul().add().get(k).i32(2).shl().add().set(from);
+            for (const row of rows) {
+              f.get(from).load().set(row);
+              f.get(from).get(colBytes).add().set(from);
+            }
+            for (let half = 0; half < 2; half++) {
+              const [r0, r1, r2, r3] = rows.slice(4 * half, 4 * half + 4);
+              f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
+              f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
+              f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
+              f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
+              f.get(out)
+                .get(t0)
+                .get(t2)
+                .shuffle32([0, 1, 4, 5])
+                .store(16 * half);
+              f.get(out)
+                .get(t0)
+                .get(t2)
+                .shuffle32([2, 3, 6, 7])
+                .store(32 + 16 * half);
+              f.get(out)
+                .get(t1)
+                .get(t3)
+                .shuffle32([0, 1, 4, 5])
+                .store(64 + 16 * half);
+              f.get(out)
+                .get(t1)
+                .get(t3)
+                .shuffle32([2, 3, 6, 7])
+                .store(96 + 16 * half);
+            }
+            f.get(out)
+              .i32(4 * 4 * STRIP)
+              .add()
+              .set(out);
+          },
+        );
+        f.get(k4).set(kFirst);
+      });
       f.forRange(
         k,
-        () => f.i32(0),
+        () => f.get(kFirst),
         () => f.get(K),
         1,
         () => {

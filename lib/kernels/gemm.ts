@@ -103,6 +103,12 @@ const DOT_MAX_ROWS = 2;
 const DOT_MIN_FLOATS = 1 << 20;
 /** Rows of A from which B is packed (below, a row-major B with whole strips is read as it is). */
 const PACK_MIN_ROWS = 16;
+/**
+ * Strips of B in one column block when B is wide: 64 strips (512 columns) of a K chunk are 512 KiB, which stay in
+ * the L2 cache while every row panel of A passes over them. Without blocking, each panel would stream all of a
+ * wide B from memory again (the tied head x · wteᵀ: 51 MB per panel and chunk).
+ */
+const BLOCK_STRIPS = 64;
 /** Multiply-adds from which a matmul is shared out among the kernel threads (~50 µs of work). */
 const PARALLEL_WORK = 1 << 21;
 
@@ -157,7 +163,9 @@ export function multiplyMatrices(
   const panelsAt = packB ? strips * packedStripBytes : 0;
   const scratchAt = panelsAt + tiles * panelBytes;
   const scratchBytes = 4 * STRIP * TILE_ROWS;
-  const memory = backend.wasm._malloc(scratchAt + (pieces + 1) * scratchBytes) >>> 0;
+  // a wide B: the calls take column blocks (all of A's panels each), so that B is read from memory once
+  const columnBlocks = tiles > 0 && strips > BLOCK_STRIPS ? Math.ceil(strips / BLOCK_STRIPS) : 0;
+  const memory = backend.wasm._malloc(scratchAt + (Math.max(pieces, columnBlocks) + 1) * scratchBytes) >>> 0;
   try {
     // B's strips and A's panels, a few ranges of each per thread
     const prepare: KernelCall[] = rangeCalls(threads, tiles, 1, (from, count) => [
@@ -185,24 +193,45 @@ export function multiplyMatrices(
     runShared(threads, kernels, prepare);
     // rows of C: a few ranges of tiles per thread, and the last M mod 4 rows one at a time
     const bStrips = packB ? [memory, packedStripBytes, 4 * STRIP] : [b.offset, 4 * STRIP, 4 * b.rowStride];
-    const calls = rangeCalls(
-      threads,
-      tiles,
-      1,
-      (from, count, piece): KernelCall => [
-        "rows4",
-        memory + panelsAt + from * panelBytes,
-        panelBytes,
-        16,
-        ...bStrips,
-        c + 4 * TILE_ROWS * from * cRowStride,
-        4 * cRowStride,
-        TILE_ROWS * count,
-        N,
-        K,
-        memory + scratchAt + piece * scratchBytes,
-      ],
-    );
+    const [bAt, stripBytes, bKBytes] = bStrips;
+    const calls: KernelCall[] =
+      columnBlocks > 0
+        ? Array.from({ length: columnBlocks }, (_, block): KernelCall => {
+            const first = block * BLOCK_STRIPS; // strip
+            return [
+              "rows4",
+              memory + panelsAt,
+              panelBytes,
+              16,
+              bAt + first * stripBytes,
+              stripBytes,
+              bKBytes,
+              c + 4 * STRIP * first,
+              4 * cRowStride,
+              TILE_ROWS * tiles,
+              Math.min(N - STRIP * first, STRIP * BLOCK_STRIPS),
+              K,
+              memory + scratchAt + block * scratchBytes,
+            ];
+          })
+        : rangeCalls(
+            threads,
+            tiles,
+            1,
+            (from, count, piece): KernelCall => [
+              "rows4",
+              memory + panelsAt + from * panelBytes,
+              panelBytes,
+              16,
+              ...bStrips,
+              c + 4 * TILE_ROWS * from * cRowStride,
+              4 * cRowStride,
+              TILE_ROWS * count,
+              N,
+              K,
+              memory + scratchAt + piece * scratchBytes,
+            ],
+          );
     const tail = TILE_ROWS * tiles;
     if (tail < M) {
       calls.push([
@@ -216,7 +245,7 @@ export function multiplyMatrices(
         M - tail,
         N,
         K,
-        memory + scratchAt + pieces * scratchBytes,
+        memory + scratchAt + Math.max(pieces, columnBlocks) * scratchBytes,
       ]);
     }
     runShared(threads, kernels, calls);
