@@ -345,6 +345,24 @@ describe("custom wasm kernels match tfjs's cpu kernels", () => {
     expectClose(specialResults, "tanh special values");
   });
 
+  it("Exp: every element to float32 precision, from underflow (0) to overflow (+∞), NaN, odd lengths", async () => {
+    const data = new Float32Array(4003);
+    for (let i = 0; i < data.length; i++) data[i] = -110 + (200 * i) / (data.length - 1); // -110 .. 90
+    data.set([0, -0, 1e-8, -1e-8, Infinity, -Infinity, NaN, 88.72, 88.73, 88.4, 88.37, -87.33, -87.34], 0);
+    const results = await onBoth([{ data, shape: [data.length] }], (x) => tf.exp(x), false);
+    const [wasm, cpu] = [results.wasm[0], results.cpu[0]];
+    for (let i = 0; i < data.length; i++) {
+      const label = `exp(${data[i]}) = ${wasm[i]}, expected ${cpu[i]}`;
+      if (Number.isNaN(cpu[i]) || !Number.isFinite(cpu[i])) expect(Object.is(wasm[i], cpu[i]), label).toBe(true);
+      else if (cpu[i] < 1.2e-38)
+        expect(wasm[i] >= 0 && wasm[i] < 1.2e-38, label).toBe(true); // denormals: 0
+      else expect(Math.abs(wasm[i] - cpu[i]) / cpu[i], label).toBeLessThan(TOLERANCE);
+    }
+    // and its gradient (dx = dy · e^x), on 3-D input of odd size
+    const moderate = await onBoth([{ data: randomData(3 * 5 * 7, 3), shape: [3, 5, 7] }], (x) => tf.exp(x));
+    expectClose(moderate, "exp and its gradient");
+  });
+
   it("GatherV2: axes 0-2, odd sizes, repeated ids, float32 and int32; out-of-range ids throw", async () => {
     for (const [shape, axis, count] of [
       [[65, 128], 0, 300],

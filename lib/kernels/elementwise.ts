@@ -14,6 +14,8 @@ import { type WasmBackend, f32, heapMemory, heapOffset } from "./wasm-heap.js";
  *            multiplying; small integer exponents are now repeated multiplication.
  *  Tanh      the C library's tanh() per element; here a rational approximation accurate to float32
  *            precision (the one Eigen and XNNPACK use), in WebAssembly SIMD (simd.ts).
+ *  Exp       the cross-entropy's log-sum-exp over the vocabulary (GPT-2: 512 × 50,257 a step): the C library's
+ *            expf per element; here Cephes' expf in SIMD (simd-softmax.ts) on all kernel threads.
  *  Add       residual connections, biases and the backward pass's sums of gradients: single-threaded in
  *            tfjs; here a SIMD loop on all kernel threads (threads.ts), for two tensors of one shape or a
  *            row (a bias) added to every row. Float addition is commutative, so a + b = b + a bit for bit.
@@ -127,8 +129,28 @@ export function tanhWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   return out;
 }
 
-/** Elements from which an Add is shared out among the kernel threads. */
+/** Elements from which an Add or an Exp is shared out among the kernel threads. */
 const PARALLEL_ELEMENTS = 1 << 16;
+
+export function expWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
+  const x = args.inputs.x as tf.TensorInfo;
+  const backend = args.backend as WasmBackend;
+  const simd = simdKernels(backend);
+  if (x.dtype !== "float32" || !simd) return runOriginal("Exp", args);
+  const out = backend.makeOutput([...x.shape], "float32");
+  const n = tf.util.sizeFromShape(x.shape);
+  const done = n - (n % 4); // SIMD for whole groups of 4, JavaScript for the rest
+  const [X, OUT] = [x, out].map((t) => heapOffset(backend, t));
+  const threads = kernelThreads(heapMemory(backend), done, PARALLEL_ELEMENTS);
+  runShared(
+    threads,
+    simd,
+    rangeCalls(threads, done, 4, (from, count) => ["exp", X + 4 * from, OUT + 4 * from, count]),
+  );
+  const [xs, ys] = [f32(backend, x), f32(backend, out)];
+  for (let i = done; i < n; i++) ys[i] = Math.exp(xs[i]);
+  return out;
+}
 
 export function addWasm(args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const backend = args.backend as WasmBackend;

@@ -8,7 +8,7 @@ import {
 } from "./attention.js";
 import { registerWasmBatchMatMul } from "./batch-matmul.js";
 import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
-import { addWasm, identityWasm, powWasm, tanhWasm } from "./elementwise.js";
+import { addWasm, expWasm, identityWasm, powWasm, tanhWasm } from "./elementwise.js";
 import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
@@ -37,6 +37,7 @@ export const wasmKernelNames = [
   "Concat",
   "Pow",
   "Tanh",
+  "Exp",
   "Add",
   "Sum",
   "GatherV2",
@@ -69,6 +70,7 @@ export function registerWasmKernels(): void {
   replaceKernel("Concat", "wasm", concatWasm);
   replaceKernel("Pow", "wasm", powWasm);
   replaceKernel("Tanh", "wasm", tanhWasm);
+  replaceKernel("Exp", "wasm", expWasm);
   replaceKernel("Add", "wasm", addWasm);
   replaceKernel("Sum", "wasm", sumWasm);
   replaceKernel("GatherV2", "wasm", gatherV2Wasm);

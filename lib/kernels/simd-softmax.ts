@@ -1,6 +1,6 @@
 /**
  * The SIMD routines of simd.ts for attention's softmax: exp(x) in float32 (Cephes' expf), the softmax of a
- * block of rows over the keys each query may see, and the softmax gradient.
+ * block of rows over the keys each query may see, and the softmax gradient; and exp on its own (tfjs's Exp).
  */
 import { Func } from "./wasm-asm.js";
 
@@ -37,6 +37,39 @@ function emitExpScalar(f: Func, x: number, n: number, r: number): void {
   f.get(r).get(r).f32Mul().f32Mul().get(r).f32Add().f32(1).f32Add();
   f.get(n).i32FromF32().i32(127).add().i32(23).shl().f32Bits();
   f.f32Mul();
+}
+
+/** 127.5 · ln 2: above it emitExp's n = round(x · log₂e) would reach 128, past float32's exponents. */
+const EXP_HALF_STEP = 127.5 * Math.LN2;
+
+/**
+ * y = e^x for n (a multiple of 4) floats, for any x: emitExp's range widened at both ends. Above 127.5 · ln 2
+ * it computes e^(x − ln 2) · 2 (so e^x overflows to +∞ only past float32's largest float, at 88.72); below
+ * −87.34, where e^x would be a denormal float, it gives 0 (an error under 1.2e−38). NaN stays NaN.
+ */
+export function expFunc(): Func {
+  const f = new Func("exp", 3);
+  const [x, y, n] = [0, 1, 2];
+  const i = f.local("i32");
+  const [u, big, e, vn, vr] = Array.from({ length: 5 }, () => f.local("v128"));
+  f.forRange(
+    i,
+    () => f.i32(0),
+    () => f.get(n).i32(2).shl(),
+    16,
+    () => {
+      f.get(x).get(i).add().load().f32(89).splat().vpmin().set(u); // e^89 is +∞ in float32 already
+      f.get(u).f32(EXP_HALF_STEP).splat().vgt().set(big);
+      f.get(u).f32(Math.LN2).splat().get(big).vand().vsub().set(u);
+      emitExp(f, u, vn, vr);
+      f.set(e);
+      f.get(e).get(e).get(big).vand().vadd().set(e); // × 2 where x was lowered by ln 2
+      f.get(y).get(i).add();
+      f.f32(0).splat().get(e).f32(EXP_MIN).splat().get(x).get(i).add().load().vgt().vbitselect(); // 0 below
+      f.store();
+    },
+  );
+  return f;
 }
 
 export function softmaxBlockFunc(): Func {

@@ -2,7 +2,7 @@ import { copyBlocksFunc, transposeFunc } from "./simd-copy.js";
 import { adamWFunc, geluBwdFunc, geluFwdFunc, tanhFunc } from "./simd-elementwise.js";
 import { layerNormBwdFunc, layerNormFwdFunc } from "./simd-layernorm.js";
 import { dotProductsFunc, weightedRowsFunc } from "./simd-products.js";
-import { softmaxBlockFunc, softmaxBwdFunc } from "./simd-softmax.js";
+import { expFunc, softmaxBlockFunc, softmaxBwdFunc } from "./simd-softmax.js";
 import { addRowsFunc, columnSumsFunc, scatterAddRowsFunc } from "./simd-sums.js";
 import { relaxedSimdAvailable } from "./gemm.js";
 import { KernelModule } from "./wasm-module.js";
@@ -20,6 +20,8 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  */
 export interface SimdKernels {
   /** y = tanh(x) for n (multiple of 4) elements. */
+  /** y = e^x for n (multiple of 4) elements (Cephes' expf; 0 where e^x is below float32's normal range). */
+  exp(x: number, y: number, n: number): void;
   tanh(x: number, y: number, n: number): void;
   /** y = ½ x (1 + t) with t = tanh(√(2/π)(x + 0.044715 x³)), which it writes too (for the gradient). */
   geluFwd(x: number, y: number, t: number, n: number): void;
@@ -162,6 +164,7 @@ export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
   geluBwdFunc(),
   layerNormFwdFunc(),
   layerNormBwdFunc(),
+  expFunc(),
   softmaxBlockFunc(),
   softmaxBwdFunc(true),
   softmaxBwdFunc(false),

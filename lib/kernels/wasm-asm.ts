@@ -293,6 +293,10 @@ export class Func {
   vpmax(): this {
     return this.simd(0xeb);
   }
+  /** f32x4.pmin: b where b < a, else a (a NaN a stays). */
+  vpmin(): this {
+    return this.simd(0xea);
+  }
   /** f32x4.nearest: round to the nearest integer, ties to even. */
   vnearest(): this {
     return this.simd(0x6a);
