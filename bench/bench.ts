@@ -16,7 +16,8 @@
  *
  * Flags: --steps N (20) --warmup N (5) --batch N (16) --block N (128) --layers N (4) --heads N (4)
  *        --width N (128) --backend NAME (lib's initBackend default) --profile --no-pytorch --no-generation
- *        --gen-tokens N (256) --no-gpt2 (skip GPT-2 124M generation) --no-save --torch-threads N (default: probe 1/2 × OpenBLAS 1/2) --rounds N (3: ours and PyTorch alternately)
+ *        --gen-tokens N (256) --no-gpt2 (skip GPT-2 124M: generation and a training step) --no-save
+ *        --torch-threads N (default: probe 1/2 × OpenBLAS 1/2) --rounds N (3: ours and PyTorch alternately)
  *        --profile-detail (by input shapes) --profile-all (every kernel, not the top 10)
  *        --without K1,K2 (disable some of lib/kernels' wasm kernels, e.g. --without BatchMatMul,Attention)
  */
@@ -24,7 +25,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, presets, tf } from "gpt-course";
+import { generate, GPT, GPT2Tokenizer, initBackend, loadGPT2, presets, Random, tf } from "gpt-course";
 import {
   BENCH_OPTIMIZER,
   benchTrainingStep,
@@ -243,8 +244,14 @@ async function main(): Promise<void> {
   // Chapter 08's model: greedy generation with the KV cache, batch 1, beside PyTorch's with the same shape. The
   // downloaded weights where models/gpt2 has them (`npm run download:gpt2 -- gpt2`), else random weights of the
   // same shape: the speed does not depend on the values. Decoding a token reads all 500 MB of weights once.
+  // And a training step at its shape (batch 2 × 256 tokens, AdamW), beside PyTorch's with the training rounds'
+  // settings: what fine-tuning GPT-2 on a laptop costs, in time and in memory (wasm's heap stops at 4 GiB).
   let gpt2: Gpt2Figures | undefined;
-  if (!flag("no-gpt2")) gpt2 = await benchGpt2(torchAvailable);
+  let gpt2Training: Gpt2TrainingFigures | undefined;
+  if (!flag("no-gpt2")) {
+    gpt2 = await benchGpt2(torchAvailable);
+    gpt2Training = benchGpt2Training(torchSettings);
+  }
   const peakRss = peakRssBytes();
 
   // ---------------------------------------------------------------------------------------- PyTorch
@@ -304,6 +311,7 @@ async function main(): Promise<void> {
     },
     generation,
     gpt2,
+    gpt2Training,
     peakRssBytes: peakRss,
     profileTop: profile?.slice(0, 15),
     pytorch,
@@ -430,6 +438,74 @@ async function benchGpt2(withPyTorch: boolean): Promise<Gpt2Figures> {
   return figures;
 }
 
+interface Gpt2TrainingFigures {
+  batchSize: number;
+  blockSize: number;
+  msPerStep: number;
+  tokensPerSecond: number;
+  firstStepMs: number;
+  peakRssBytes: number;
+  wasmHeapBytes?: number;
+  pytorch?: { msPerStep: number; tokensPerSecond: number; threads: number; blasThreads: string; peakRssBytes: number };
+  ratio?: number;
+}
+
+/**
+ * Training steps (forward, backward, AdamW) at GPT-2 124M's shape, batch 2 × 256 random tokens (the speed does
+ * not depend on them): 1 warm-up step (it also grows the heap to its working size, slow where page faults
+ * are) and 2 timed ones; then PyTorch on the same batches, in `settings` (undefined: not run).
+ */
+function benchGpt2Training(settings: TorchSettings | undefined): Gpt2TrainingFigures {
+  const [B, T, steps] = [2, 256, { warmupSteps: 1, timedSteps: 2 }];
+  const shape = { ...presets.gpt2, contextLength: T, dropout: 0, seed: 1337 };
+  const random = new Random(42);
+  const batches = Array.from({ length: steps.warmupSteps + steps.timedSteps }, () =>
+    Int32Array.from({ length: B * (T + 1) }, () => random.int(shape.vocabSize)),
+  );
+  const model = new GPT(shape);
+  model.train();
+  const training = benchTrainingStep(model);
+  const stepMs = batches.map((windows) => {
+    const start = performance.now();
+    training.step(windows, B, T).dispose();
+    return performance.now() - start;
+  });
+  const msPerStep = median(stepMs.slice(steps.warmupSteps));
+  const figures: Gpt2TrainingFigures = {
+    batchSize: B,
+    blockSize: T,
+    msPerStep,
+    tokensPerSecond: (B * T * 1000) / msPerStep,
+    firstStepMs: stepMs[0],
+    peakRssBytes: peakRssBytes(),
+    // biome-ignore lint/suspicious/noExplicitAny: tfjs does not export the wasm backend's type
+    wasmHeapBytes: (tf.backend() as any).wasm?.HEAPU8?.length as number | undefined,
+  };
+  training.dispose();
+  model.dispose();
+  console.log(
+    `GPT-2 124M training step (batch ${B} × ${T}, AdamW): ${(msPerStep / 1000).toFixed(2)} s (${figures.tokensPerSecond.toFixed(0)} tokens/s; ` +
+      `first step ${(stepMs[0] / 1000).toFixed(1)} s), peak RSS ${mb(figures.peakRssBytes)}` +
+      (figures.wasmHeapBytes ? `, wasm heap ${mb(figures.wasmHeapBytes)} of 4096 MB` : ""),
+  );
+  const run = settings && runPyTorch(batches, settings, steps, { ...shape, batchSize: B });
+  if (run) {
+    figures.pytorch = {
+      msPerStep: run.ms_per_step,
+      tokensPerSecond: run.tokens_per_second,
+      threads: run.threads,
+      blasThreads: run.blas_threads,
+      peakRssBytes: run.peak_rss_bytes,
+    };
+    figures.ratio = figures.tokensPerSecond / run.tokens_per_second;
+    console.log(
+      `GPT-2 124M training step in PyTorch (${describeTorch(settings)}): ${(run.ms_per_step / 1000).toFixed(2)} s ` +
+        `(${run.tokens_per_second.toFixed(0)} tokens/s), peak RSS ${mb(run.peak_rss_bytes)}: ours ${figures.ratio.toFixed(2)}x`,
+    );
+  }
+  return figures;
+}
+
 /** How PyTorch runs: torch's own threads, and OpenBLAS's (undefined: OpenBLAS's default, one per CPU). */
 interface TorchSettings {
   threads: number;
@@ -483,12 +559,13 @@ function runPyTorch(
   batches: Int32Array[],
   settings: TorchSettings,
   steps = { warmupSteps, timedSteps },
+  shape: Record<string, number> = { ...config, batchSize },
   // biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
 ): any {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpt-bench-"));
   const batchesFile = path.join(dir, "batches.bin");
   writeWindows(batchesFile, batches.slice(0, steps.warmupSteps + steps.timedSteps));
-  const run = runPyTorchJson({ ...config, batchSize, ...steps, threads: settings.threads, batchesFile }, settings);
+  const run = runPyTorchJson({ ...shape, ...steps, threads: settings.threads, batchesFile }, settings);
   fs.rmSync(dir, { recursive: true, force: true });
   return run;
 }
