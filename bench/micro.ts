@@ -1,10 +1,14 @@
 /**
- * Micro-benchmarks of single kernels on wasm, tfjs's own kernel against lib/kernels' replacement, in CPU
- * time (best of REPS=20 runs): `node_modules/.bin/tsx --conditions=source bench/micro.ts [filter]`.
+ * Micro-benchmarks of single kernels on wasm, tfjs's own kernel against lib/kernels' replacement, in wall-clock
+ * time (best of REPS=20 runs), and the multiply-add peak they are measured against:
+ * `node_modules/.bin/tsx --conditions=source bench/micro.ts [filter]`.
  */
 import { geluTanh, initBackend, scaledDotProductAttention, tf } from "gpt-course";
 import { fusedGeluTanh, fusedLayerNorm } from "../lib/kernels/fused.ts";
+import { relaxedSimdAvailable } from "../lib/kernels/gemm.ts";
 import { unregisterWasmKernels, registerWasmKernels } from "../lib/kernels/index.ts";
+import { Func } from "../lib/kernels/wasm-asm.ts";
+import { encodeModule } from "../lib/kernels/wasm-module.ts";
 
 /**
  * Best (minimum) wall-clock time of `reps` runs: on a shared machine the minimum is the run least disturbed
@@ -127,9 +131,55 @@ const cases: Case[] = [
   },
 ];
 
+/**
+ * The ceiling for every SIMD kernel here: vector multiply-adds per second on one thread, with 12 independent
+ * sums (enough to hide the instruction's latency) and no loads. WebAssembly's vectors are 128 bits (4
+ * floats), whatever wider vectors the CPU has.
+ */
+function multiplyAddPeak(): { fused: boolean; gflops: number } {
+  const fused = relaxedSimdAvailable();
+  const f = new Func("peak", 1);
+  const i = f.local("i32");
+  const sums = Array.from({ length: 12 }, () => f.local("v128"));
+  const [x, y] = [f.local("v128"), f.local("v128")];
+  f.f32(1.0000001).splat().set(x);
+  f.f32(0.9999999).splat().set(y);
+  f.forRange(
+    i,
+    () => f.i32(0),
+    () => f.get(0),
+    1,
+    () => {
+      for (const sum of sums) {
+        if (fused) f.get(x).get(y).get(sum).vmadd().set(sum);
+        else f.get(sum).get(x).get(y).vmul().vadd().set(sum);
+      }
+    },
+  );
+  for (const sum of sums) f.i32(0).get(sum).store(); // stored, so that the loop is not optimised away
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const module = new WebAssembly.Module(encodeModule([f], false));
+  const peak = (new WebAssembly.Instance(module, { env: { memory } }).exports as { peak: (n: number) => void }).peak;
+  const iterations = 20_000_000;
+  peak(iterations); // warm-up: the optimising compiler
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const start = performance.now();
+    peak(iterations);
+    best = Math.min(best, performance.now() - start);
+  }
+  return { fused, gflops: (iterations * sums.length * 8) / best / 1e6 }; // 4 lanes × (multiply + add)
+}
+
 async function main() {
   await initBackend("wasm");
   const filter = process.argv[2] ?? "";
+  if ("multiply-add peak".includes(filter)) {
+    const { fused, gflops } = multiplyAddPeak();
+    console.log(
+      `multiply-add peak, one thread, 128-bit SIMD (${fused ? "fused" : "multiply, then add"}): ${gflops.toFixed(1)} GFLOP/s`,
+    );
+  }
   const reps = Number(process.env.REPS ?? 20);
   console.log(`${"case".padEnd(48)} ${"tfjs ms".padStart(9)} ${"ours ms".padStart(9)} ${"speed-up".padStart(8)}`);
   for (const c of cases.filter((c) => c.label.includes(filter))) {
