@@ -16,7 +16,8 @@ import { acceptsMissingOutputGradients } from "../kernels/registry.js";
  * when the backward pass moves on to the next operation, the previous operation's incoming gradients and
  * saved tensors are disposed. Gradients returned to the caller, a caller-supplied `dy`, and everything in
  * higher-order (nested) gradient computations are left alone. Results are unchanged; only when memory
- * is released changes.
+ * is released changes. And one tensor is never made: the zeros tfjs builds for an output the loss does not
+ * use, where the kernel's gradient accepts null instead (`gradientKeepingNulls`).
  *
  * It relies on the engine's structure (tfjs-core 4.x: `addTapeNode`, `gradients`, `state.gradientDepth`),
  * checks it before changing anything, and can be turned off with GPT_FREE_GRADIENTS=0.
