@@ -10,13 +10,24 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { GPT, LayerNorm, Random, crossEntropy, geluTanh, initBackend, scaledDotProductAttention, tf } from "gpt-course";
+import {
+  GPT,
+  IGNORE_INDEX,
+  LayerNorm,
+  Random,
+  crossEntropy,
+  geluTanh,
+  initBackend,
+  scaledDotProductAttention,
+  tf,
+} from "gpt-course";
 import { freeGradientMemoryEarly, keepGradientMemoryUntilEnd } from "../lib/backend/gradient-memory.ts";
 import { sumRows } from "../lib/kernels/reduce.ts";
 import {
   fusedAdamWUpdate,
   fusedAttention,
   fusedGatherRows,
+  fusedCrossEntropy,
   fusedGeluTanh,
   fusedLayerNorm,
 } from "../lib/kernels/fused.ts";
@@ -530,6 +541,40 @@ describe("fused ops match the composed maths on the cpu backend", () => {
       });
       expectClose(both, `${label} (output and weights)`);
     }
+  });
+});
+
+describe("the fused cross-entropy matches the composed maths on the cpu backend", () => {
+  it("loss and gradient: odd vocabularies, ignored targets, ranks 2 and 3, large logits, all ignored", async () => {
+    const cases: Array<{ shape: number[]; V: number; scale: number; ignoreEvery?: number }> = [
+      { shape: [37], V: 65, scale: 3 }, // the course model's characters: 65 = 4 · 16 + 1
+      { shape: [3, 11], V: 7, scale: 2, ignoreEvery: 4 }, // prompts and padding ignored
+      { shape: [2, 5], V: 1536, scale: 4 }, // the chat model's vocabulary
+      { shape: [9], V: 3, scale: 40 }, // large logits: e^x far outside float32 without the max
+      { shape: [4], V: 12, scale: 1, ignoreEvery: 1 }, // every target ignored: loss 0, gradient 0
+    ];
+    for (const { shape, V, scale, ignoreEvery } of cases) {
+      const n = tf.util.sizeFromShape(shape);
+      const targets = Int32Array.from({ length: n }, (_, i) =>
+        ignoreEvery !== undefined && i % ignoreEvery === 0 ? IGNORE_INDEX : (i * 7 + 3) % V,
+      );
+      const results = await onBoth(
+        [
+          { data: randomData(n * V, scale), shape: [...shape, V] },
+          { data: targets, shape, dtype: "int32" },
+        ],
+        (logits, t) => crossEntropy(logits, t),
+      );
+      expectClose(results, `crossEntropy ${shape} × ${V}`);
+    }
+    await tf.setBackend("wasm");
+    const logits = tf.zeros([2, 3]);
+    const targets = tf.tensor1d([0, 2], "int32");
+    const fused = fusedCrossEntropy(logits, targets, IGNORE_INDEX);
+    expect(fused).toBeDefined(); // the test above compared the fused kernel, not the composed maths twice
+    expect(fused!.dataSync()[0]).toBeCloseTo(Math.log(3), 6);
+    tf.dispose([logits, targets, fused!]);
+    await tf.setBackend("cpu");
   });
 });
 

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { FUSED_ADAMW } from "./adamw.js";
 import { FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION } from "./attention.js";
+import { FUSED_CROSS_ENTROPY } from "./cross-entropy.js";
 import { wasmBatchMatMulIsFast } from "./batch-matmul.js";
 import { FUSED_GELU_TANH } from "./gelu.js";
 import { FUSED_LAYER_NORM } from "./layernorm.js";
@@ -15,7 +16,7 @@ import { FUSED_LAYER_NORM } from "./layernorm.js";
  *   ... the maths, step by step, in TensorFlow.js ops
  *
  * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, LayerNorm,
- * GELU and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm without those kernels
+ * GELU, the cross-entropy and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm without those kernels
  * (GPT_WASM_KERNELS=0) a matmul and an embedding lookup whose gradients avoid tfjs's slow or missing kernels. Only
  * how the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
  */
@@ -161,6 +162,19 @@ export function fusedGeluTanh(x: tf.Tensor): tf.Tensor | undefined {
   if (!hasKernel(FUSED_GELU_TANH) || x.dtype !== "float32") return undefined;
   // The kernel also outputs tanh(u) for its gradient; tidy frees it here (the tape keeps its own copy).
   return tf.tidy(() => (tf.engine().runKernel(FUSED_GELU_TANH, { x }) as tf.Tensor[])[0]);
+}
+
+/**
+ * The mean cross-entropy of (..., V) float32 logits against (...) int32 targets (those equal to `ignoreIndex`
+ * skipped), as one fused kernel with a hand-written gradient on backends that have one (wasm:
+ * lib/kernels/cross-entropy.ts); undefined elsewhere, and `crossEntropy` composes the maths from tfjs ops.
+ */
+export function fusedCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, ignoreIndex: number): tf.Scalar | undefined {
+  if (!hasKernel(FUSED_CROSS_ENTROPY) || logits.dtype !== "float32" || targets.dtype !== "int32") return undefined;
+  // The kernel also outputs each row's log-sum-exp for its gradient; tidy frees it here (the tape keeps its own).
+  return tf.tidy(
+    () => (tf.engine().runKernel(FUSED_CROSS_ENTROPY, { logits, targets }, { ignoreIndex }) as tf.Tensor[])[0],
+  ) as tf.Scalar;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
 } from "./attention.js";
 import { registerWasmBatchMatMul } from "./batch-matmul.js";
 import { castWasm, concatWasm, gatherV2Wasm, splitVWasm } from "./copy.js";
+import { FUSED_CROSS_ENTROPY, FUSED_CROSS_ENTROPY_GRAD, registerFusedCrossEntropy } from "./cross-entropy.js";
 import { addWasm, expWasm, identityWasm, powWasm, tanhWasm } from "./elementwise.js";
 import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
@@ -23,7 +24,8 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 /**
  * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm
  * kernels that are slow (BatchMatMul ... GatherV2), one it lacks (UnsortedSegmentSum), and fused kernels
- * that lib/kernels/fused.ts uses when present (attention, LayerNorm, GELU, the AdamW update). Each computes what
+ * that lib/kernels/fused.ts uses when present (attention, LayerNorm, GELU, the cross-entropy, the AdamW update).
+ * Each computes what
  * tfjs computes (tests/kernels.test.ts checks them against the cpu backend, forward and gradients);
  * `initBackend()` registers them when it selects wasm. GPT_WASM_KERNELS=0 keeps tfjs's own kernels; the
  * bench's `--without A,B` drops some of them (names below) for A/B measurements. Results: bench/NOTES.md.
@@ -45,6 +47,7 @@ export const wasmKernelNames = [
   "Attention", // fused kernels, used by lib/kernels/fused.ts
   "LayerNorm",
   "GeluTanh",
+  "CrossEntropy",
   "AdamW",
 ] as const;
 
@@ -52,6 +55,7 @@ const fusedKernels: Record<string, string[]> = {
   Attention: [FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION, FUSED_ATTENTION_GRAD],
   LayerNorm: [FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD],
   GeluTanh: [FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD],
+  CrossEntropy: [FUSED_CROSS_ENTROPY, FUSED_CROSS_ENTROPY_GRAD],
   AdamW: [FUSED_ADAMW],
   UnsortedSegmentSum: ["UnsortedSegmentSum"],
 };
@@ -78,6 +82,7 @@ export function registerWasmKernels(): void {
   registerFusedAttention();
   registerFusedLayerNorm();
   registerFusedGelu();
+  registerFusedCrossEntropy();
   registerFusedAdamW();
 }
 

@@ -72,6 +72,146 @@ export function expFunc(): Func {
   return f;
 }
 
+/** max over a row's bytes [0, bytes) at `row` into f32 local max: 4 floats a step up to vectorBytes, then one at a time. */
+function emitRowMax(
+  f: Func,
+  row: number,
+  vectorBytes: number,
+  bytes: number,
+  { j, maxV, max }: Record<"j" | "maxV" | "max", number>,
+): void {
+  f.f32(-Infinity).splat().set(maxV);
+  f.forRange(
+    j,
+    () => f.i32(0),
+    () => f.get(vectorBytes),
+    16,
+    () => f.get(maxV).get(row).get(j).add().load().vpmax().set(maxV),
+  );
+  f.get(maxV).lane(0).get(maxV).lane(1).f32Max().get(maxV).lane(2).get(maxV).lane(3).f32Max().f32Max().set(max);
+  f.forRange(
+    j,
+    () => f.get(vectorBytes),
+    () => f.get(bytes),
+    4,
+    () => f.get(max).get(row).get(j).add().f32Load().f32Max().set(max),
+  );
+}
+
+/**
+ * sum = Σ exp(x − max) over a row's bytes [0, bytes) at `row`; with `out`, each exp(x − max) is also written
+ * there. v128 locals x, n, r, e, sumV and f32 locals xs, ns, rs, es are scratch.
+ */
+function emitExpSum(
+  f: Func,
+  row: number,
+  out: number | undefined,
+  vectorBytes: number,
+  bytes: number,
+  l: Record<"j" | "max" | "sum" | "x" | "n" | "r" | "e" | "sumV" | "xs" | "ns" | "rs" | "es", number>,
+): void {
+  f.f32(0).splat().set(l.sumV);
+  f.forRange(
+    l.j,
+    () => f.i32(0),
+    () => f.get(vectorBytes),
+    16,
+    () => {
+      f.get(row).get(l.j).add().load().get(l.max).splat().vsub().set(l.x);
+      emitExp(f, l.x, l.n, l.r);
+      f.tee(l.e).get(l.sumV).vadd().set(l.sumV);
+      if (out !== undefined) f.get(out).get(l.j).add().get(l.e).store();
+    },
+  );
+  f.horizontalSum(l.sumV).set(l.sum);
+  f.forRange(
+    l.j,
+    () => f.get(vectorBytes),
+    () => f.get(bytes),
+    4,
+    () => {
+      f.get(row).get(l.j).add().f32Load().get(l.max).f32Sub().set(l.xs);
+      emitExpScalar(f, l.xs, l.ns, l.rs);
+      f.tee(l.es).get(l.sum).f32Add().set(l.sum);
+      if (out !== undefined) f.get(out).get(l.j).add().get(l.es).f32Store();
+    },
+  );
+}
+
+/**
+ * For the cross-entropy (cross-entropy.ts): each of `rows` rows of n floats at x, its max into maxOut and
+ * Σ exp(x − max) into sumOut (float per row); log-sum-exp = max + ln(sum), taken in JavaScript.
+ */
+export function rowMaxSumExpFunc(): Func {
+  const f = new Func("rowMaxSumExp", 5);
+  const [x, maxOut, sumOut, rows, n] = [0, 1, 2, 3, 4];
+  const [i, j, row, bytes, vectorBytes] = Array.from({ length: 5 }, () => f.local("i32"));
+  const [xv, nv, rv, e, maxV, sumV] = Array.from({ length: 6 }, () => f.local("v128"));
+  const [xs, ns, rs, es, max, sum] = Array.from({ length: 6 }, () => f.local("f32"));
+  f.get(n).i32(2).shl().tee(bytes).i32(-16).and().set(vectorBytes);
+  f.forRange(
+    i,
+    () => f.i32(0),
+    () => f.get(rows),
+    1,
+    () => {
+      f.get(x).get(i).get(bytes).mul().add().set(row);
+      emitRowMax(f, row, vectorBytes, bytes, { j, maxV, max });
+      emitExpSum(f, row, undefined, vectorBytes, bytes, { j, max, sum, x: xv, n: nv, r: rv, e, sumV, xs, ns, rs, es });
+      f.get(maxOut).get(i).i32(2).shl().add().get(max).f32Store();
+      f.get(sumOut).get(i).i32(2).shl().add().get(sum).f32Store();
+    },
+  );
+  return f;
+}
+
+/** out = exp(x − lse[row]) · scale[row] for `rows` rows of n floats: softmax(x) times a factor per row. */
+export function scaledSoftmaxRowsFunc(): Func {
+  const f = new Func("scaledSoftmaxRows", 6);
+  const [x, lse, scale, out, rows, n] = [0, 1, 2, 3, 4, 5];
+  const [i, j, bytes, vectorBytes, row, outRow] = Array.from({ length: 6 }, () => f.local("i32"));
+  const [xv, nv, rv, lseV, scaleV] = Array.from({ length: 5 }, () => f.local("v128"));
+  const [xs, ns, rs, lseS, scaleS] = Array.from({ length: 5 }, () => f.local("f32"));
+  f.get(n).i32(2).shl().tee(bytes).i32(-16).and().set(vectorBytes);
+  f.forRange(
+    i,
+    () => f.i32(0),
+    () => f.get(rows),
+    1,
+    () => {
+      f.get(x).get(i).get(bytes).mul().add().set(row);
+      f.get(out).get(i).get(bytes).mul().add().set(outRow);
+      f.get(lse).get(i).i32(2).shl().add().f32Load().tee(lseS).splat().set(lseV);
+      f.get(scale).get(i).i32(2).shl().add().f32Load().tee(scaleS).splat().set(scaleV);
+      f.forRange(
+        j,
+        () => f.i32(0),
+        () => f.get(vectorBytes),
+        16,
+        () => {
+          f.get(row).get(j).add().load().get(lseV).vsub().set(xv);
+          f.get(outRow).get(j).add();
+          emitExp(f, xv, nv, rv);
+          f.get(scaleV).vmul().store();
+        },
+      );
+      f.forRange(
+        j,
+        () => f.get(vectorBytes),
+        () => f.get(bytes),
+        4,
+        () => {
+          f.get(row).get(j).add().f32Load().get(lseS).f32Sub().set(xs);
+          f.get(outRow).get(j).add();
+          emitExpScalar(f, xs, ns, rs);
+          f.get(scaleS).f32Mul().f32Store();
+        },
+      );
+    },
+  );
+  return f;
+}
+
 export function softmaxBlockFunc(): Func {
   const f = new Func("softmaxBlock", 7);
   const [s, p, rows, keys, above, rowFloats, k0] = Array.from({ length: 7 }, (_, i) => i);
@@ -108,50 +248,9 @@ export function softmaxBlockFunc(): Func {
         4,
         () => f.get(pRow).get(j).add().f32(0).f32Store(),
       );
-      // max
-      f.f32(-Infinity).splat().set(maxV);
-      f.forRange(
-        j,
-        () => f.i32(0),
-        () => f.get(vectorBytes),
-        16,
-        () => f.get(maxV).get(sRow).get(j).add().load().vpmax().set(maxV),
-      );
-      f.get(maxV).lane(0).get(maxV).lane(1).f32Max().get(maxV).lane(2).get(maxV).lane(3).f32Max().f32Max().set(max);
-      f.forRange(
-        j,
-        () => f.get(vectorBytes),
-        () => f.get(visibleBytes),
-        4,
-        () => f.get(max).get(sRow).get(j).add().f32Load().f32Max().set(max),
-      );
+      emitRowMax(f, sRow, vectorBytes, visibleBytes, { j, maxV, max });
       // e = exp(s − max) into p, and their sum
-      f.f32(0).splat().set(sumV);
-      f.forRange(
-        j,
-        () => f.i32(0),
-        () => f.get(vectorBytes),
-        16,
-        () => {
-          f.get(sRow).get(j).add().load().get(max).splat().vsub().set(x);
-          emitExp(f, x, n, r);
-          f.tee(e).get(sumV).vadd().set(sumV);
-          f.get(pRow).get(j).add().get(e).store();
-        },
-      );
-      f.horizontalSum(sumV).set(sum);
-      f.forRange(
-        j,
-        () => f.get(vectorBytes),
-        () => f.get(visibleBytes),
-        4,
-        () => {
-          f.get(sRow).get(j).add().f32Load().get(max).f32Sub().set(xs);
-          emitExpScalar(f, xs, ns, rs);
-          f.tee(es).get(sum).f32Add().set(sum);
-          f.get(pRow).get(j).add().get(es).f32Store();
-        },
-      );
+      emitExpSum(f, sRow, pRow, vectorBytes, visibleBytes, { j, max, sum, x, n, r, e, sumV, xs, ns, rs, es });
       // ÷ sum
       f.f32(1).get(sum).f32Div().set(sum);
       f.forRange(

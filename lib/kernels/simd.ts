@@ -2,7 +2,7 @@ import { copyBlocksFunc, transposeFunc } from "./simd-copy.js";
 import { adamWFunc, geluBwdFunc, geluFwdFunc, tanhFunc } from "./simd-elementwise.js";
 import { layerNormBwdFunc, layerNormFwdFunc } from "./simd-layernorm.js";
 import { dotProductsFunc, weightedRowsFunc } from "./simd-products.js";
-import { expFunc, softmaxBlockFunc, softmaxBwdFunc } from "./simd-softmax.js";
+import { expFunc, rowMaxSumExpFunc, scaledSoftmaxRowsFunc, softmaxBlockFunc, softmaxBwdFunc } from "./simd-softmax.js";
 import { addRowsFunc, columnSumsFunc, scatterAddRowsFunc } from "./simd-sums.js";
 import { relaxedSimdAvailable } from "./gemm.js";
 import { KernelModule } from "./wasm-module.js";
@@ -66,6 +66,10 @@ export interface SimdKernels {
   softmaxBlock(s: number, p: number, rows: number, keys: number, above: number, rowFloats: number, k0: number): void;
   /** Per row of n floats: g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
   softmaxBwd(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
+  /** Per row of n floats at x: its max into maxOut[row] and Σ exp(x − max) into sumOut[row]. */
+  rowMaxSumExp(x: number, maxOut: number, sumOut: number, rows: number, n: number): void;
+  /** Per row of n floats: out = exp(x − lse[row]) · scale[row]. */
+  scaledSoftmaxRows(x: number, lse: number, scale: number, out: number, rows: number, n: number): void;
   /** The same without `extra` (ignored): g ← p ⊙ (g − Σ p ⊙ g) · scale. */
   softmaxBwdPlain(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
   /**
@@ -165,6 +169,8 @@ export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
   layerNormFwdFunc(),
   layerNormBwdFunc(),
   expFunc(),
+  rowMaxSumExpFunc(),
+  scaledSoftmaxRowsFunc(),
   softmaxBlockFunc(),
   softmaxBwdFunc(true),
   softmaxBwdFunc(false),

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { fusedCrossEntropy } from "../kernels/fused.js";
 import { canReadSynchronously } from "../utils/sync-reads.js";
 
 /** Targets equal to this are skipped by the loss (PyTorch's convention): prompts, padding. */
@@ -26,6 +27,9 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, ignoreIndex 
   if (targets.dtype !== "int32")
     throw new Error(`crossEntropy: targets must be int32 token ids, got ${targets.dtype}.`);
   checkTargets(targets, vocabSize, ignoreIndex);
+  // The same maths as one fused kernel each way where the backend has one (a speed-up only; lib/kernels/fused.ts).
+  const fused = fusedCrossEntropy(logits, targets, ignoreIndex);
+  if (fused) return fused;
   const loss = tf.customGrad((logitsInput, targetsInput, save) => {
     const rows = (logitsInput as tf.Tensor).reshape([-1, vocabSize]) as tf.Tensor2D; // (N, V)
     const flatTargets = (targetsInput as tf.Tensor).reshape([-1]) as tf.Tensor1D; // (N)
