@@ -7,9 +7,11 @@ import {
   type Block,
   type Dims,
   PARALLEL_SCORES,
+  type Rows,
   type Visibility,
   attentionBlocks,
   dimsOf,
+  entryRows,
   forEachBlock,
 } from "./attention-blocks.js";
 import { multiply2d } from "./batch-matmul.js";
@@ -22,64 +24,63 @@ import { type WasmBackend, f32, heapMemory, heapOffset, i32, withoutThreadPool }
 /**
  * The backward pass block by block (see fusedAttentionGradWasm for the maths). P is 0 outside the blocks, so
  * dS is too: it starts as zeros and only the blocks are computed. Pᵀ and dSᵀ are read with swapped strides
- * (weightedRows' row and column strides), so nothing is transposed.
+ * (weightedRows' row and column strides), so nothing is transposed. Rows as in blockAttention; P and dP (0:
+ * none) at those bytes as (batch, Tq, Tk) tensors.
  */
-function blockAttentionGrad(
+export function blockAttentionGrad(
   backend: WasmBackend,
   simd: SimdKernels,
-  {
-    dO,
-    dP,
-    q,
-    k,
-    v,
-    p,
-    dq,
-    dk,
-    dv,
-  }: Record<"dO" | "q" | "k" | "v" | "p" | "dq" | "dk" | "dv", tf.TensorInfo> & {
-    dP?: tf.TensorInfo;
-  },
+  { dO, Q, K, V, dQ, dK, dV }: Record<"dO" | "Q" | "K" | "V" | "dQ" | "dK" | "dV", Rows>,
+  P: number,
+  DP: number,
   { batch, Tq, Tk, hs, hv }: Dims,
   scale: number,
   blocks: Block[][],
 ): void {
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
   f32(backend, dS).fill(0);
-  const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
-  const DP = dP ? heapOffset(backend, dP) : 0;
+  const DS = heapOffset(backend, dS);
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
-  // a block's byte offsets: (q0, k0) in the (Tq, Tk) matrices P and dS; its first query and key rows, per float of width
-  const offsets = (b: number, { q0, k0 }: Block) => ({
-    block: 4 * ((b * Tq + q0) * Tk + k0),
-    query: 4 * (b * Tq + q0),
-    key: 4 * (b * Tk + k0),
-  });
+  // a block's byte offset: (q0, k0) in the (Tq, Tk) matrices P and dS
+  const blockAt = (b: number, { q0, k0 }: Block) => 4 * ((b * Tq + q0) * Tk + k0);
   const valueCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
-    const { rows, keys, above } = blockInfo;
-    const { block, query, key } = offsets(b, blockInfo);
+    const { q0, k0, rows, keys, above } = blockInfo;
+    const block = blockAt(b, blockInfo);
     // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
-    valueCalls.push(["dotProducts", DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1]);
+    valueCalls.push([
+      "dotProducts",
+      dO.at(b, q0),
+      V.at(b, k0),
+      DS + block,
+      rows,
+      keys,
+      hv,
+      dO.stride,
+      V.stride,
+      Tk,
+      above,
+      1,
+    ]);
     valueCalls.push([
       "weightedRows",
       P + block,
-      DO + query * hv,
-      DV + key * hv,
+      dO.at(b, q0),
+      dV.at(b, k0),
       keys,
       hv,
       rows,
       1,
       Tk,
-      hv,
-      hv,
+      dO.stride,
+      dV.stride,
       above,
       rows,
     ]);
   });
   runShared(threads, simd, valueCalls);
   const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => [
-    dP ? "softmaxBwd" : "softmaxBwdPlain",
+    DP ? "softmaxBwd" : "softmaxBwdPlain",
     P + 4 * from * Tk,
     DS + 4 * from * Tk,
     DP + 4 * from * Tk,
@@ -90,36 +91,36 @@ function blockAttentionGrad(
   runShared(threads, simd, rowCalls);
   const queryKeyCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
-    const { rows, keys, above } = blockInfo;
-    const { block, query, key } = offsets(b, blockInfo);
+    const { q0, k0, rows, keys, above } = blockInfo;
+    const block = blockAt(b, blockInfo);
     // dQ = dS K, dK = dSᵀ Q
     queryKeyCalls.push([
       "weightedRows",
       DS + block,
-      K + key * hs,
-      DQ + query * hs,
+      K.at(b, k0),
+      dQ.at(b, q0),
       rows,
       hs,
       keys,
       Tk,
       1,
-      hs,
-      hs,
+      K.stride,
+      dQ.stride,
       rows,
       above,
     ]);
     queryKeyCalls.push([
       "weightedRows",
       DS + block,
-      Q + query * hs,
-      DK + key * hs,
+      Q.at(b, q0),
+      dK.at(b, k0),
       keys,
       hs,
       rows,
       1,
       Tk,
-      hs,
-      hs,
+      Q.stride,
+      dK.stride,
       above,
       rows,
     ]);
@@ -154,7 +155,25 @@ export function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const simd = simdKernels(backend);
   const blocks = simd && attentionBlocks(dims, visibility);
   if (blocks) {
-    blockAttentionGrad(backend, simd, { dO, dP, q, k, v, p, dq, dk, dv }, dims, scale, blocks);
+    const rows = (t: tf.TensorInfo, T: number, d: number) => entryRows(heapOffset(backend, t), T, d);
+    blockAttentionGrad(
+      backend,
+      simd,
+      {
+        dO: rows(dO, Tq, hv),
+        Q: rows(q, Tq, hs),
+        K: rows(k, Tk, hs),
+        V: rows(v, Tk, hv),
+        dQ: rows(dq, Tq, hs),
+        dK: rows(dk, Tk, hs),
+        dV: rows(dv, Tk, hv),
+      },
+      heapOffset(backend, p),
+      dP ? heapOffset(backend, dP) : 0,
+      dims,
+      scale,
+      blocks,
+    );
     return [dq, dk, dv];
   }
   const dOBase = heapOffset(backend, dO);
