@@ -7,11 +7,9 @@ import {
   type Block,
   type Dims,
   PARALLEL_SCORES,
-  type Rows,
   type Visibility,
   attentionBlocks,
   dimsOf,
-  entryRows,
   forEachBlock,
 } from "./attention-blocks.js";
 import { multiply2d } from "./batch-matmul.js";
@@ -24,63 +22,64 @@ import { type WasmBackend, f32, heapMemory, heapOffset, i32, withoutThreadPool }
 /**
  * The backward pass block by block (see fusedAttentionGradWasm for the maths). P is 0 outside the blocks, so
  * dS is too: it starts as zeros and only the blocks are computed. Pᵀ and dSᵀ are read with swapped strides
- * (weightedRows' row and column strides), so nothing is transposed. Rows as in blockAttention; P and dP (0:
- * none) at those bytes as (batch, Tq, Tk) tensors.
+ * (weightedRows' row and column strides), so nothing is transposed.
  */
-export function blockAttentionGrad(
+function blockAttentionGrad(
   backend: WasmBackend,
   simd: SimdKernels,
-  { dO, Q, K, V, dQ, dK, dV }: Record<"dO" | "Q" | "K" | "V" | "dQ" | "dK" | "dV", Rows>,
-  P: number,
-  DP: number,
+  {
+    dO,
+    dP,
+    q,
+    k,
+    v,
+    p,
+    dq,
+    dk,
+    dv,
+  }: Record<"dO" | "q" | "k" | "v" | "p" | "dq" | "dk" | "dv", tf.TensorInfo> & {
+    dP?: tf.TensorInfo;
+  },
   { batch, Tq, Tk, hs, hv }: Dims,
   scale: number,
   blocks: Block[][],
 ): void {
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
   f32(backend, dS).fill(0);
-  const DS = heapOffset(backend, dS);
+  const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
+  const DP = dP ? heapOffset(backend, dP) : 0;
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
-  // a block's byte offset: (q0, k0) in the (Tq, Tk) matrices P and dS
-  const blockAt = (b: number, { q0, k0 }: Block) => 4 * ((b * Tq + q0) * Tk + k0);
+  // a block's byte offsets: (q0, k0) in the (Tq, Tk) matrices P and dS; its first query and key rows, per float of width
+  const offsets = (b: number, { q0, k0 }: Block) => ({
+    block: 4 * ((b * Tq + q0) * Tk + k0),
+    query: 4 * (b * Tq + q0),
+    key: 4 * (b * Tk + k0),
+  });
   const valueCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
-    const { q0, k0, rows, keys, above } = blockInfo;
-    const block = blockAt(b, blockInfo);
+    const { rows, keys, above } = blockInfo;
+    const { block, query, key } = offsets(b, blockInfo);
     // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
-    valueCalls.push([
-      "dotProducts",
-      dO.at(b, q0),
-      V.at(b, k0),
-      DS + block,
-      rows,
-      keys,
-      hv,
-      dO.stride,
-      V.stride,
-      Tk,
-      above,
-      1,
-    ]);
+    valueCalls.push(["dotProducts", DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1]);
     valueCalls.push([
       "weightedRows",
       P + block,
-      dO.at(b, q0),
-      dV.at(b, k0),
+      DO + query * hv,
+      DV + key * hv,
       keys,
       hv,
       rows,
       1,
       Tk,
-      dO.stride,
-      dV.stride,
+      hv,
+      hv,
       above,
       rows,
     ]);
   });
   runShared(threads, simd, valueCalls);
   const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => [
-    DP ? "softmaxBwd" : "softmaxBwdPlain",
+    dP ? "softmaxBwd" : "softmaxBwdPlain",
     P + 4 * from * Tk,
     DS + 4 * from * Tk,
     DP + 4 * from * Tk,
@@ -91,36 +90,36 @@ export function blockAttentionGrad(
   runShared(threads, simd, rowCalls);
   const queryKeyCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, blockInfo) => {
-    const { q0, k0, rows, keys, above } = blockInfo;
-    const block = blockAt(b, blockInfo);
+    const { rows, keys, above } = blockInfo;
+    const { block, query, key } = offsets(b, blockInfo);
     // dQ = dS K, dK = dSᵀ Q
     queryKeyCalls.push([
       "weightedRows",
       DS + block,
-      K.at(b, k0),
-      dQ.at(b, q0),
+      K + key * hs,
+      DQ + query * hs,
       rows,
       hs,
       keys,
       Tk,
       1,
-      K.stride,
-      dQ.stride,
+      hs,
+      hs,
       rows,
       above,
     ]);
     queryKeyCalls.push([
       "weightedRows",
       DS + block,
-      Q.at(b, q0),
-      dK.at(b, k0),
+      Q + query * hs,
+      DK + key * hs,
       keys,
       hs,
       rows,
       1,
       Tk,
-      Q.stride,
-      dK.stride,
+      hs,
+      hs,
       above,
       rows,
     ]);
@@ -155,25 +154,7 @@ export function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const simd = simdKernels(backend);
   const blocks = simd && attentionBlocks(dims, visibility);
   if (blocks) {
-    const rows = (t: tf.TensorInfo, T: number, d: number) => entryRows(heapOffset(backend, t), T, d);
-    blockAttentionGrad(
-      backend,
-      simd,
-      {
-        dO: rows(dO, Tq, hv),
-        Q: rows(q, Tq, hs),
-        K: rows(k, Tk, hs),
-        V: rows(v, Tk, hv),
-        dQ: rows(dq, Tq, hs),
-        dK: rows(dk, Tk, hs),
-        dV: rows(dv, Tk, hv),
-      },
-      heapOffset(backend, p),
-      dP ? heapOffset(backend, dP) : 0,
-      dims,
-      scale,
-      blocks,
-    );
+    blockAttentionGrad(backend, simd, { dO, dP, q, k, v, p, dq, dk, dv }, dims, scale, blocks);
     return [dq, dk, dv];
   }
   const dOBase = heapOffset(backend, dO);

@@ -24,32 +24,6 @@ export interface Visibility {
   documents?: Int32Array;
 }
 
-/**
- * Where the rows (queries, keys, values, outputs or their gradients) of each (batch, head) entry lie in the
- * heap: row i of entry b at byte `at(b, i)`, consecutive rows `stride` floats apart.
- */
-export interface Rows {
-  at(b: number, i: number): number;
-  stride: number;
-}
-
-/** Rows of a (..., T, d) tensor at byte `base`: entry after entry, as tfjs lays out split heads (B, nh, T, hs). */
-export function entryRows(base: number, T: number, d: number): Rows {
-  return { at: (b, i) => base + 4 * (b * T + i) * d, stride: d };
-}
-
-/**
- * Rows with the heads side by side, as a Linear layer writes them: a (B, T, width) tensor at byte `base`, where
- * head h's d values of position i start at column `column + h · d`; entry b is (b / heads, b mod heads). The fused
- * self-attention reads q, k and v this way from c_attn's (B, T, 3C) output, and writes its (B, T, C) output so.
- */
-export function headRows(base: number, T: number, heads: number, d: number, width: number, column: number): Rows {
-  return {
-    at: (b, i) => base + 4 * ((Math.floor(b / heads) * T + i) * width + column + (b % heads) * d),
-    stride: width,
-  };
-}
-
 export function dimsOf(q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo): Dims {
   const r = q.shape.length;
   return {

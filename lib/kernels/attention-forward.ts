@@ -7,11 +7,9 @@ import {
   type Block,
   type Dims,
   PARALLEL_SCORES,
-  type Rows,
   type Visibility,
   attentionBlocks,
   dimsOf,
-  entryRows,
   forEachBlock,
 } from "./attention-blocks.js";
 import { multiply2d } from "./batch-matmul.js";
@@ -52,16 +50,7 @@ export function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
   const simd = simdKernels(backend);
   const blocks = simd && attentionBlocks(dims, visibility);
   if (blocks) {
-    const rows = (t: tf.TensorInfo, T: number, d: number) => entryRows(heapOffset(backend, t), T, d);
-    blockAttention(
-      backend,
-      simd,
-      { Q: rows(q, Tq, hs), K: rows(k, Tk, hs), V: rows(v, Tk, hv), O: rows(output, Tq, hv) },
-      heapOffset(backend, weights),
-      dims,
-      scale,
-      blocks,
-    );
+    blockAttention(backend, simd, { q, k, v, output, weights }, dims, scale, blocks);
     return [output, weights];
   }
   if (Tq <= SMALL_QUERY_LENGTH) {
@@ -106,35 +95,34 @@ export function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
  * (its block, below the causal diagonal), their softmax (and exact zeros for every other key), then O = P V
  * over the visible keys only. For one causal block this skips the half of the work above the diagonal; for
  * rows packed with short documents, most of it. Each of the three steps is shared out among the kernel
- * threads, block by block. Q, K, V and O are read and written where `Rows` says (split heads, or heads side by
- * side); P, the weights, at byte P as a (batch, Tq, Tk) tensor.
+ * threads, block by block.
  */
-export function blockAttention(
+function blockAttention(
   backend: WasmBackend,
   simd: SimdKernels,
-  { Q, K, V, O }: Record<"Q" | "K" | "V" | "O", Rows>,
-  P: number,
+  { q, k, v, output, weights }: Record<"q" | "k" | "v" | "output" | "weights", tf.TensorInfo>,
   { batch, Tq, Tk, hs, hv }: Dims,
   scale: number,
   blocks: Block[][],
 ): void {
   const scores = backend.makeOutput([batch, Tq, Tk], "float32"); // only the visible entries are written and read
-  const S = heapOffset(backend, scores);
+  const [Q, K, V, S, O, P] = [q, k, v, scores, output, weights].map((t) => heapOffset(backend, t));
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
   const scoreCalls: KernelCall[] = [];
   const softmaxCalls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
+    const queries = Q + 4 * (b * Tq + q0) * hs;
     const block = 4 * ((b * Tq + q0) * Tk + k0);
     scoreCalls.push([
       "dotProducts",
-      Q.at(b, q0),
-      K.at(b, k0),
+      queries,
+      K + 4 * (b * Tk + k0) * hs,
       S + block,
       rows,
       keys,
       hs,
-      Q.stride,
-      K.stride,
+      hs,
+      hs,
       Tk,
       above,
       scale,
@@ -151,15 +139,15 @@ export function blockAttention(
     outputCalls.push([
       "weightedRows",
       p,
-      V.at(b, k0),
-      O.at(b, q0),
+      V + 4 * (b * Tk + k0) * hv,
+      O + 4 * (b * Tq + q0) * hv,
       rows,
       hv,
       keys,
       Tk,
       1,
-      V.stride,
-      O.stride,
+      hv,
+      hv,
       rows,
       above,
     ]);
