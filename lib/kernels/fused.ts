@@ -16,9 +16,9 @@ import { FUSED_LAYER_NORM } from "./layernorm.js";
  *   ... the maths, step by step, in TensorFlow.js ops
  *
  * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, LayerNorm,
- * GELU, the cross-entropy and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm without those kernels
- * (GPT_WASM_KERNELS=0) a matmul and an embedding lookup whose gradients avoid tfjs's slow or missing kernels. Only
- * how the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
+ * GELU, the cross-entropy and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm
+ * without those kernels (GPT_WASM_KERNELS=0) a matmul and an embedding lookup whose gradients avoid tfjs's slow or
+ * missing kernels. Only how the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
  */
 
 /** True when the active backend is WebAssembly, whose fast matmul (XNNPACK) takes only plain 2-D operands. */

@@ -72,7 +72,7 @@ export function expFunc(): Func {
   return f;
 }
 
-/** max over a row's bytes [0, bytes) at `row` into f32 local max: 4 floats a step up to vectorBytes, then one at a time. */
+/** max over a row's bytes [0, bytes) at `row` into f32 local max: 4 floats a step up to vectorBytes, then 1. */
 function emitRowMax(
   f: Func,
   row: number,
