@@ -379,12 +379,30 @@ async function main(): Promise<void> {
   }
 }
 
+/** What the GPT-2 figures keep of a PyTorch run. */
+interface TorchFigures {
+  tokensPerSecond: number;
+  threads: number;
+  blasThreads: string;
+  peakRssBytes: number;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the JSON the PyTorch script prints
+function torchFigures(run: any): TorchFigures {
+  return {
+    tokensPerSecond: run.tokens_per_second,
+    threads: run.threads,
+    blasThreads: run.blas_threads,
+    peakRssBytes: run.peak_rss_bytes,
+  };
+}
+
 interface Gpt2Figures {
   weights: "downloaded" | "random";
   loadSeconds: number;
   peakRssBytes: number;
   tokensPerSecond: number;
-  pytorch?: { tokensPerSecond: number; threads: number; blasThreads: string; peakRssBytes: number };
+  pytorch?: TorchFigures;
   ratio?: number;
 }
 
@@ -424,12 +442,7 @@ async function benchGpt2(withPyTorch: boolean): Promise<Gpt2Figures> {
     );
     if (fastest) {
       const { run } = fastest;
-      figures.pytorch = {
-        tokensPerSecond: run.tokens_per_second,
-        threads: run.threads,
-        blasThreads: run.blas_threads,
-        peakRssBytes: run.peak_rss_bytes,
-      };
+      figures.pytorch = torchFigures(run);
       figures.ratio = figures.tokensPerSecond / run.tokens_per_second;
       console.log(
         `GPT-2 124M in PyTorch (${describeTorch(fastest.settings)}, the fastest of four): ` +
@@ -448,7 +461,7 @@ interface Gpt2TrainingFigures {
   firstStepMs: number;
   peakRssBytes: number;
   wasmHeapBytes?: number;
-  pytorch?: { msPerStep: number; tokensPerSecond: number; threads: number; blasThreads: string; peakRssBytes: number };
+  pytorch?: TorchFigures & { msPerStep: number };
   ratio?: number;
 }
 
@@ -496,13 +509,7 @@ function benchGpt2Training(withPyTorch: boolean): Gpt2TrainingFigures {
     : undefined;
   if (fastest) {
     const { run, settings } = fastest;
-    figures.pytorch = {
-      msPerStep: run.ms_per_step,
-      tokensPerSecond: run.tokens_per_second,
-      threads: run.threads,
-      blasThreads: run.blas_threads,
-      peakRssBytes: run.peak_rss_bytes,
-    };
+    figures.pytorch = { ...torchFigures(run), msPerStep: run.ms_per_step };
     figures.ratio = figures.tokensPerSecond / run.tokens_per_second;
     console.log(
       `GPT-2 124M training step in PyTorch (${describeTorch(settings)}, the fastest of four): ${(run.ms_per_step / 1000).toFixed(2)} s ` +

@@ -150,10 +150,13 @@ function multiplyAddPeak(): { fused: boolean; gflops: number } {
     () => f.get(0),
     1,
     () => {
-      for (const sum of sums) {
-        if (fused) f.get(x).get(y).get(sum).vmadd().set(sum);
-        else f.get(sum).get(x).get(y).vmul().vadd().set(sum);
-      }
+      for (const sum of sums)
+        f.multiplyAdd(
+          fused,
+          () => f.get(x),
+          () => f.get(y),
+          sum,
+        );
     },
   );
   for (const sum of sums) f.i32(0).get(sum).store(); // stored, so that the loop is not optimised away

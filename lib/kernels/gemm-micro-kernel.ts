@@ -23,10 +23,6 @@ export function rowsFunc(name: string, R: number, fused: boolean, panels: boolea
   const aRow = Array.from({ length: panels ? 1 : R }, () => f.local("i32"));
   const acc = Array.from({ length: 2 * R }, () => f.local("v128"));
   const [b0, b1, av] = [f.local("v128"), f.local("v128"), f.local("v128")];
-  const multiplyAdd = (x: number, y: number, sum: number) => {
-    if (fused) f.get(x).get(y).get(sum).vmadd().set(sum);
-    else f.get(sum).get(x).get(y).vmul().vadd().set(sum);
-  };
   f.forRange(
     k0,
     () => f.i32(0),
@@ -94,8 +90,18 @@ export function rowsFunc(name: string, R: number, fused: boolean, panels: boolea
                         .loadSplat(4 * q)
                         .set(av);
                     else f.get(aRow[q]).loadSplat().set(av);
-                    multiplyAdd(av, b0, acc[2 * q]);
-                    multiplyAdd(av, b1, acc[2 * q + 1]);
+                    f.multiplyAdd(
+                      fused,
+                      () => f.get(av),
+                      () => f.get(b0),
+                      acc[2 * q],
+                    );
+                    f.multiplyAdd(
+                      fused,
+                      () => f.get(av),
+                      () => f.get(b1),
+                      acc[2 * q + 1],
+                    );
                     if (!panels) f.get(aRow[q]).get(aKBytes).add().set(aRow[q]);
                   }
                   if (panels) f.get(aRow[0]).i32(16).add().set(aRow[0]);
@@ -181,10 +187,6 @@ export function dotRowsFunc(fused: boolean): Func {
   const [n, p, q, vectorEnd, end] = Array.from({ length: 5 }, () => f.local("i32"));
   const [acc0, acc1] = [f.local("v128"), f.local("v128")];
   const sum = f.local("f32");
-  const multiplyAdd = (offset: number, accumulator: number) => {
-    if (fused) f.get(q).load(offset).get(p).load(offset).get(accumulator).vmadd().set(accumulator);
-    else f.get(accumulator).get(q).load(offset).get(p).load(offset).vmul().vadd().set(accumulator);
-  };
   f.forRange(
     n,
     () => f.i32(0),
@@ -200,8 +202,16 @@ export function dotRowsFunc(fused: boolean): Func {
       f.block(() =>
         f.loop(() => {
           f.get(q).get(vectorEnd).ltU().eqz().brIf(1);
-          multiplyAdd(0, acc0);
-          multiplyAdd(16, acc1);
+          for (const [offset, accumulator] of [
+            [0, acc0],
+            [16, acc1],
+          ])
+            f.multiplyAdd(
+              fused,
+              () => f.get(q).load(offset),
+              () => f.get(p).load(offset),
+              accumulator,
+            );
           f.get(q).i32(32).add().set(q);
           f.get(p).i32(32).add().set(p);
           f.br(0);

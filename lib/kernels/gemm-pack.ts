@@ -8,6 +8,22 @@ import { Func } from "./wasm-asm.js";
 export const STRIP = 8;
 export const TILE_ROWS = 4;
 
+/**
+ * The 4 × 4 transpose in registers both packings use: v128 locals `rows` hold 4 floats each; the 4 floats of
+ * column i (rows[0][i] … rows[3][i]) are stored at out + offset(i) (bytes). `t`: 4 v128 scratch locals.
+ */
+function emitTranspose4(f: Func, rows: number[], t: number[], out: number, offset: (i: number) => number): void {
+  const [r0, r1, r2, r3] = rows;
+  f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t[0]); // r0[0] r1[0] r0[1] r1[1]
+  f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t[1]); // r0[2] r1[2] r0[3] r1[3]
+  f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t[2]);
+  f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t[3]);
+  f.get(out).get(t[0]).get(t[2]).shuffle32([0, 1, 4, 5]).store(offset(0));
+  f.get(out).get(t[0]).get(t[2]).shuffle32([2, 3, 6, 7]).store(offset(1));
+  f.get(out).get(t[1]).get(t[3]).shuffle32([0, 1, 4, 5]).store(offset(2));
+  f.get(out).get(t[1]).get(t[3]).shuffle32([2, 3, 6, 7]).store(offset(3));
+}
+
 export function packFunc(): Func {
   const f = new Func("pack", 6);
   const [b, rowStride, colStride, K, N, packed] = [0, 1, 2, 3, 4, 5];
@@ -43,33 +59,9 @@ export function packFunc(): Func {
               f.get(from).load().set(row);
               f.get(from).get(colBytes).add().set(from);
             }
-            for (let half = 0; half < 2; half++) {
-              const [r0, r1, r2, r3] = rows.slice(4 * half, 4 * half + 4);
-              f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
-              f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
-              f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
-              f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
-              f.get(out)
-                .get(t0)
-                .get(t2)
-                .shuffle32([0, 1, 4, 5])
-                .store(16 * half);
-              f.get(out)
-                .get(t0)
-                .get(t2)
-                .shuffle32([2, 3, 6, 7])
-                .store(32 + 16 * half);
-              f.get(out)
-                .get(t1)
-                .get(t3)
-                .shuffle32([0, 1, 4, 5])
-                .store(64 + 16 * half);
-              f.get(out)
-                .get(t1)
-                .get(t3)
-                .shuffle32([2, 3, 6, 7])
-                .store(96 + 16 * half);
-            }
+            // rows k … k+3 of the strip: columns 0-3 from the first four rows, 4-7 from the others
+            for (let half = 0; half < 2; half++)
+              emitTranspose4(f, rows.slice(4 * half, 4 * half + 4), [t0, t1, t2, t3], out, (i) => 32 * i + 16 * half);
             f.get(out)
               .i32(4 * 4 * STRIP)
               .add()
@@ -175,14 +167,7 @@ export function packAFunc(): Func {
               f.get(from).get(rowBytes).add().get(k).i32(2).shl().add().load().set(r1);
               f.get(from).get(rowBytes).i32(1).shl().add().get(k).i32(2).shl().add().load().set(r2);
               f.get(from).get(rowBytes).i32(3).mul().add().get(k).i32(2).shl().add().load().set(r3);
-              f.get(r0).get(r1).shuffle32([0, 4, 1, 5]).set(t0);
-              f.get(r0).get(r1).shuffle32([2, 6, 3, 7]).set(t1);
-              f.get(r2).get(r3).shuffle32([0, 4, 1, 5]).set(t2);
-              f.get(r2).get(r3).shuffle32([2, 6, 3, 7]).set(t3);
-              f.get(out).get(t0).get(t2).shuffle32([0, 1, 4, 5]).store();
-              f.get(out).get(t0).get(t2).shuffle32([2, 3, 6, 7]).store(16);
-              f.get(out).get(t1).get(t3).shuffle32([0, 1, 4, 5]).store(32);
-              f.get(out).get(t1).get(t3).shuffle32([2, 3, 6, 7]).store(48);
+              emitTranspose4(f, [r0, r1, r2, r3], [t0, t1, t2, t3], out, (i) => 16 * i);
               f.get(out).i32(64).add().set(out);
             },
           );

@@ -4,20 +4,6 @@
  */
 import { Func } from "./wasm-asm.js";
 
-/** sum ← x · y + sum for the locals given: one fused multiply-add where relaxed SIMD has it (gemm.ts). */
-function multiplyAdd(f: Func, fused: boolean, x: () => void, y: () => void, sum: number): void {
-  if (fused) {
-    x();
-    y();
-    f.get(sum).vmadd().set(sum);
-  } else {
-    f.get(sum);
-    x();
-    y();
-    f.vmul().vadd().set(sum);
-  }
-}
-
 /** Pushes min(limit, i + above + 1) (unsigned), the end of row i's range. */
 function rangeEnd(f: Func, i: number, above: number, limit: number): void {
   const end = f.local("i32");
@@ -66,8 +52,7 @@ export function dotProductsFunc(fused: boolean): Func {
             () => {
               f.get(aRow).get(t).add().load().set(av);
               [b0, b1, b2, b3].forEach((row, r) =>
-                multiplyAdd(
-                  f,
+                f.multiplyAdd(
                   fused,
                   () => f.get(av),
                   () => f.get(row).get(t).add().load(),
@@ -121,8 +106,7 @@ export function dotProductsFunc(fused: boolean): Func {
             () => f.get(kBytes),
             16,
             () => {
-              multiplyAdd(
-                f,
+              f.multiplyAdd(
                 fused,
                 () => f.get(aRow).get(t).add().load(),
                 () => f.get(b0).get(t).add().load(),
@@ -167,8 +151,7 @@ export function weightedRowsFunc(fused: boolean): Func {
       () => {
         f.get(wPtr).f32Load().splat().set(weight);
         for (let v = 0; v < vectors; v++)
-          multiplyAdd(
-            f,
+          f.multiplyAdd(
             fused,
             () => f.get(weight),
             () => f.get(xPtr).load(16 * v),

@@ -162,27 +162,32 @@ export interface SimdKernels {
   ): void;
 }
 
-export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => [
-  tanhFunc(),
-  geluFwdFunc(),
-  geluBwdFunc(),
-  layerNormFwdFunc(),
-  layerNormBwdFunc(),
-  expFunc(),
-  rowMaxSumExpFunc(),
-  scaledSoftmaxRowsFunc(),
-  softmaxBlockFunc(),
-  softmaxBwdFunc(true),
-  softmaxBwdFunc(false),
-  adamWFunc(),
-  dotProductsFunc(relaxedSimdAvailable()),
-  weightedRowsFunc(relaxedSimdAvailable()),
-  columnSumsFunc(),
-  scatterAddRowsFunc(),
-  transposeFunc(),
-  copyBlocksFunc(),
-  addRowsFunc(),
-]);
+export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => simdFuncs(relaxedSimdAvailable()));
+
+/** The module's functions; `fused`: attention's products with fused multiply-adds (relaxed SIMD). */
+function simdFuncs(fused: boolean) {
+  return [
+    tanhFunc(),
+    geluFwdFunc(),
+    geluBwdFunc(),
+    layerNormFwdFunc(),
+    layerNormBwdFunc(),
+    expFunc(),
+    rowMaxSumExpFunc(),
+    scaledSoftmaxRowsFunc(),
+    softmaxBlockFunc(),
+    softmaxBwdFunc(true),
+    softmaxBwdFunc(false),
+    adamWFunc(),
+    dotProductsFunc(fused),
+    weightedRowsFunc(fused),
+    columnSumsFunc(),
+    scatterAddRowsFunc(),
+    transposeFunc(),
+    copyBlocksFunc(),
+    addRowsFunc(),
+  ];
+}
 
 /**
  * The SIMD kernels over this backend's heap, or null where WebAssembly SIMD or the heap's Memory object is

@@ -274,6 +274,23 @@ export class Func {
   vmul(): this {
     return this.simd(0xe6);
   }
+  /**
+   * sum ← x · y + sum (v128 local `sum`; x and y pushed by the callbacks): one fused multiply-add (`vmadd`) where
+   * `fused` (relaxed SIMD available), else a multiply then an add.
+   */
+  multiplyAdd(fused: boolean, x: () => void, y: () => void, sum: number): this {
+    if (fused) {
+      x();
+      y();
+      this.get(sum).vmadd();
+    } else {
+      this.get(sum);
+      x();
+      y();
+      this.vmul().vadd();
+    }
+    return this.set(sum);
+  }
   vdiv(): this {
     return this.simd(0xe7);
   }
