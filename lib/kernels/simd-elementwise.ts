@@ -13,45 +13,65 @@ const A = [
 ];
 const B = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.19825839466702e-6];
 
-/** Pushes tanh(u) (u: v128 local) with the saturation fix; uses scratch v128 locals. */
-function emitTanh(f: Func, u: number, s: { u2: number; p: number; q: number }): void {
+/** Vectors per pass of the tanh loops (Func.forVectors): four independent chains of ~25 operations. */
+const GROUPS = 4;
+
+/** t[g] = tanh(u[g]) for v128 locals u[g], with the saturation fix; the chains of all g interleaved. */
+function emitTanh(f: Func, u: number[], t: number[]): void {
+  const [u2, p, q] = [0, 1, 2].map(() => u.map(() => f.local("v128")));
+  const each = (body: (g: number) => void) => u.forEach((_, g) => body(g));
   // u2 = u² (no clamp of u: lanes with |u| > CLAMP, where the polynomials may overflow, are replaced below)
-  f.get(u).get(u).vmul().set(s.u2);
+  each((g) => f.get(u[g]).get(u[g]).vmul().set(u2[g]));
   // p = u · (A1 + u2·(A3 + u2·(A5 + u2·(A7 + u2·(A9 + u2·(A11 + u2·A13))))))
-  f.f32(A[6]).splat();
-  for (let k = 5; k >= 0; k--) f.get(s.u2).vmul().f32(A[k]).splat().vadd();
-  f.get(u).vmul().set(s.p);
+  each((g) => f.f32(A[6]).splat().set(p[g]));
+  for (let k = 5; k >= 0; k--) each((g) => f.get(p[g]).get(u2[g]).vmul().f32(A[k]).splat().vadd().set(p[g]));
+  each((g) => f.get(p[g]).get(u[g]).vmul().set(p[g]));
   // q = B0 + u2·(B2 + u2·(B4 + u2·B6))
-  f.f32(B[3]).splat();
-  for (let k = 2; k >= 0; k--) f.get(s.u2).vmul().f32(B[k]).splat().vadd();
-  f.set(s.q);
+  each((g) => f.f32(B[3]).splat().set(q[g]));
+  for (let k = 2; k >= 0; k--) each((g) => f.get(q[g]).get(u2[g]).vmul().f32(B[k]).splat().vadd().set(q[g]));
   // t = p / q, or ±1 (1 with u's sign bit) where |u| > CLAMP
-  f.get(u).f32(-0).splat().vand().f32(1).splat().vor();
-  f.get(s.p).get(s.q).vdiv();
-  f.get(u).vabs().f32(CLAMP).splat().vgt();
-  f.vbitselect();
+  each((g) => {
+    f.get(u[g]).f32(-0).splat().vand().f32(1).splat().vor();
+    f.get(p[g]).get(q[g]).vdiv();
+    f.get(u[g]).vabs().f32(CLAMP).splat().vgt();
+    f.vbitselect().set(t[g]);
+  });
 }
 
-function scratch(f: Func) {
-  return { u2: f.local("v128"), p: f.local("v128"), q: f.local("v128") };
+/** v128 locals for the `count` vectors of one pass, one array per name. */
+function vectors(f: Func, count: number, names: number): number[][] {
+  return Array.from({ length: names }, () => Array.from({ length: count }, () => f.local("v128")));
 }
 
 export function tanhFunc(): Func {
   const f = new Func("tanh", 3);
   const [x, y, n] = [0, 1, 2];
-  const i = f.local("i32");
-  const u = f.local("v128");
-  const s = scratch(f);
-  f.forRange(
+  const [i, end] = [f.local("i32"), f.local("i32")];
+  f.get(n).i32(2).shl().set(end);
+  f.forVectors(
     i,
     () => f.i32(0),
-    () => f.get(n).i32(2).shl(),
-    16,
-    () => {
-      f.get(x).get(i).add().load().set(u);
-      f.get(y).get(i).add();
-      emitTanh(f, u, s);
-      f.store();
+    end,
+    GROUPS,
+    (count) => {
+      const [u, t] = vectors(f, count, 2);
+      u.forEach((ug, g) =>
+        f
+          .get(x)
+          .get(i)
+          .add()
+          .load(16 * g)
+          .set(ug),
+      );
+      emitTanh(f, u, t);
+      t.forEach((tg, g) =>
+        f
+          .get(y)
+          .get(i)
+          .add()
+          .get(tg)
+          .store(16 * g),
+      );
     },
   );
   return f;
@@ -60,40 +80,37 @@ export function tanhFunc(): Func {
 export function geluFwdFunc(): Func {
   const f = new Func("geluFwd", 4);
   const [x, y, tOut, n] = [0, 1, 2, 3];
-  const i = f.local("i32");
-  const v = f.local("v128");
-  const u = f.local("v128");
-  const t = f.local("v128");
-  const s = scratch(f);
-  f.forRange(
+  const [i, end] = [f.local("i32"), f.local("i32")];
+  f.get(n).i32(2).shl().set(end);
+  f.forVectors(
     i,
     () => f.i32(0),
-    () => f.get(n).i32(2).shl(),
-    16,
-    () => {
-      f.get(x).get(i).add().load().set(v);
-      // u = √(2/π) (v + 0.044715 v³)
-      f.get(v)
-        .get(v)
-        .vmul()
-        .get(v)
-        .vmul()
-        .f32(CUBIC)
-        .splat()
-        .vmul()
-        .get(v)
-        .vadd()
-        .f32(SQRT_2_OVER_PI)
-        .splat()
-        .vmul()
-        .set(u);
-      emitTanh(f, u, s);
-      f.set(t);
-      f.get(tOut).get(i).add().get(t).store();
-      // y = 0.5 v (1 + t)
-      f.get(y).get(i).add();
-      f.get(t).f32(1).splat().vadd().get(v).vmul().f32(0.5).splat().vmul();
-      f.store();
+    end,
+    GROUPS,
+    (count) => {
+      const [v, u, t] = vectors(f, count, 3);
+      v.forEach((vg, g) => {
+        f.get(x)
+          .get(i)
+          .add()
+          .load(16 * g)
+          .set(vg);
+        // u = √(2/π) (v + 0.044715 v³)
+        f.get(vg).get(vg).vmul().get(vg).vmul().f32(CUBIC).splat().vmul().get(vg).vadd();
+        f.f32(SQRT_2_OVER_PI).splat().vmul().set(u[g]);
+      });
+      emitTanh(f, u, t);
+      t.forEach((tg, g) => {
+        f.get(tOut)
+          .get(i)
+          .add()
+          .get(tg)
+          .store(16 * g);
+        // y = 0.5 v (1 + t)
+        f.get(y).get(i).add();
+        f.get(tg).f32(1).splat().vadd().get(v[g]).vmul().f32(0.5).splat().vmul();
+        f.store(16 * g);
+      });
     },
   );
   return f;

@@ -14,17 +14,32 @@ const EXP_POLYNOMIAL = [
 ];
 const EXP_MIN = -87.33654;
 
-/** Pushes e^x for the 4 floats of v128 local x; n and r are v128 scratch locals. */
-function emitExp(f: Func, x: number, n: number, r: number): void {
-  f.get(x).f32(EXP_MIN).splat().vpmax().set(r); // pmax(x, min) keeps a NaN x
-  f.get(r).f32(LOG2E).splat().vmul().vnearest().set(n);
-  f.get(r).get(n).f32(LN2_HIGH).splat().vmul().vsub().get(n).f32(LN2_LOW).splat().vmul().vsub().set(r);
-  f.f32(EXP_POLYNOMIAL[0]).splat();
-  for (const c of EXP_POLYNOMIAL.slice(1)) f.get(r).vmul().f32(c).splat().vadd();
-  f.get(r).get(r).vmul().vmul().get(r).vadd().f32(1).splat().vadd();
+/** Vectors per pass of the exp loops (Func.forVectors): four independent chains of ~20 operations. */
+const GROUPS = 4;
+
+/** e[g] = e^x[g] for v128 locals x[g] (the chains of all g interleaved). */
+function emitExp(f: Func, x: number[], e: number[]): void {
+  const [n, r] = [0, 1].map(() => x.map(() => f.local("v128")));
+  const each = (body: (g: number) => void) => x.forEach((_, g) => body(g));
+  each((g) => f.get(x[g]).f32(EXP_MIN).splat().vpmax().set(r[g])); // pmax(x, min) keeps a NaN x
+  each((g) => f.get(r[g]).f32(LOG2E).splat().vmul().vnearest().set(n[g]));
+  each((g) => {
+    f.get(r[g]).get(n[g]).f32(LN2_HIGH).splat().vmul().vsub();
+    f.get(n[g]).f32(LN2_LOW).splat().vmul().vsub().set(r[g]);
+  });
+  each((g) => f.f32(EXP_POLYNOMIAL[0]).splat().set(e[g]));
+  for (const c of EXP_POLYNOMIAL.slice(1)) each((g) => f.get(e[g]).get(r[g]).vmul().f32(c).splat().vadd().set(e[g]));
   // × 2ⁿ: the float with exponent bits n + 127
-  f.get(n).vtruncToInt().i32(127).vintSplat().vintAdd().i32(23).vintShl();
-  f.vmul();
+  each((g) => {
+    f.get(e[g]).get(r[g]).get(r[g]).vmul().vmul().get(r[g]).vadd().f32(1).splat().vadd();
+    f.get(n[g]).vtruncToInt().i32(127).vintSplat().vintAdd().i32(23).vintShl();
+    f.vmul().set(e[g]);
+  });
+}
+
+/** v128 locals for the `count` vectors of one pass, one array per name. */
+function vectors(f: Func, count: number, names: number): number[][] {
+  return Array.from({ length: names }, () => Array.from({ length: count }, () => f.local("v128")));
 }
 
 /** The same for one float (f32 locals x, n, r). */
@@ -50,23 +65,44 @@ const EXP_HALF_STEP = 127.5 * Math.LN2;
 export function expFunc(): Func {
   const f = new Func("exp", 3);
   const [x, y, n] = [0, 1, 2];
-  const i = f.local("i32");
-  const [u, big, e, vn, vr] = Array.from({ length: 5 }, () => f.local("v128"));
-  f.forRange(
+  const [i, end] = [f.local("i32"), f.local("i32")];
+  f.get(n).i32(2).shl().set(end);
+  f.forVectors(
     i,
     () => f.i32(0),
-    () => f.get(n).i32(2).shl(),
-    16,
-    () => {
-      f.get(x).get(i).add().load().f32(89).splat().vpmin().set(u); // e^89 is +∞ in float32 already
-      f.get(u).f32(EXP_HALF_STEP).splat().vgt().set(big);
-      f.get(u).f32(Math.LN2).splat().get(big).vand().vsub().set(u);
-      emitExp(f, u, vn, vr);
-      f.set(e);
-      f.get(e).get(e).get(big).vand().vadd().set(e); // × 2 where x was lowered by ln 2
-      f.get(y).get(i).add();
-      f.f32(0).splat().get(e).f32(EXP_MIN).splat().get(x).get(i).add().load().vgt().vbitselect(); // 0 below
-      f.store();
+    end,
+    GROUPS,
+    (count) => {
+      const [u, big, e] = vectors(f, count, 3);
+      u.forEach((ug, g) => {
+        f.get(x)
+          .get(i)
+          .add()
+          .load(16 * g)
+          .f32(89)
+          .splat()
+          .vpmin()
+          .set(ug); // e^89 is +∞ in float32 already
+        f.get(ug).f32(EXP_HALF_STEP).splat().vgt().set(big[g]);
+        f.get(ug).f32(Math.LN2).splat().get(big[g]).vand().vsub().set(ug);
+      });
+      emitExp(f, u, e);
+      e.forEach((eg, g) => {
+        f.get(eg).get(eg).get(big[g]).vand().vadd().set(eg); // × 2 where x was lowered by ln 2
+        f.get(y).get(i).add();
+        f.f32(0)
+          .splat()
+          .get(eg)
+          .f32(EXP_MIN)
+          .splat()
+          .get(x)
+          .get(i)
+          .add()
+          .load(16 * g)
+          .vgt()
+          .vbitselect(); // 0 below
+        f.store(16 * g);
+      });
     },
   );
   return f;
@@ -100,7 +136,8 @@ function emitRowMax(
 
 /**
  * sum = Σ exp(x − max) over a row's bytes [0, bytes) at `row`; with `out`, each exp(x − max) is also written
- * there. v128 locals x, n, r, e, sumV and f32 locals xs, ns, rs, es are scratch.
+ * there. The vector sums are added in the order of the row (GROUPS exps at a time, then added one by one).
+ * v128 local sumV and f32 locals xs, ns, rs, es are scratch.
  */
 function emitExpSum(
   f: Func,
@@ -108,19 +145,37 @@ function emitExpSum(
   out: number | undefined,
   vectorBytes: number,
   bytes: number,
-  l: Record<"j" | "max" | "sum" | "x" | "n" | "r" | "e" | "sumV" | "xs" | "ns" | "rs" | "es", number>,
+  l: Record<"j" | "max" | "sum" | "sumV" | "xs" | "ns" | "rs" | "es", number>,
 ): void {
   f.f32(0).splat().set(l.sumV);
-  f.forRange(
+  f.forVectors(
     l.j,
     () => f.i32(0),
-    () => f.get(vectorBytes),
-    16,
-    () => {
-      f.get(row).get(l.j).add().load().get(l.max).splat().vsub().set(l.x);
-      emitExp(f, l.x, l.n, l.r);
-      f.tee(l.e).get(l.sumV).vadd().set(l.sumV);
-      if (out !== undefined) f.get(out).get(l.j).add().get(l.e).store();
+    vectorBytes,
+    GROUPS,
+    (count) => {
+      const [x, e] = vectors(f, count, 2);
+      x.forEach((xg, g) =>
+        f
+          .get(row)
+          .get(l.j)
+          .add()
+          .load(16 * g)
+          .get(l.max)
+          .splat()
+          .vsub()
+          .set(xg),
+      );
+      emitExp(f, x, e);
+      e.forEach((eg, g) => {
+        f.get(l.sumV).get(eg).vadd().set(l.sumV);
+        if (out !== undefined)
+          f.get(out)
+            .get(l.j)
+            .add()
+            .get(eg)
+            .store(16 * g);
+      });
     },
   );
   f.horizontalSum(l.sumV).set(l.sum);
@@ -146,7 +201,7 @@ export function rowMaxSumExpFunc(): Func {
   const f = new Func("rowMaxSumExp", 5);
   const [x, maxOut, sumOut, rows, n] = [0, 1, 2, 3, 4];
   const [i, j, row, bytes, vectorBytes] = Array.from({ length: 5 }, () => f.local("i32"));
-  const [xv, nv, rv, e, maxV, sumV] = Array.from({ length: 6 }, () => f.local("v128"));
+  const [maxV, sumV] = Array.from({ length: 2 }, () => f.local("v128"));
   const [xs, ns, rs, es, max, sum] = Array.from({ length: 6 }, () => f.local("f32"));
   f.get(n).i32(2).shl().tee(bytes).i32(-16).and().set(vectorBytes);
   f.forRange(
@@ -157,7 +212,7 @@ export function rowMaxSumExpFunc(): Func {
     () => {
       f.get(x).get(i).get(bytes).mul().add().set(row);
       emitRowMax(f, row, vectorBytes, bytes, { j, maxV, max });
-      emitExpSum(f, row, undefined, vectorBytes, bytes, { j, max, sum, x: xv, n: nv, r: rv, e, sumV, xs, ns, rs, es });
+      emitExpSum(f, row, undefined, vectorBytes, bytes, { j, max, sum, sumV, xs, ns, rs, es });
       f.get(maxOut).get(i).i32(2).shl().add().get(max).f32Store();
       f.get(sumOut).get(i).i32(2).shl().add().get(sum).f32Store();
     },
@@ -170,7 +225,7 @@ export function scaledSoftmaxRowsFunc(): Func {
   const f = new Func("scaledSoftmaxRows", 6);
   const [x, lse, scale, out, rows, n] = [0, 1, 2, 3, 4, 5];
   const [i, j, bytes, vectorBytes, row, outRow] = Array.from({ length: 6 }, () => f.local("i32"));
-  const [xv, nv, rv, lseV, scaleV] = Array.from({ length: 5 }, () => f.local("v128"));
+  const [lseV, scaleV] = Array.from({ length: 2 }, () => f.local("v128"));
   const [xs, ns, rs, lseS, scaleS] = Array.from({ length: 5 }, () => f.local("f32"));
   f.get(n).i32(2).shl().tee(bytes).i32(-16).and().set(vectorBytes);
   f.forRange(
@@ -183,16 +238,34 @@ export function scaledSoftmaxRowsFunc(): Func {
       f.get(out).get(i).get(bytes).mul().add().set(outRow);
       f.get(lse).get(i).i32(2).shl().add().f32Load().tee(lseS).splat().set(lseV);
       f.get(scale).get(i).i32(2).shl().add().f32Load().tee(scaleS).splat().set(scaleV);
-      f.forRange(
+      f.forVectors(
         j,
         () => f.i32(0),
-        () => f.get(vectorBytes),
-        16,
-        () => {
-          f.get(row).get(j).add().load().get(lseV).vsub().set(xv);
-          f.get(outRow).get(j).add();
-          emitExp(f, xv, nv, rv);
-          f.get(scaleV).vmul().store();
+        vectorBytes,
+        GROUPS,
+        (count) => {
+          const [x, e] = vectors(f, count, 2);
+          x.forEach((xg, g) =>
+            f
+              .get(row)
+              .get(j)
+              .add()
+              .load(16 * g)
+              .get(lseV)
+              .vsub()
+              .set(xg),
+          );
+          emitExp(f, x, e);
+          e.forEach((eg, g) =>
+            f
+              .get(outRow)
+              .get(j)
+              .add()
+              .get(eg)
+              .get(scaleV)
+              .vmul()
+              .store(16 * g),
+          );
         },
       );
       f.forRange(
@@ -218,7 +291,7 @@ export function softmaxBlockFunc(): Func {
   const [i, j, visibleBytes, vectorBytes, rowBytes, sRow, pRow, pLine, end] = Array.from({ length: 9 }, () =>
     f.local("i32"),
   );
-  const [x, n, r, e, maxV, sumV] = Array.from({ length: 6 }, () => f.local("v128"));
+  const [maxV, sumV] = Array.from({ length: 2 }, () => f.local("v128"));
   const [xs, ns, rs, es, max, sum] = Array.from({ length: 6 }, () => f.local("f32"));
   f.get(rowFloats).i32(2).shl().set(rowBytes);
   f.forRange(
@@ -250,7 +323,7 @@ export function softmaxBlockFunc(): Func {
       );
       emitRowMax(f, sRow, vectorBytes, visibleBytes, { j, maxV, max });
       // e = exp(s − max) into p, and their sum
-      emitExpSum(f, sRow, pRow, vectorBytes, visibleBytes, { j, max, sum, x, n, r, e, sumV, xs, ns, rs, es });
+      emitExpSum(f, sRow, pRow, vectorBytes, visibleBytes, { j, max, sum, sumV, xs, ns, rs, es });
       // ÷ sum
       f.f32(1).get(sum).f32Div().set(sum);
       f.forRange(

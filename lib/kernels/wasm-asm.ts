@@ -142,6 +142,42 @@ export class Func {
     );
   }
 
+  /**
+   * for (i = start; i + 16 · groups ≤ end; i += 16 · groups) body(groups), then the vectors left one at a
+   * time: body(1). i and end are i32 locals in bytes (end − start a multiple of 16); the body addresses its
+   * vector g at offset 16 · g from i. Several independent vectors per pass let long chains of arithmetic
+   * (tanh, exp: ~20 dependent operations each) overlap; within one loop iteration after another, the CPU's
+   * scheduler fills up with one chain's waiting operations and barely overlaps the next (measured: tanh of 1M
+   * floats 2.2 ms one vector per pass, 1.15 ms four).
+   */
+  forVectors(i: number, start: () => void, end: number, groups: number, body: (count: number) => void): this {
+    start();
+    this.set(i);
+    this.block(() =>
+      this.loop(() => {
+        this.get(i)
+          .i32(16 * groups)
+          .add()
+          .get(end)
+          .emit(0x4b)
+          .brIf(1); // i + 16 · groups > end (i32.gt_u)
+        body(groups);
+        this.get(i)
+          .i32(16 * groups)
+          .add()
+          .set(i);
+        this.br(0);
+      }),
+    );
+    return this.forRange(
+      i,
+      () => this.get(i),
+      () => this.get(end),
+      16,
+      () => body(1),
+    );
+  }
+
   // i32
   add(): this {
     return this.emit(0x6a);
