@@ -16,13 +16,13 @@ import { multiply2d } from "./batch-matmul.js";
 import type { KernelArgs } from "./registry.js";
 import { type SimdKernels, simdKernels } from "./simd.js";
 import { transposeWords, wordsOf } from "./transpose.js";
-import { type KernelCall, kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type KernelCall, kernelThreads, runShared } from "./threads.js";
 import { type WasmBackend, f32, heapMemory, heapOffset, i32, withoutThreadPool } from "./wasm-heap.js";
 
 /**
- * The backward pass block by block (see fusedAttentionGradWasm for the maths). P is 0 outside the blocks, so
- * dS is too: it starts as zeros and only the blocks are computed. Pᵀ and dSᵀ are read with swapped strides
- * (weightedRows' row and column strides), so nothing is transposed.
+ * The backward pass block by block (see fusedAttentionGradWasm for the maths; simd.ts `attentionBlockGrad`):
+ * one call per block and (batch, head) entry. Only the visible entries of dS are computed and read, so its
+ * memory needs no zeros. Pᵀ and dSᵀ are read with swapped strides, so nothing is transposed.
  */
 function blockAttentionGrad(
   backend: WasmBackend,
@@ -45,86 +45,35 @@ function blockAttentionGrad(
   blocks: Block[][],
 ): void {
   const dS = backend.makeOutput([batch, Tq, Tk], "float32");
-  f32(backend, dS).fill(0);
   const [DO, Q, K, V, P, DS, DQ, DK, DV] = [dO, q, k, v, p, dS, dq, dk, dv].map((t) => heapOffset(backend, t));
-  const DP = dP ? heapOffset(backend, dP) : 0;
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
-  // a block's byte offsets: (q0, k0) in the (Tq, Tk) matrices P and dS; its first query and key rows, per float of width
-  const offsets = (b: number, { q0, k0 }: Block) => ({
-    block: 4 * ((b * Tq + q0) * Tk + k0),
-    query: 4 * (b * Tq + q0),
-    key: 4 * (b * Tk + k0),
-  });
-  const valueCalls: KernelCall[] = [];
-  forEachBlock(batch, blocks, (b, blockInfo) => {
-    const { rows, keys, above } = blockInfo;
-    const { block, query, key } = offsets(b, blockInfo);
-    // dS = dO Vᵀ (visible entries), dV = Pᵀ dO (key j gets the queries i with j ≤ i + above)
-    valueCalls.push(["dotProducts", DO + query * hv, V + key * hv, DS + block, rows, keys, hv, hv, hv, Tk, above, 1]);
-    valueCalls.push([
-      "weightedRows",
-      P + block,
+  const calls: KernelCall[] = [];
+  forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
+    const block = 4 * ((b * Tq + q0) * Tk + k0); // (q0, k0) in the (Tq, Tk) matrices P, dS and dP
+    const query = 4 * (b * Tq + q0); // the block's first query row, per float of width
+    const key = 4 * (b * Tk + k0);
+    calls.push([
+      "attentionBlockGrad",
       DO + query * hv,
-      DV + key * hv,
-      keys,
-      hv,
-      rows,
-      1,
-      Tk,
-      hv,
-      hv,
-      above,
-      rows,
-    ]);
-  });
-  runShared(threads, simd, valueCalls);
-  const rowCalls = rangeCalls(threads, batch * Tq, 1, (from, count) => [
-    dP ? "softmaxBwd" : "softmaxBwdPlain",
-    P + 4 * from * Tk,
-    DS + 4 * from * Tk,
-    DP + 4 * from * Tk,
-    count,
-    Tk,
-    scale,
-  ]);
-  runShared(threads, simd, rowCalls);
-  const queryKeyCalls: KernelCall[] = [];
-  forEachBlock(batch, blocks, (b, blockInfo) => {
-    const { rows, keys, above } = blockInfo;
-    const { block, query, key } = offsets(b, blockInfo);
-    // dQ = dS K, dK = dSᵀ Q
-    queryKeyCalls.push([
-      "weightedRows",
-      DS + block,
-      K + key * hs,
-      DQ + query * hs,
-      rows,
-      hs,
-      keys,
-      Tk,
-      1,
-      hs,
-      hs,
-      rows,
-      above,
-    ]);
-    queryKeyCalls.push([
-      "weightedRows",
-      DS + block,
+      dP ? heapOffset(backend, dP) + block : 0,
       Q + query * hs,
+      K + key * hs,
+      V + key * hv,
+      P + block,
+      DS + block,
+      DQ + query * hs,
       DK + key * hs,
+      DV + key * hv,
+      rows,
       keys,
       hs,
-      rows,
-      1,
+      hv,
       Tk,
-      hs,
-      hs,
       above,
-      rows,
+      scale,
     ]);
   });
-  runShared(threads, simd, queryKeyCalls);
+  runShared(threads, simd, calls);
   backend.disposeData(dS.dataId);
 }
 
@@ -183,8 +132,9 @@ export function fusedAttentionGradWasm(args: KernelArgs): tf.TensorInfo[] {
     }
   });
 
-  if (simd && dP) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), batch * Tq, Tk, scale);
-  else if (simd) simd.softmaxBwdPlain(heapOffset(backend, p), dSBase, 0, batch * Tq, Tk, scale);
+  const rows = batch * Tq;
+  if (simd && dP) simd.softmaxBwd(heapOffset(backend, p), dSBase, heapOffset(backend, dP), rows, Tk, Tk, Tk, scale);
+  else if (simd) simd.softmaxBwdPlain(heapOffset(backend, p), dSBase, 0, rows, Tk, Tk, Tk, scale);
   else softmaxBackward(f32(backend, p), f32(backend, dS), dP && f32(backend, dP), batch * Tq, Tk, scale);
 
   // dQ = dS K, dK = dSᵀ Q

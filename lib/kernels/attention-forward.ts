@@ -91,11 +91,11 @@ export function fusedAttentionWasm(args: KernelArgs): tf.TensorInfo[] {
 }
 
 /**
- * The forward pass block by block with the SIMD kernels (simd.ts): scores only where a query may look
- * (its block, below the causal diagonal), their softmax (and exact zeros for every other key), then O = P V
- * over the visible keys only. For one causal block this skips the half of the work above the diagonal; for
- * rows packed with short documents, most of it. Each of the three steps is shared out among the kernel
- * threads, block by block.
+ * The forward pass block by block with the SIMD kernels (simd.ts `attentionBlock`): scores only where a query
+ * may look (its block, below the causal diagonal), computed in place in P, their softmax (and exact zeros for
+ * every other key), then O = P V over the visible keys only. For one causal block this skips the half of the
+ * work above the diagonal; for rows packed with short documents, most of it. One call per block and
+ * (batch, head) entry, shared out among the kernel threads.
  */
 function blockAttention(
   backend: WasmBackend,
@@ -105,54 +105,28 @@ function blockAttention(
   scale: number,
   blocks: Block[][],
 ): void {
-  const scores = backend.makeOutput([batch, Tq, Tk], "float32"); // only the visible entries are written and read
-  const [Q, K, V, S, O, P] = [q, k, v, scores, output, weights].map((t) => heapOffset(backend, t));
+  const [Q, K, V, O, P] = [q, k, v, output, weights].map((t) => heapOffset(backend, t));
   const threads = kernelThreads(heapMemory(backend), batch * Tq * Tk, PARALLEL_SCORES);
-  const scoreCalls: KernelCall[] = [];
-  const softmaxCalls: KernelCall[] = [];
+  const calls: KernelCall[] = [];
   forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
-    const queries = Q + 4 * (b * Tq + q0) * hs;
-    const block = 4 * ((b * Tq + q0) * Tk + k0);
-    scoreCalls.push([
-      "dotProducts",
-      queries,
+    calls.push([
+      "attentionBlock",
+      Q + 4 * (b * Tq + q0) * hs,
       K + 4 * (b * Tk + k0) * hs,
-      S + block,
-      rows,
-      keys,
-      hs,
-      hs,
-      hs,
-      Tk,
-      above,
-      scale,
-    ]);
-    softmaxCalls.push(["softmaxBlock", S + block, P + block, rows, keys, above, Tk, k0]);
-  });
-  runShared(threads, simd, scoreCalls);
-  runShared(threads, simd, softmaxCalls);
-  backend.disposeData(scores.dataId);
-  const outputCalls: KernelCall[] = [];
-  forEachBlock(batch, blocks, (b, { q0, k0, rows, keys, above }) => {
-    const p = P + 4 * ((b * Tq + q0) * Tk + k0);
-    // query i reads keys from the block's first (below = rows: i − rows < 0 for every row) to its last visible one
-    outputCalls.push([
-      "weightedRows",
-      p,
       V + 4 * (b * Tk + k0) * hv,
+      P + 4 * ((b * Tq + q0) * Tk + k0),
       O + 4 * (b * Tq + q0) * hv,
       rows,
-      hv,
       keys,
+      hs,
+      hv,
       Tk,
-      1,
-      hv,
-      hv,
-      rows,
       above,
+      k0,
+      scale,
     ]);
   });
-  runShared(threads, simd, outputCalls);
+  runShared(threads, simd, calls);
 }
 
 /**

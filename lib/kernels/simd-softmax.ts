@@ -349,19 +349,18 @@ export function softmaxBlockFunc(): Func {
   return f;
 }
 
-/** The softmax gradient; `withExtra`: first add `extra` into g (the gradient reaching the weights themselves). */
+/**
+ * The softmax gradient over the keys each query sees: for row r < rows (rows rowFloats apart in p, g and extra)
+ * and keys j < v = min(n, r + above + 1), g ← g + extra (`withExtra`), then g ← p ⊙ (g − Σ_j p ⊙ g) · scale.
+ * Entries past v are neither read nor written (p is 0 there; g may hold anything).
+ */
 export function softmaxBwdFunc(withExtra: boolean): Func {
-  const f = new Func(withExtra ? "softmaxBwd" : "softmaxBwdPlain", 6, ["i32", "i32", "i32", "i32", "i32", "f32"]);
-  const [p, g, extra, rows, n, scale] = [0, 1, 2, 3, 4, 5];
-  const [r, j, rowBytes, vectorBytes, off] = Array.from({ length: 5 }, () => f.local("i32"));
-  const dot = f.local("v128");
-  const gj = f.local("v128");
-  const dotV = f.local("v128");
-  const scaleV = f.local("v128");
-  const tailDot = f.local("f32");
-  const gs = f.local("f32");
-  f.get(n).i32(2).shl().set(rowBytes);
-  f.get(n).i32(-4).and().i32(2).shl().set(vectorBytes); // the row's first n − n % 4 floats, 4 at a time
+  const f = new Func(withExtra ? "softmaxBwd" : "softmaxBwdPlain", 8, [...Array<"i32">(7).fill("i32"), "f32"]);
+  const [p, g, extra, rows, n, rowFloats, above, scale] = Array.from({ length: 8 }, (_, i) => i);
+  const [r, j, rowBytes, bytes, vectorBytes, pRow, gRow, extraRow] = Array.from({ length: 8 }, () => f.local("i32"));
+  const [dot, gj, dotV, scaleV] = Array.from({ length: 4 }, () => f.local("v128"));
+  const [tailDot, gs] = [f.local("f32"), f.local("f32")];
+  f.get(rowFloats).i32(2).shl().set(rowBytes);
   f.get(scale).splat().set(scaleV);
   f.forRange(
     r,
@@ -369,6 +368,12 @@ export function softmaxBwdFunc(withExtra: boolean): Func {
     () => f.get(rows),
     1,
     () => {
+      // the visible keys: min(n, r + above + 1), in bytes; the vector part, a multiple of 16 bytes
+      f.get(r).get(above).add().i32(1).add().tee(bytes).get(n).get(bytes).get(n).ltU().select();
+      f.i32(2).shl().tee(bytes).i32(-16).and().set(vectorBytes);
+      f.get(r).get(rowBytes).mul().tee(gRow).get(p).add().set(pRow);
+      f.get(gRow).get(extra).add().set(extraRow);
+      f.get(gRow).get(g).add().set(gRow);
       f.f32(0).splat().set(dot);
       f.f32(0).set(tailDot);
       f.forRange(
@@ -377,28 +382,26 @@ export function softmaxBwdFunc(withExtra: boolean): Func {
         () => f.get(vectorBytes),
         16,
         () => {
-          f.get(r).get(rowBytes).mul().get(j).add().set(off);
-          f.get(g).get(off).add().load().set(gj);
+          f.get(gRow).get(j).add().load().set(gj);
           if (withExtra) {
-            f.get(gj).get(extra).get(off).add().load().vadd().set(gj);
-            f.get(g).get(off).add().get(gj).store();
+            f.get(gj).get(extraRow).get(j).add().load().vadd().set(gj);
+            f.get(gRow).get(j).add().get(gj).store();
           }
-          f.get(dot).get(p).get(off).add().load().get(gj).vmul().vadd().set(dot);
+          f.get(dot).get(pRow).get(j).add().load().get(gj).vmul().vadd().set(dot);
         },
       );
       f.forRange(
         j,
         () => f.get(vectorBytes),
-        () => f.get(rowBytes),
+        () => f.get(bytes),
         4,
         () => {
-          f.get(r).get(rowBytes).mul().get(j).add().set(off);
-          f.get(g).get(off).add().f32Load().set(gs);
+          f.get(gRow).get(j).add().f32Load().set(gs);
           if (withExtra) {
-            f.get(gs).get(extra).get(off).add().f32Load().f32Add().set(gs);
-            f.get(g).get(off).add().get(gs).f32Store();
+            f.get(gs).get(extraRow).get(j).add().f32Load().f32Add().set(gs);
+            f.get(gRow).get(j).add().get(gs).f32Store();
           }
-          f.get(tailDot).get(p).get(off).add().f32Load().get(gs).f32Mul().f32Add().set(tailDot);
+          f.get(tailDot).get(pRow).get(j).add().f32Load().get(gs).f32Mul().f32Add().set(tailDot);
         },
       );
       f.horizontalSum(dot).get(tailDot).f32Add().splat().set(dotV);
@@ -408,34 +411,20 @@ export function softmaxBwdFunc(withExtra: boolean): Func {
         () => f.get(vectorBytes),
         16,
         () => {
-          f.get(r).get(rowBytes).mul().get(j).add().set(off);
-          f.get(g).get(off).add();
-          f.get(g).get(off).add().load().get(dotV).vsub().get(p).get(off).add().load().vmul().get(scaleV).vmul();
+          f.get(gRow).get(j).add();
+          f.get(gRow).get(j).add().load().get(dotV).vsub().get(pRow).get(j).add().load().vmul().get(scaleV).vmul();
           f.store();
         },
       );
       f.forRange(
         j,
         () => f.get(vectorBytes),
-        () => f.get(rowBytes),
+        () => f.get(bytes),
         4,
         () => {
-          f.get(r).get(rowBytes).mul().get(j).add().set(off);
-          f.get(g).get(off).add();
-          f.get(g)
-            .get(off)
-            .add()
-            .f32Load()
-            .get(dotV)
-            .lane(0)
-            .f32Sub()
-            .get(p)
-            .get(off)
-            .add()
-            .f32Load()
-            .f32Mul()
-            .get(scale)
-            .f32Mul();
+          f.get(gRow).get(j).add();
+          f.get(gRow).get(j).add().f32Load().get(dotV).lane(0).f32Sub().get(pRow).get(j).add().f32Load().f32Mul();
+          f.get(scale).f32Mul();
           f.f32Store();
         },
       );

@@ -1,3 +1,4 @@
+import { type AttentionRoutines, attentionBlockFunc, attentionBlockGradFunc } from "./simd-attention.js";
 import { copyBlocksFunc, transposeFunc } from "./simd-copy.js";
 import { adamWFunc, geluBwdFunc, geluFwdFunc, tanhFunc } from "./simd-elementwise.js";
 import { layerNormBwdFunc, layerNormFwdFunc } from "./simd-layernorm.js";
@@ -19,9 +20,9 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  * |u| > 7.9 mapped to ±1 exactly (tanh(7.9) is 1 to 3e-7).
  */
 export interface SimdKernels {
-  /** y = tanh(x) for n (multiple of 4) elements. */
   /** y = e^x for n (multiple of 4) elements (Cephes' expf; 0 where e^x is below float32's normal range). */
   exp(x: number, y: number, n: number): void;
+  /** y = tanh(x) for n (multiple of 4) elements. */
   tanh(x: number, y: number, n: number): void;
   /** y = ½ x (1 + t) with t = tanh(√(2/π)(x + 0.044715 x³)), which it writes too (for the gradient). */
   geluFwd(x: number, y: number, t: number, n: number): void;
@@ -64,14 +65,71 @@ export interface SimdKernels {
    * exp(x) as Cephes' expf (a degree-5 polynomial around a power of 2, float32 accuracy).
    */
   softmaxBlock(s: number, p: number, rows: number, keys: number, above: number, rowFloats: number, k0: number): void;
-  /** Per row of n floats: g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale. */
-  softmaxBwd(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
+  /**
+   * The softmax gradient, for row r < rows (rows rowFloats apart) over its visible keys j < min(n, r + above
+   * + 1): g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale.
+   */
+  softmaxBwd(
+    p: number,
+    g: number,
+    extra: number,
+    rows: number,
+    n: number,
+    rowFloats: number,
+    above: number,
+    scale: number,
+  ): void;
   /** Per row of n floats at x: its max into maxOut[row] and Σ exp(x − max) into sumOut[row]. */
   rowMaxSumExp(x: number, maxOut: number, sumOut: number, rows: number, n: number): void;
   /** Per row of n floats: out = exp(x − lse[row]) · scale[row]. */
   scaledSoftmaxRows(x: number, lse: number, scale: number, out: number, rows: number, n: number): void;
   /** The same without `extra` (ignored): g ← p ⊙ (g − Σ p ⊙ g) · scale. */
-  softmaxBwdPlain(p: number, g: number, extra: number, rows: number, n: number, scale: number): void;
+  softmaxBwdPlain(
+    p: number,
+    g: number,
+    extra: number,
+    rows: number,
+    n: number,
+    rowFloats: number,
+    above: number,
+    scale: number,
+  ): void;
+  /** One block of attention, forward (simd-attention.ts `attentionBlockFunc`). */
+  attentionBlock(
+    q: number,
+    k: number,
+    v: number,
+    p: number,
+    o: number,
+    rows: number,
+    keys: number,
+    hs: number,
+    hv: number,
+    Tk: number,
+    above: number,
+    k0: number,
+    scale: number,
+  ): void;
+  /** One block of attention, backward (simd-attention.ts `attentionBlockGradFunc`). */
+  attentionBlockGrad(
+    dO: number,
+    dP: number,
+    q: number,
+    k: number,
+    v: number,
+    p: number,
+    dS: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    rows: number,
+    keys: number,
+    hs: number,
+    hv: number,
+    Tk: number,
+    above: number,
+    scale: number,
+  ): void;
   /**
    * Dot products of rows, for attention scores: c[i, j] = scale · Σ_t a[i, t] b[j, t] for i < m and
    * j < min(n, i + above + 1) (above = n: every j; above = 0: causal), t < k (a multiple of 4). Strides are
@@ -166,6 +224,13 @@ export const simdModule = new KernelModule<SimdKernels>("SIMD kernels", () => si
 
 /** The module's functions; `fused`: attention's products with fused multiply-adds (relaxed SIMD). */
 function simdFuncs(fused: boolean) {
+  const attention: AttentionRoutines = {
+    dotProducts: dotProductsFunc(fused),
+    weightedRows: weightedRowsFunc(fused),
+    softmaxBlock: softmaxBlockFunc(),
+    softmaxBwd: softmaxBwdFunc(true),
+    softmaxBwdPlain: softmaxBwdFunc(false),
+  };
   return [
     tanhFunc(),
     geluFwdFunc(),
@@ -175,12 +240,10 @@ function simdFuncs(fused: boolean) {
     expFunc(),
     rowMaxSumExpFunc(),
     scaledSoftmaxRowsFunc(),
-    softmaxBlockFunc(),
-    softmaxBwdFunc(true),
-    softmaxBwdFunc(false),
+    ...Object.values(attention),
+    attentionBlockFunc(attention),
+    attentionBlockGradFunc(attention),
     adamWFunc(),
-    dotProductsFunc(fused),
-    weightedRowsFunc(fused),
     columnSumsFunc(),
     scatterAddRowsFunc(),
     transposeFunc(),

@@ -45,6 +45,8 @@ export const vector = (items: number[][]) => [...unsignedLeb(items.length), ...i
 export class Func {
   readonly code: number[] = [];
   private readonly localTypes: ValueType[] = [];
+  /** Calls to other functions of the module: where each callee's index goes, filled in by `encode`. */
+  private readonly callSites: Array<{ at: number; callee: Func }> = [];
 
   constructor(
     readonly name: string,
@@ -121,6 +123,16 @@ export class Func {
   }
   select(): this {
     return this.emit(0x1b);
+  }
+  /**
+   * Calls `callee` (another function of the same module) with the arguments on the stack. Its index is only
+   * known when the module is put together, so it is written then, into a 5-byte LEB128 (the padded form,
+   * valid in WebAssembly) reserved here.
+   */
+  call(callee: Func): this {
+    this.emit(0x10);
+    this.callSites.push({ at: this.code.length, callee });
+    return this.emit(0x80, 0x80, 0x80, 0x80, 0x00);
   }
 
   /**
@@ -398,7 +410,13 @@ export class Func {
     return this.get(v).lane(0).get(v).lane(1).f32Add().get(v).lane(2).get(v).lane(3).f32Add().f32Add();
   }
 
-  encode(): number[] {
+  /** The body's bytes, locals first; `indexOf` gives the module index of each function it calls. */
+  encode(indexOf: (callee: Func) => number): number[] {
+    for (const { at, callee } of this.callSites) {
+      const index = indexOf(callee);
+      if (index < 0) throw new Error(`${this.name} calls ${callee.name}, which is not in its module`);
+      for (let b = 0; b < 5; b++) this.code[at + b] = ((index >>> (7 * b)) & 0x7f) | (b < 4 ? 0x80 : 0);
+    }
     const groups: number[][] = [];
     for (const type of this.localTypes) groups.push([1, typeCode[type]]);
     const body = [...vector(groups), ...this.code, 0x0b];

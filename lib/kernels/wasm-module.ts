@@ -15,7 +15,7 @@ export function encodeModule(funcs: Func[], shared: boolean): Uint8Array<ArrayBu
   const imports = vector([[...name("env"), ...name("memory"), 0x02, ...memoryLimits]]);
   const functions = vector(funcs.map((_, i) => unsignedLeb(i)));
   const exports = vector(funcs.map((f, i) => [...name(f.name), 0x00, ...unsignedLeb(i)]));
-  const code = vector(funcs.map((f) => f.encode()));
+  const code = vector(funcs.map((f) => f.encode((callee) => funcs.indexOf(callee))));
   return new Uint8Array([
     0x00,
     0x61,
