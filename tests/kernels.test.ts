@@ -30,6 +30,7 @@ import {
   fusedCrossEntropy,
   fusedGeluTanh,
   fusedLayerNorm,
+  fusedSplitHeads,
 } from "../lib/kernels/fused.ts";
 
 const TOLERANCE = 1e-5;
@@ -621,6 +622,35 @@ describe("fused LayerNorm and GELU match the composed maths on the cpu backend",
       );
       expectClose(results, `layerNorm ${shape} eps ${eps} offset ${offset}`);
     }
+  });
+
+  it("splitting heads (q, k, v from c_attn) as one copy: exactly tf.split, reshape and transpose, and back", async () => {
+    const cases: Array<[number[], number, number]> = [
+      [[2, 5, 3 * 8], 3, 2], // (B, T, 3C), 2 heads of 4
+      [[3, 7, 2 * 12], 2, 3], // k and v of cross-attention
+      [[1, 4, 6], 1, 2], // one part; heads of 3 floats (not a multiple of 4)
+      [[16, 33, 3 * 64], 3, 4],
+    ];
+    for (const [shape, parts, numHeads] of cases) {
+      const [B, T, width] = shape;
+      const hs = width / parts / numHeads;
+      const composed = (x: tf.Tensor) =>
+        (parts === 1 ? [x] : tf.split(x, parts, -1)).map((part) =>
+          part.reshape([B, T, numHeads, hs]).transpose([0, 2, 1, 3]),
+        );
+      const results = await onBoth([{ data: randomData(B * T * width), shape }], (x) =>
+        tf.stack(tf.getBackend() === "wasm" ? fusedSplitHeads(x, parts, numHeads)! : composed(x)),
+      );
+      results.cpu.forEach((expected, i) => expect(results.wasm[i], `${shape} ${i}`).toEqual(expected));
+    }
+    await tf.setBackend("wasm");
+    expect(fusedSplitHeads(tf.zeros([2, 3, 12]), 3, 2)?.map((t) => t.shape)).toEqual([
+      [2, 2, 3, 2],
+      [2, 2, 3, 2],
+      [2, 2, 3, 2],
+    ]);
+    await tf.setBackend("cpu");
+    expect(fusedSplitHeads(tf.zeros([2, 3, 12]), 3, 2)).toBeUndefined();
   });
 
   it("LayerNorm module gives the same output on both backends", async () => {

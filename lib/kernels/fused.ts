@@ -4,6 +4,7 @@ import { FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION } from "./attention.js";
 import { FUSED_CROSS_ENTROPY } from "./cross-entropy.js";
 import { wasmBatchMatMulIsFast } from "./batch-matmul.js";
 import { FUSED_GELU_TANH } from "./gelu.js";
+import { FUSED_SPLIT_HEADS } from "./heads.js";
 import { FUSED_LAYER_NORM } from "./layernorm.js";
 
 /**
@@ -15,7 +16,8 @@ import { FUSED_LAYER_NORM } from "./layernorm.js";
  *   if (fused) return fused;
  *   ... the maths, step by step, in TensorFlow.js ops
  *
- * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, LayerNorm,
+ * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, splitting
+ * heads, LayerNorm,
  * GELU, the cross-entropy and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm
  * without those kernels (GPT_WASM_KERNELS=0) a matmul and an embedding lookup whose gradients avoid tfjs's slow or
  * missing kernels. Only how the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
@@ -162,6 +164,16 @@ export function fusedGeluTanh(x: tf.Tensor): tf.Tensor | undefined {
   if (!hasKernel(FUSED_GELU_TANH) || x.dtype !== "float32") return undefined;
   // The kernel also outputs tanh(u) for its gradient; tidy frees it here (the tape keeps its own copy).
   return tf.tidy(() => (tf.engine().runKernel(FUSED_GELU_TANH, { x }) as tf.Tensor[])[0]);
+}
+
+/**
+ * x (B, T, parts · C) cut into `parts` tensors (B, nh, T, hs), each head its own slice of each part's channels
+ * (`tf.split` into parts, then a reshape and transpose per part), as one copy with a one-copy gradient on
+ * backends that have it (wasm: lib/kernels/heads.ts); undefined elsewhere.
+ */
+export function fusedSplitHeads(x: tf.Tensor, parts: number, numHeads: number): tf.Tensor[] | undefined {
+  if (!hasKernel(FUSED_SPLIT_HEADS) || x.dtype !== "float32" || x.rank !== 3) return undefined;
+  return tf.engine().runKernel(FUSED_SPLIT_HEADS, { x }, { parts, numHeads }) as tf.Tensor[];
 }
 
 /**

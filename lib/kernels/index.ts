@@ -12,6 +12,7 @@ import { FUSED_CROSS_ENTROPY, FUSED_CROSS_ENTROPY_GRAD, registerFusedCrossEntrop
 import { addWasm, expWasm, identityWasm, powWasm, tanhWasm } from "./elementwise.js";
 import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
+import { FUSED_SPLIT_HEADS, FUSED_SPLIT_HEADS_GRAD, registerFusedSplitHeads } from "./heads.js";
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
@@ -24,7 +25,8 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 /**
  * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm
  * kernels that are slow (BatchMatMul ... GatherV2), one it lacks (UnsortedSegmentSum), and fused kernels
- * that lib/kernels/fused.ts uses when present (attention, LayerNorm, GELU, the cross-entropy, the AdamW update).
+ * that lib/kernels/fused.ts uses when present (attention, splitting heads, LayerNorm, GELU, the cross-entropy, the
+ * AdamW update).
  * Each computes what
  * tfjs computes (tests/kernels.test.ts checks them against the cpu backend, forward and gradients);
  * `initBackend()` registers them when it selects wasm. GPT_WASM_KERNELS=0 keeps tfjs's own kernels; the
@@ -45,6 +47,7 @@ export const wasmKernelNames = [
   "GatherV2",
   "UnsortedSegmentSum", // missing in tfjs-backend-wasm
   "Attention", // fused kernels, used by lib/kernels/fused.ts
+  "SplitHeads",
   "LayerNorm",
   "GeluTanh",
   "CrossEntropy",
@@ -53,6 +56,7 @@ export const wasmKernelNames = [
 
 const fusedKernels: Record<string, string[]> = {
   Attention: [FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION, FUSED_ATTENTION_GRAD],
+  SplitHeads: [FUSED_SPLIT_HEADS, FUSED_SPLIT_HEADS_GRAD],
   LayerNorm: [FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD],
   GeluTanh: [FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD],
   CrossEntropy: [FUSED_CROSS_ENTROPY, FUSED_CROSS_ENTROPY_GRAD],
@@ -80,6 +84,7 @@ export function registerWasmKernels(): void {
   replaceKernel("GatherV2", "wasm", gatherV2Wasm);
   defineKernel("UnsortedSegmentSum", "wasm", unsortedSegmentSumWasm);
   registerFusedAttention();
+  registerFusedSplitHeads();
   registerFusedLayerNorm();
   registerFusedGelu();
   registerFusedCrossEntropy();

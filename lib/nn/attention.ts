@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { Dropout, Linear } from "./layers.js";
 import { Module } from "./module.js";
-import { fusedAttention } from "../kernels/fused.js";
+import { fusedAttention, fusedSplitHeads } from "../kernels/fused.js";
 
 /**
  * Attention: every position builds a query ("what am I looking for?"), and every position it may look at
@@ -172,10 +172,16 @@ abstract class AttentionHeads extends Module {
     this.headSize = C / numHeads;
   }
 
-  /** (B, T, C) → (B, nh, T, hs): give each head its own slice of the channels. */
-  protected splitHeads(x: tf.Tensor): tf.Tensor {
+  /**
+   * (B, T, parts · C) → `parts` tensors (B, nh, T, hs): cut a projection into its parts (q, k, v) and give each
+   * head its own slice of each part's channels.
+   */
+  protected splitHeads(x: tf.Tensor, parts = 1): tf.Tensor[] {
+    const fused = fusedSplitHeads(x, parts, this.config.numHeads); // one copy instead of 2·parts + 1 ops
+    if (fused) return fused;
     const [B, T] = x.shape as [number, number];
-    return x.reshape([B, T, this.config.numHeads, this.headSize]).transpose([0, 2, 1, 3]);
+    const pieces = parts === 1 ? [x] : tf.split(x, parts, -1); // (tfjs cannot differentiate a split into one)
+    return pieces.map((part) => part.reshape([B, T, this.config.numHeads, this.headSize]).transpose([0, 2, 1, 3]));
   }
 
   /** q: (B, nh, Tq, hs), k and v: (B, nh, Tk, hs) → (B, Tq, C): every head attends, c_proj mixes the heads. */
@@ -232,7 +238,7 @@ export class MultiHeadAttention extends AttentionHeads {
   /** x: (B, T, C) → (B, T, C). */
   forward(x: tf.Tensor, options: AttentionCallOptions = {}): tf.Tensor {
     return tf.tidy(() => {
-      let [q, k, v] = tf.split(this.c_attn.forward(x), 3, -1).map((t) => this.splitHeads(t)); // (B, nh, T, hs)
+      let [q, k, v] = this.splitHeads(this.c_attn.forward(x), 3); // (B, nh, T, hs) each
       if (options.cache) ({ keys: k, values: v } = options.cache.append(k, v)); // (B, nh, Tpast + T, hs)
       const masking = { causal: this.config.causal, mask: options.mask, documentIds: options.documentIds };
       return this.attendAndProject(q, k, v, masking, options.attentionWeights);
@@ -265,8 +271,8 @@ export class CrossAttention extends AttentionHeads {
   /** x: (B, Tq, C) attends over context: (B, Tk, C) → (B, Tq, C). */
   forward(x: tf.Tensor, context: tf.Tensor, options: CrossAttentionCallOptions = {}): tf.Tensor {
     return tf.tidy(() => {
-      const q = this.splitHeads(this.q_attn.forward(x)); // (B, nh, Tq, hs)
-      const [k, v] = tf.split(this.c_attn.forward(context), 2, -1).map((t) => this.splitHeads(t)); // (B, nh, Tk, hs)
+      const [q] = this.splitHeads(this.q_attn.forward(x)); // (B, nh, Tq, hs)
+      const [k, v] = this.splitHeads(this.c_attn.forward(context), 2); // (B, nh, Tk, hs) each
       return this.attendAndProject(q, k, v, { mask: options.mask }, options.attentionWeights);
     });
   }
