@@ -5,6 +5,7 @@ import { FUSED_CROSS_ENTROPY } from "./cross-entropy.js";
 import { wasmBatchMatMulIsFast } from "./batch-matmul.js";
 import { FUSED_GELU_TANH } from "./gelu.js";
 import { FUSED_SPLIT_HEADS } from "./heads.js";
+import { FUSED_LINEAR } from "./linear.js";
 import { FUSED_LAYER_NORM } from "./layernorm.js";
 
 /**
@@ -16,8 +17,8 @@ import { FUSED_LAYER_NORM } from "./layernorm.js";
  *   if (fused) return fused;
  *   ... the maths, step by step, in TensorFlow.js ops
  *
- * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, splitting
- * heads, LayerNorm,
+ * like nanoGPT's single `if self.flash:`. The faster routes: single hand-written kernels for attention, a Linear
+ * layer, splitting heads, LayerNorm,
  * GELU, the cross-entropy and the AdamW update (lib/kernels/, registered for wasm by `initBackend`), and on wasm
  * without those kernels (GPT_WASM_KERNELS=0) a matmul and an embedding lookup whose gradients avoid tfjs's slow or
  * missing kernels. Only how the work is done differs; tests/kernels.test.ts checks each against tfjs's cpu backend.
@@ -164,6 +165,16 @@ export function fusedGeluTanh(x: tf.Tensor): tf.Tensor | undefined {
   if (!hasKernel(FUSED_GELU_TANH) || x.dtype !== "float32") return undefined;
   // The kernel also outputs tanh(u) for its gradient; tidy frees it here (the tape keeps its own copy).
   return tf.tidy(() => (tf.engine().runKernel(FUSED_GELU_TANH, { x }) as tf.Tensor[])[0]);
+}
+
+/**
+ * x·W + b for x (M, K), W (K, N), b (N): a Linear layer, as one kernel that adds the bias while it stores the
+ * product, on backends that have it (wasm: lib/kernels/linear.ts); undefined elsewhere.
+ */
+export function fusedLinear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D | undefined {
+  if (!hasKernel(FUSED_LINEAR) || x.dtype !== "float32" || weight.dtype !== "float32" || bias.dtype !== "float32")
+    return undefined;
+  return tf.engine().runKernel(FUSED_LINEAR, { x, weight, bias }) as tf.Tensor2D;
 }
 
 /**

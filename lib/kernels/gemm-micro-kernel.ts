@@ -14,12 +14,12 @@ const K_CHUNK = 256;
  * read through one pointer with constant offsets; otherwise (R = 1) A through its strides.
  */
 export function rowsFunc(name: string, R: number, fused: boolean, panels: boolean): Func {
-  const f = new Func(name, 12);
-  const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch] = Array.from(
-    { length: 12 },
+  const f = new Func(name, 13);
+  const [a, aRowBytes, aKBytes, b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch, bias] = Array.from(
+    { length: 13 },
     (_, i) => i,
   );
-  const [k0, chunkBytes, i, j, p, pEnd, cRow, col, r] = Array.from({ length: 9 }, () => f.local("i32"));
+  const [k0, chunkBytes, i, j, p, pEnd, cRow, col, r, addBias] = Array.from({ length: 10 }, () => f.local("i32"));
   const aRow = Array.from({ length: panels ? 1 : R }, () => f.local("i32"));
   const acc = Array.from({ length: 2 * R }, () => f.local("v128"));
   const [b0, b1, av] = [f.local("v128"), f.local("v128"), f.local("v128")];
@@ -29,6 +29,17 @@ export function rowsFunc(name: string, R: number, fused: boolean, panels: boolea
     () => f.get(K),
     K_CHUNK,
     () => {
+      // the bias row (if any) is added with the last chunk, after the sums: (Σ_k a·b) + bias, as Add would
+      f.get(bias)
+        .i32(0)
+        .ne()
+        .get(K)
+        .get(k0)
+        .sub()
+        .i32(K_CHUNK + 1)
+        .ltU()
+        .and()
+        .set(addBias);
       // this chunk's rows of a strip: min(K_CHUNK, K − k0) rows, bKBytes apart
       f.get(K)
         .get(k0)
@@ -125,6 +136,18 @@ export function rowsFunc(name: string, R: number, fused: boolean, panels: boolea
                           .vadd()
                           .set(acc[2 * q + half]),
                       );
+                      f.get(addBias).if_(() =>
+                        f
+                          .get(acc[2 * q + half])
+                          .get(bias)
+                          .get(j)
+                          .i32(2)
+                          .shl()
+                          .add()
+                          .load(16 * half)
+                          .vadd()
+                          .set(acc[2 * q + half]),
+                      );
                       f.get(cRow)
                         .get(acc[2 * q + half])
                         .store(16 * half);
@@ -157,7 +180,8 @@ export function rowsFunc(name: string, R: number, fused: boolean, panels: boolea
                           f.get(cRow).get(col).i32(2).shl().add();
                           f.get(scratch).get(r).i32(5).shl().add().get(col).i32(2).shl().add().f32Load();
                           f.get(cRow).get(col).i32(2).shl().add().f32Load().f32(0).get(k0).select().f32Add();
-                          f.f32Store();
+                          f.get(bias).get(j).get(col).add().i32(2).shl().add().f32Load().f32(0).get(addBias).select();
+                          f.f32Add().f32Store();
                         },
                       );
                       f.get(cRow).get(cRowBytes).add().set(cRow);

@@ -50,7 +50,8 @@ export interface GemmKernels {
    * rows (`packA`; panelBytes = 16 K). B's strip s (8 columns) is at b + s · stripBytes, its row k bKBytes
    * further each (packed: stripBytes = 32 K, bKBytes = 32; a row-major B with N a multiple of 8 as it is:
    * 32 and 4 N). C's rows are cRowBytes apart. scratch: 128 bytes for the last strip when N is not a
-   * multiple of 8. (unused: 16, the panels' k stride.)
+   * multiple of 8. bias: 0, or N floats added to every row of C (after the sums, as a separate Add would).
+   * (unused: 16, the panels' k stride.)
    */
   rows4(
     panels: number,
@@ -65,6 +66,7 @@ export interface GemmKernels {
     N: number,
     K: number,
     scratch: number,
+    bias: number,
   ): void;
   /** c[n] = Σ_k a[k] · B[n, k] for n < rows: B's rows (K contiguous floats each) bRowBytes apart, a contiguous. */
   dotRows(a: number, b: number, bRowBytes: number, c: number, rows: number, K: number): void;
@@ -82,6 +84,7 @@ export interface GemmKernels {
     N: number,
     K: number,
     scratch: number,
+    bias: number,
   ): void;
 }
 
@@ -113,8 +116,9 @@ const BLOCK_STRIPS = 64;
 const PARALLEL_WORK = 1 << 21;
 
 /**
- * C (M × N, row-major, `cRowStride` floats a row) = A (M × K) · B (K × N), with A and B read through their
- * strides (so either may be a transposed view).
+ * C (M × N, row-major, `cRowStride` floats a row) = A (M × K) · B (K × N) [+ bias, a row of N floats at that
+ * byte offset, added to every row], with A and B read through their strides (so either may be a transposed
+ * view).
  */
 export function multiplyMatrices(
   backend: WasmBackend,
@@ -126,6 +130,7 @@ export function multiplyMatrices(
   M: number,
   K: number,
   N: number,
+  bias = 0,
 ): void {
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
   if (M <= DOT_MAX_ROWS && K * N >= DOT_MIN_FLOATS && b.rowStride === 1 && a.colStride === 1) {
@@ -150,6 +155,11 @@ export function multiplyMatrices(
         ),
       );
     runShared(threads, kernels, calls);
+    if (bias) {
+      const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+      for (let m = 0; m < M; m++)
+        for (let n = 0; n < N; n++) heap[(c >>> 2) + m * cRowStride + n] += heap[(bias >>> 2) + n];
+    }
     return;
   }
   const pieces = pieceCount(threads);
@@ -212,6 +222,7 @@ export function multiplyMatrices(
               Math.min(N - STRIP * first, STRIP * BLOCK_STRIPS),
               K,
               memory + scratchAt + block * scratchBytes,
+              bias && bias + 4 * STRIP * first,
             ];
           })
         : rangeCalls(
@@ -230,6 +241,7 @@ export function multiplyMatrices(
               N,
               K,
               memory + scratchAt + piece * scratchBytes,
+              bias,
             ],
           );
     const tail = TILE_ROWS * tiles;
@@ -246,6 +258,7 @@ export function multiplyMatrices(
         N,
         K,
         memory + scratchAt + Math.max(pieces, columnBlocks) * scratchBytes,
+        bias,
       ]);
     }
     runShared(threads, kernels, calls);

@@ -14,6 +14,7 @@ import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
 import { FUSED_SPLIT_HEADS, FUSED_SPLIT_HEADS_GRAD, registerFusedSplitHeads } from "./heads.js";
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
+import { FUSED_LINEAR, registerFusedLinear } from "./linear.js";
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
 import { simdKernels, simdModule } from "./simd.js";
@@ -25,8 +26,8 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 /**
  * Custom kernels that make the WebAssembly backend fast at training: replacements for tfjs-backend-wasm
  * kernels that are slow (BatchMatMul ... GatherV2), one it lacks (UnsortedSegmentSum), and fused kernels
- * that lib/kernels/fused.ts uses when present (attention, splitting heads, LayerNorm, GELU, the cross-entropy, the
- * AdamW update).
+ * that lib/kernels/fused.ts uses when present (attention, a Linear layer's x·W + b, splitting heads, LayerNorm,
+ * GELU, the cross-entropy, the AdamW update).
  * Each computes what
  * tfjs computes (tests/kernels.test.ts checks them against the cpu backend, forward and gradients);
  * `initBackend()` registers them when it selects wasm. GPT_WASM_KERNELS=0 keeps tfjs's own kernels; the
@@ -47,6 +48,7 @@ export const wasmKernelNames = [
   "GatherV2",
   "UnsortedSegmentSum", // missing in tfjs-backend-wasm
   "Attention", // fused kernels, used by lib/kernels/fused.ts
+  "Linear",
   "SplitHeads",
   "LayerNorm",
   "GeluTanh",
@@ -56,6 +58,7 @@ export const wasmKernelNames = [
 
 const fusedKernels: Record<string, string[]> = {
   Attention: [FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION, FUSED_ATTENTION_GRAD],
+  Linear: [FUSED_LINEAR],
   SplitHeads: [FUSED_SPLIT_HEADS, FUSED_SPLIT_HEADS_GRAD],
   LayerNorm: [FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD],
   GeluTanh: [FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD],
@@ -84,6 +87,7 @@ export function registerWasmKernels(): void {
   replaceKernel("GatherV2", "wasm", gatherV2Wasm);
   defineKernel("UnsortedSegmentSum", "wasm", unsortedSegmentSumWasm);
   registerFusedAttention();
+  registerFusedLinear();
   registerFusedSplitHeads();
   registerFusedLayerNorm();
   registerFusedGelu();

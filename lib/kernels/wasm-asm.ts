@@ -212,6 +212,9 @@ export class Func {
   shrU(): this {
     return this.emit(0x76);
   }
+  ne(): this {
+    return this.emit(0x47);
+  }
   ltU(): this {
     return this.emit(0x49);
   }

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Random } from "../utils/random.js";
 import { Module } from "./module.js";
-import { fusedGatherRows, fusedLayerNorm, fusedMatMul } from "../kernels/fused.js";
+import { fusedGatherRows, fusedLayerNorm, fusedLinear, fusedMatMul } from "../kernels/fused.js";
 
 /**
  * Linear layer y = x·W + b, applied to the last axis of x.
@@ -29,8 +29,13 @@ export class Linear extends Module {
       const leading = x.shape.slice(0, -1); // e.g. (B, T)
       const rows = x.reshape([-1, this.inFeatures]) as tf.Tensor2D; // (B·T, in)
       const W = this.weight as tf.Tensor2D;
-      let y: tf.Tensor = fusedMatMul(rows, W) ?? tf.matMul(rows, W); // (B·T, out); the fused route: lib/kernels/fused.ts
-      if (this.bias) y = y.add(this.bias);
+      const b = this.bias as tf.Tensor1D | undefined;
+      // the fused routes (lib/kernels/fused.ts): on wasm one kernel adding b as it stores x·W
+      let y: tf.Tensor | undefined = b && fusedLinear(rows, W, b);
+      if (!y) {
+        y = fusedMatMul(rows, W) ?? tf.matMul(rows, W); // (B·T, out)
+        if (b) y = y.add(b);
+      }
       return y.reshape([...leading, this.outFeatures]);
     });
   }
