@@ -970,6 +970,11 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
           tf.matMul(dy, b, false, true),
           ...tf.grads(layer)([q, k, v, x]),
           fusedLayerNorm(x, g, h, 1e-5)!,
+          ...tf.grads((x: tf.Tensor, g: tf.Tensor, h: tf.Tensor) =>
+            fusedLayerNorm(x, g, h, 1e-5)!.mul(x.reverse(0)).sum(),
+          )([x, g, h]),
+          fusedLinear(a as tf.Tensor2D, b as tf.Tensor2D, dy.slice([0, 0], [1, 200]).reshape([200]) as tf.Tensor1D)!,
+          ...fusedSplitHeads(x.reshape([4, 32, 520]), 2, 5)!,
           tf.add(x, x.reverse(0)),
           tf.add(g, x),
           x.sum(0),

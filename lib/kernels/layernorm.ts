@@ -23,6 +23,8 @@ export const FUSED_LAYER_NORM = "GptFusedLayerNorm";
 export const FUSED_LAYER_NORM_GRAD = "GptFusedLayerNormGrad";
 /** Elements from which the forward pass is shared out among the kernel threads. */
 const PARALLEL_ELEMENTS = 1 << 16;
+/** Rows per block of dγ and dβ partial sums in float32 (then added in float64): 32 keeps float32's error small. */
+const BLOCK_ROWS = 32;
 
 /** Forward: inputs x (..., C), gamma (C), beta (C) → [y (..., C), mean (rows), rstd (rows)]. */
 function layerNormWasm(args: KernelArgs): tf.TensorInfo[] {
@@ -90,27 +92,41 @@ function layerNormGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const dbetaOut = backend.makeOutput([C], "float32");
   const simd = simdKernels(backend);
   if (simd && C % 4 === 0 && rows > 0) {
-    // scratch: float64 accumulators for dγ, dβ (C each) and float32 block sums (C each)
-    const scratch = backend.wasm._malloc(C * 24) >>> 0; // unsigned: the heap may exceed 2 GB
-    new Uint8Array(backend.wasm.HEAPU8.buffer, scratch, C * 24).fill(0);
-    const at = (t: tf.TensorInfo) => heapOffset(backend, t);
-    simd.layerNormBwd(
-      at(dy),
-      at(x),
-      at(gamma),
-      at(mean),
-      at(rstd),
-      at(dxOut),
-      scratch,
-      scratch + C * 8,
-      scratch + C * 16,
-      scratch + C * 20,
-      rows,
-      C,
-    );
-    const sums = new Float64Array(backend.wasm.HEAPU8.buffer, scratch, 2 * C);
-    f32(backend, dgammaOut).set(sums.subarray(0, C));
-    f32(backend, dbetaOut).set(sums.subarray(C));
+    // dγ and dβ: float32 sums per block of BLOCK_ROWS rows (one slot each, so that threads can take different
+    // blocks), then added up block by block in float64, in order: the same sums on any number of threads
+    const blocks = Math.ceil(rows / BLOCK_ROWS);
+    const slotBytes = 4 * C;
+    const scratch = backend.wasm._malloc(2 * blocks * slotBytes) >>> 0; // unsigned: the heap may exceed 2 GB
+    new Uint8Array(backend.wasm.HEAPU8.buffer, scratch, 2 * blocks * slotBytes).fill(0);
+    const blockB = scratch + blocks * slotBytes;
+    const [DY, X, GAMMA, MEAN, RSTD, DX] = [dy, x, gamma, mean, rstd, dxOut].map((t) => heapOffset(backend, t));
+    const threads = kernelThreads(heapMemory(backend), rows * C, PARALLEL_ELEMENTS);
+    const calls = rangeCalls(threads, blocks, 1, (from, count) => {
+      const row = from * BLOCK_ROWS;
+      return [
+        "layerNormBwd",
+        DY + 4 * row * C,
+        X + 4 * row * C,
+        GAMMA,
+        MEAN + 4 * row,
+        RSTD + 4 * row,
+        DX + 4 * row * C,
+        scratch + from * slotBytes,
+        blockB + from * slotBytes,
+        Math.min(rows, row + count * BLOCK_ROWS) - row,
+        C,
+      ];
+    });
+    runShared(threads, simd, calls);
+    const slots = new Float32Array(backend.wasm.HEAPU8.buffer, scratch, 2 * blocks * C);
+    for (const [offset, out] of [
+      [0, dgammaOut],
+      [blocks * C, dbetaOut],
+    ] as const) {
+      const sums = new Float64Array(C);
+      for (let b = 0; b < blocks; b++) for (let c = 0; c < C; c++) sums[c] += slots[offset + b * C + c];
+      f32(backend, out).set(sums);
+    }
     backend.wasm._free(scratch);
     return [dxOut, dgammaOut, dbetaOut];
   }

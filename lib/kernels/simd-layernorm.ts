@@ -81,50 +81,28 @@ export function layerNormFwdFunc(): Func {
   return f;
 }
 
+/**
+ * LayerNorm's gradient for `rows` rows of C floats: dx, and each block of 32 rows' float32 sums of dy·x̂ and
+ * dy into its own slot of blockG and blockB (C floats a slot, slots zeroed by the caller), so that threads
+ * can take different blocks and the caller adds the slots up in order (layernorm.ts).
+ */
 export function layerNormBwdFunc(): Func {
-  const f = new Func("layerNormBwd", 12);
-  const [dy, x, gamma, meanPtr, rstdPtr, dx, dgamma64, dbeta64, blockG, blockB, rows, C] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
-  ];
-  const r = f.local("i32");
-  const j = f.local("i32");
-  const rowBytes = f.local("i32");
-  const off = f.local("i32");
-  const m = f.local("v128");
-  const s = f.local("v128");
-  const xhat = f.local("v128");
-  const d = f.local("v128");
-  const gc = f.local("v128");
-  const sumG = f.local("v128");
-  const sumGX = f.local("v128");
-  const meanG = f.local("v128");
-  const meanGX = f.local("v128");
+  const f = new Func("layerNormBwd", 10);
+  const [dy, x, gamma, meanPtr, rstdPtr, dx, blockG, blockB, rows, C] = Array.from({ length: 10 }, (_, i) => i);
+  const [r, j, rowBytes, off, slotG, slotB] = Array.from({ length: 6 }, () => f.local("i32"));
+  const [m, s, xhat, d, gc, sumG, sumGX, meanG, meanGX] = Array.from({ length: 9 }, () => f.local("v128"));
   const invC = f.local("f32");
   f.get(C).i32(2).shl().set(rowBytes);
   f.f32(1).get(C).f64FromI32().f32FromF64().f32Div().set(invC);
-  // flush the float32 block sums into the float64 accumulators (and zero them)
-  const flush = () => {
-    f.forRange(
-      j,
-      () => f.i32(0),
-      () => f.get(C),
-      1,
-      () => {
-        f.get(dgamma64).get(j).i32(3).shl().add().tee(off);
-        f.get(off).f64Load().get(blockG).get(j).i32(2).shl().add().f32Load().f64FromF32().f64Add().f64Store();
-        f.get(dbeta64).get(j).i32(3).shl().add().tee(off);
-        f.get(off).f64Load().get(blockB).get(j).i32(2).shl().add().f32Load().f64FromF32().f64Add().f64Store();
-        f.get(blockG).get(j).i32(2).shl().add().f32(0).f32Store();
-        f.get(blockB).get(j).i32(2).shl().add().f32(0).f32Store();
-      },
-    );
-  };
   f.forRange(
     r,
     () => f.i32(0),
     () => f.get(rows),
     1,
     () => {
+      // this row's block slots: block r / 32
+      f.get(r).i32(5).shrU().get(rowBytes).mul().tee(slotG).get(blockB).add().set(slotB);
+      f.get(slotG).get(blockG).add().set(slotG);
       f.get(meanPtr).get(r).i32(2).shl().add().f32Load().splat().set(m);
       f.get(rstdPtr).get(r).i32(2).shl().add().f32Load().splat().set(s);
       f.f32(0).splat().set(sumG);
@@ -142,11 +120,11 @@ export function layerNormBwdFunc(): Func {
           f.get(d).get(gamma).get(j).add().load().vmul().set(gc);
           f.get(sumG).get(gc).vadd().set(sumG);
           f.get(sumGX).get(gc).get(xhat).vmul().vadd().set(sumGX);
-          f.get(blockG).get(j).add();
-          f.get(blockG).get(j).add().load().get(d).get(xhat).vmul().vadd();
+          f.get(slotG).get(j).add();
+          f.get(slotG).get(j).add().load().get(d).get(xhat).vmul().vadd();
           f.store();
-          f.get(blockB).get(j).add();
-          f.get(blockB).get(j).add().load().get(d).vadd();
+          f.get(slotB).get(j).add();
+          f.get(slotB).get(j).add().load().get(d).vadd();
           f.store();
         },
       );
@@ -168,11 +146,6 @@ export function layerNormBwdFunc(): Func {
           f.store();
         },
       );
-      // every 32 rows (and after the last), move the block sums into float64
-      f.get(r).i32(31).and().i32(31).sub().eqz();
-      f.get(r).i32(1).add().get(rows).sub().eqz();
-      f.or();
-      f.if_(flush);
     },
   );
   return f;

@@ -41,8 +41,8 @@ export interface SimdKernels {
     eps: number,
   ): void;
   /**
-   * dx of LayerNorm, and Σ_rows dy·x̂, Σ_rows dy added into float64 accumulators dgamma64, dbeta64 (C each);
-   * `block` is scratch for C float32 partial sums, flushed to the float64 accumulators every 32 rows.
+   * dx of LayerNorm for `rows` rows, and each block of 32 rows' float32 sums of dy·x̂ and dy added into its slot
+   * of blockG and blockB (C floats a slot, zeroed by the caller; the caller adds the slots up).
    */
   layerNormBwd(
     dy: number,
@@ -51,8 +51,6 @@ export interface SimdKernels {
     mean: number,
     rstd: number,
     dx: number,
-    dgamma64: number,
-    dbeta64: number,
     blockG: number,
     blockB: number,
     rows: number,
