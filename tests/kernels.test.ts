@@ -651,9 +651,48 @@ describe("fused LayerNorm and GELU match the composed maths on the cpu backend",
         const fused = fusedLinear(x as tf.Tensor2D, w as tf.Tensor2D, b as tf.Tensor1D)!;
         const composed = tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D).add(b);
         expect(Array.from(fused.dataSync()), `${M}×${K}×${N} bits`).toEqual(Array.from(composed.dataSync()));
+        // db: each column in blocks of 32 rows in float32, the blocks added in float64, whatever the threads
+        const dy = tf.tensor2d(randomData(M * N), [M, N]);
+        const db = tf.grad((bias: tf.Tensor) =>
+          fusedLinear(x as tf.Tensor2D, w as tf.Tensor2D, bias as tf.Tensor1D)!
+            .mul(dy)
+            .sum(),
+        )(b);
+        const rows = dy.dataSync();
+        const expected = Array.from({ length: N }, (_, n) => {
+          let [total, block] = [0, 0];
+          for (let m = 0; m < M; m++) {
+            block = Math.fround(block + rows[m * N + n]);
+            if (m % 32 === 31) [total, block] = [total + block, 0];
+          }
+          return Math.fround(total + block);
+        });
+        expect(Array.from(db.dataSync()), `${M}×${K}×${N} db`).toEqual(expected);
       });
       await tf.setBackend("cpu");
     }
+    // frozen parameters (trainable false, as under LoRA): the gradient of x alone, the same as the plain ops'
+    await tf.setBackend("wasm");
+    tf.tidy(() => {
+      const x = tf.tensor2d(randomData(6 * 5), [6, 5]);
+      const [w, b] = [tf.variable(tf.tensor2d(randomData(5 * 3), [5, 3])), tf.variable(tf.tensor1d(randomData(3)))];
+      for (const v of [w, b]) v.trainable = false;
+      const dx = tf.grad((x: tf.Tensor) =>
+        fusedLinear(x as tf.Tensor2D, w, b)!
+          .square()
+          .sum(),
+      )(x);
+      const plain = tf.grad((x: tf.Tensor) =>
+        tf
+          .matMul(x as tf.Tensor2D, w)
+          .add(b)
+          .square()
+          .sum(),
+      )(x);
+      expect(Array.from(dx.dataSync())).toEqual(Array.from(plain.dataSync()));
+      tf.dispose([w, b]);
+    });
+    await tf.setBackend("cpu");
   });
 
   it("splitting heads (q, k, v from c_attn) as one copy: exactly tf.split, reshape and transpose, and back", async () => {
@@ -974,6 +1013,11 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
             fusedLayerNorm(x, g, h, 1e-5)!.mul(x.reverse(0)).sum(),
           )([x, g, h]),
           fusedLinear(a as tf.Tensor2D, b as tf.Tensor2D, dy.slice([0, 0], [1, 200]).reshape([200]) as tf.Tensor1D)!,
+          ...tf.grads((b: tf.Tensor, bias: tf.Tensor) =>
+            fusedLinear(a as tf.Tensor2D, b as tf.Tensor2D, bias as tf.Tensor1D)!
+              .mul(dy)
+              .sum(),
+          )([b, dy.slice([1, 0], [1, 200]).reshape([200])]),
           ...fusedSplitHeads(x.reshape([4, 32, 520]), 2, 5)!,
           tf.add(x, x.reverse(0)),
           tf.add(g, x),

@@ -169,12 +169,15 @@ export function fusedGeluTanh(x: tf.Tensor): tf.Tensor | undefined {
 
 /**
  * x·W + b for x (M, K), W (K, N), b (N): a Linear layer, as one kernel that adds the bias while it stores the
- * product, on backends that have it (wasm: lib/kernels/linear.ts); undefined elsewhere.
+ * product, and whose gradient computes dW and db together, on backends that have it (wasm:
+ * lib/kernels/linear.ts); undefined elsewhere.
  */
 export function fusedLinear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D | undefined {
   if (!hasKernel(FUSED_LINEAR) || x.dtype !== "float32" || weight.dtype !== "float32" || bias.dtype !== "float32")
     return undefined;
-  return tf.engine().runKernel(FUSED_LINEAR, { x, weight, bias }) as tf.Tensor2D;
+  // frozen variables (trainable false, as LoRA leaves the base model) need no dW and db: the gradient skips them
+  const trainable = [weight, bias].some((p) => (p as Partial<tf.Variable>).trainable !== false);
+  return tf.engine().runKernel(FUSED_LINEAR, { x, weight, bias }, { trainable }) as tf.Tensor2D;
 }
 
 /**

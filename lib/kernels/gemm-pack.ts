@@ -24,10 +24,71 @@ function emitTranspose4(f: Func, rows: number[], t: number[], out: number, offse
   f.get(out).get(t[1]).get(t[3]).shuffle32([2, 3, 6, 7]).store(offset(3));
 }
 
+/** Rows of a strip summed in float32 before the sum goes into float64 (`sums` below): LayerNorm's dγ does the same. */
+export const SUM_BLOCK_ROWS = 32;
+
+/**
+ * Adds up the K rows of 8 floats of the strip just packed (at `strip`, still in cache) into 8 column sums at
+ * `sums`: blocks of SUM_BLOCK_ROWS rows in float32, the blocks in float64, rounded to float32 at the end.
+ */
+function emitStripSums(f: Func, strip: number, K: number, sums: number): void {
+  const [k, at] = [f.local("i32"), f.local("i32")];
+  const block = [f.local("v128"), f.local("v128")]; // float32 sums of columns 0-3 and 4-7
+  const total = Array.from({ length: 4 }, () => f.local("v128")); // float64 pairs of columns 0-1, 2-3, 4-5, 6-7
+  const flush = () =>
+    block.forEach((sum, half) => {
+      for (const high of [0, 1]) {
+        const pair = total[2 * half + high];
+        f.get(pair).get(sum);
+        if (high) f.get(sum).shuffle32([2, 3, 0, 1]);
+        f.promoteLow().f64x2Add().set(pair);
+      }
+      f.f32(0).splat().set(sum);
+    });
+  for (const v of [...block, ...total]) f.f32(0).splat().set(v);
+  f.get(strip).set(at);
+  f.forRange(
+    k,
+    () => f.i32(0),
+    () => f.get(K),
+    1,
+    () => {
+      block.forEach((sum, half) =>
+        f
+          .get(sum)
+          .get(at)
+          .load(16 * half)
+          .vadd()
+          .set(sum),
+      );
+      f.get(at)
+        .i32(4 * STRIP)
+        .add()
+        .set(at);
+      f.get(k)
+        .i32(SUM_BLOCK_ROWS - 1)
+        .and()
+        .i32(SUM_BLOCK_ROWS - 1)
+        .sub()
+        .eqz()
+        .if_(flush);
+    },
+  );
+  flush(); // the last, partial block (a block of zeros when K is a multiple of SUM_BLOCK_ROWS)
+  total.forEach((pair, p) => {
+    for (const lane of [0, 1])
+      f.get(sums)
+        .get(pair)
+        .f64x2Lane(lane)
+        .f32FromF64()
+        .f32Store(4 * (2 * p + lane));
+  });
+}
+
 export function packFunc(): Func {
-  const f = new Func("pack", 6);
-  const [b, rowStride, colStride, K, N, packed] = [0, 1, 2, 3, 4, 5];
-  const [j, k, col, out, rowBytes, colBytes, from, count, k4, kFirst] = Array.from({ length: 10 }, () =>
+  const f = new Func("pack", 7);
+  const [b, rowStride, colStride, K, N, packed, sums] = [0, 1, 2, 3, 4, 5, 6];
+  const [j, k, col, out, rowBytes, colBytes, from, count, k4, kFirst, strip] = Array.from({ length: 11 }, () =>
     f.local("i32"),
   );
   const rows = Array.from({ length: STRIP }, () => f.local("v128"));
@@ -43,6 +104,7 @@ export function packFunc(): Func {
     STRIP,
     () => {
       f.i32(0).set(kFirst);
+      f.get(out).set(strip);
       // A transposed B (rowStride 1, a weight matrix read as Wᵀ, e.g. the tied head x · wteᵀ): the strip's 8
       // columns are 8 rows in memory, each contiguous in k. 4 k at a time: one vector from each row, then two
       // 4 × 4 transposes in registers give the strip's rows k … k+3 (8 floats each). The rest, one k at a time.
@@ -106,6 +168,14 @@ export function packFunc(): Func {
             .set(out);
         },
       );
+      // the strip's column sums, if asked for (a bias gradient, Σ_k B[k, :], with the weight gradient's product)
+      f.get(sums).if_(() => {
+        emitStripSums(f, strip, K, sums);
+        f.get(sums)
+          .i32(4 * STRIP)
+          .add()
+          .set(sums);
+      });
     },
   );
   return f;

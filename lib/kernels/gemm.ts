@@ -38,8 +38,10 @@ export interface GemmKernels {
   /**
    * Packs B (K × N, element (k, n) at b + 4 (k · rowStride + n · colStride)) into strips of 8 columns at
    * `packed`: strip s holds rows k = 0 … K−1 of columns 8s … 8s+7, zeros past N. Needs ⌈N/8⌉ · K · 32 bytes.
+   * sums: 0, or where each strip's 8 column sums Σ_k B[k, n] go (8 floats a strip; blocks of 32 rows in
+   * float32, added in float64).
    */
-  pack(b: number, rowStride: number, colStride: number, K: number, N: number, packed: number): void;
+  pack(b: number, rowStride: number, colStride: number, K: number, N: number, packed: number, sums: number): void;
   /**
    * Packs rows of A (M × K, M a multiple of 4, element (i, k) at a + 4 (i · rowStride + k · colStride)) into
    * panels of 4 rows at `packed`: panel t holds, for each k, the 4 floats A[4t … 4t+3, k]. Needs 4 M K bytes.
@@ -118,7 +120,8 @@ const PARALLEL_WORK = 1 << 21;
 /**
  * C (M × N, row-major, `cRowStride` floats a row) = A (M × K) · B (K × N) [+ bias, a row of N floats at that
  * byte offset, added to every row], with A and B read through their strides (so either may be a transposed
- * view).
+ * view). bSums: 0, or where B's column sums Σ_k B[k, n] go (⌈N/8⌉ · 8 floats; a weight gradient's bias
+ * gradient, computed as B is packed).
  */
 export function multiplyMatrices(
   backend: WasmBackend,
@@ -131,9 +134,10 @@ export function multiplyMatrices(
   K: number,
   N: number,
   bias = 0,
+  bSums = 0,
 ): void {
   const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
-  if (M <= DOT_MAX_ROWS && K * N >= DOT_MIN_FLOATS && b.rowStride === 1 && a.colStride === 1) {
+  if (!bSums && M <= DOT_MAX_ROWS && K * N >= DOT_MIN_FLOATS && b.rowStride === 1 && a.colStride === 1) {
     // one or two rows against a large transposed B (generation's tied head, x · wteᵀ): C[m, n] is the dot
     // product of A's row m with B's column n, which lies contiguous in memory; a range of columns per call
     const calls: KernelCall[] = [];
@@ -167,7 +171,7 @@ export function multiplyMatrices(
   const tiles = Math.floor(M / TILE_ROWS);
   // A few rows (generation: one at a time) against a row-major B of whole strips: B is read as it is, since
   // packing it would move as many floats as the product multiplies
-  const packB = !(M < PACK_MIN_ROWS && b.colStride === 1 && N % STRIP === 0);
+  const packB = bSums !== 0 || !(M < PACK_MIN_ROWS && b.colStride === 1 && N % STRIP === 0);
   const packedStripBytes = K * STRIP * 4;
   const panelBytes = K * TILE_ROWS * 4;
   const panelsAt = packB ? strips * packedStripBytes : 0;
@@ -197,6 +201,7 @@ export function multiplyMatrices(
           K,
           Math.min(N - STRIP * from, STRIP * count),
           memory + from * packedStripBytes,
+          bSums && bSums + 4 * STRIP * from,
         ]),
       );
     }

@@ -14,7 +14,7 @@ import { gemmKernels, gemmModule } from "./gemm.js";
 import { FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD, registerFusedGelu } from "./gelu.js";
 import { FUSED_SPLIT_HEADS, FUSED_SPLIT_HEADS_GRAD, registerFusedSplitHeads } from "./heads.js";
 import { FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD, registerFusedLayerNorm } from "./layernorm.js";
-import { FUSED_LINEAR, registerFusedLinear } from "./linear.js";
+import { FUSED_LINEAR, FUSED_LINEAR_GRAD, registerFusedLinear } from "./linear.js";
 import { sumWasm, unsortedSegmentSumWasm } from "./reduce.js";
 import { defineKernel, replaceKernel, restoreKernel, unregisterFusedKernels } from "./registry.js";
 import { simdKernels, simdModule } from "./simd.js";
@@ -58,7 +58,7 @@ export const wasmKernelNames = [
 
 const fusedKernels: Record<string, string[]> = {
   Attention: [FUSED_ATTENTION, FUSED_DOCUMENT_ATTENTION, FUSED_ATTENTION_GRAD],
-  Linear: [FUSED_LINEAR],
+  Linear: [FUSED_LINEAR, FUSED_LINEAR_GRAD],
   SplitHeads: [FUSED_SPLIT_HEADS, FUSED_SPLIT_HEADS_GRAD],
   LayerNorm: [FUSED_LAYER_NORM, FUSED_LAYER_NORM_GRAD],
   GeluTanh: [FUSED_GELU_TANH, FUSED_GELU_TANH_GRAD],
