@@ -83,17 +83,20 @@ for (;;) {
 
 export class KernelThreads {
   private job = 0;
+  /** Each kernel's index in `names` (what a call carries to the workers). */
+  private readonly indices: Map<string, number>;
   private readonly state: Int32Array;
   private readonly starts: Int32Array;
   private readonly words: Float64Array;
 
   private constructor(
     readonly memory: WebAssembly.Memory,
-    private readonly names: string[],
+    names: string[],
     control: SharedArrayBuffer,
     private readonly workers: number,
     private readonly local: Kernels,
   ) {
+    this.indices = new Map(names.map((name, index) => [name, index]));
     this.state = new Int32Array(control);
     this.starts = new Int32Array(control, STARTS_OFFSET, MAX_CALLS);
     this.words = new Float64Array(control, CALLS_OFFSET, CALL_WORDS);
@@ -181,15 +184,17 @@ export class KernelThreads {
   private post(calls: KernelCall[], first: number): number {
     let at = 0;
     let count = 0;
-    for (const [name, ...args] of calls.slice(first, first + MAX_CALLS)) {
-      if (at + 2 + args.length > CALL_WORDS) break;
-      const index = this.names.indexOf(name);
-      if (index < 0) throw new Error(`KernelThreads: no kernel named ${name}`);
+    for (let c = first; c < calls.length && count < MAX_CALLS; c++) {
+      const call = calls[c];
+      const argCount = call.length - 1;
+      if (at + 2 + argCount > CALL_WORDS) break;
+      const index = this.indices.get(call[0]);
+      if (index === undefined) throw new Error(`KernelThreads: no kernel named ${call[0]}`);
       this.starts[count++] = at;
       this.words[at] = index;
-      this.words[at + 1] = args.length;
-      this.words.set(args, at + 2);
-      at += 2 + args.length;
+      this.words[at + 1] = argCount;
+      for (let a = 1; a <= argCount; a++) this.words[at + 1 + a] = call[a] as number;
+      at += 2 + argCount;
     }
     // NEXT first: from then on, a worker still holding an earlier job number claims nothing (it may read the
     // new CALLS), and JOB last: a worker that sees the new job number sees everything before it
