@@ -257,3 +257,22 @@ export function dotRowsFunc(fused: boolean): Func {
   );
   return f;
 }
+
+/**
+ * packA for a range of A's rows, then rows4 over the panels just packed (still in cache): one call per piece of
+ * a matmul whose B was packed beforehand (gemm.ts), so that the threads need no wait between packing A and
+ * multiplying.
+ */
+export function packRowsFunc(packA: Func, rows4: Func): Func {
+  const f = new Func("packRows4", 14);
+  const [a, rowStride, colStride, rows, K, packed, b, stripBytes, bKBytes, c, cRowBytes, N, scratch, bias] = Array.from(
+    { length: 14 },
+    (_, i) => i,
+  );
+  for (const arg of [a, rowStride, colStride, rows, K, packed]) f.get(arg);
+  f.call(packA);
+  f.get(packed).get(K).i32(4).shl().i32(16); // panels, panelBytes = 16 K, (unused)
+  for (const arg of [b, stripBytes, bKBytes, c, cRowBytes, rows, N, K, scratch, bias]) f.get(arg);
+  f.call(rows4);
+  return f;
+}

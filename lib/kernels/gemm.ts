@@ -1,6 +1,6 @@
 import { STRIP, TILE_ROWS, packAFunc, packFunc } from "./gemm-pack.js";
-import { dotRowsFunc, rowsFunc } from "./gemm-micro-kernel.js";
-import { type KernelCall, kernelThreads, pieceCount, rangeCalls, runShared } from "./threads.js";
+import { dotRowsFunc, packRowsFunc, rowsFunc } from "./gemm-micro-kernel.js";
+import { type KernelCall, type KernelThreads, kernelThreads, pieceCount, rangeCalls, runShared } from "./threads.js";
 import { Func } from "./wasm-asm.js";
 import { KernelModule, encodeModule } from "./wasm-module.js";
 import { type WasmBackend, heapMemory } from "./wasm-heap.js";
@@ -70,6 +70,26 @@ export interface GemmKernels {
     scratch: number,
     bias: number,
   ): void;
+  /**
+   * `packA` for these rows of A into `packed`, then `rows4` over them: rows4's panels = packed, panelBytes =
+   * 16 K; the other arguments as rows4's.
+   */
+  packRows4(
+    a: number,
+    rowStride: number,
+    colStride: number,
+    rows: number,
+    K: number,
+    packed: number,
+    b: number,
+    stripBytes: number,
+    bKBytes: number,
+    c: number,
+    cRowBytes: number,
+    N: number,
+    scratch: number,
+    bias: number,
+  ): void;
   /** c[n] = Σ_k a[k] · B[n, k] for n < rows: B's rows (K contiguous floats each) bRowBytes apart, a contiguous. */
   dotRows(a: number, b: number, bRowBytes: number, c: number, rows: number, K: number): void;
   /** The same for any number of rows, one at a time, A's element (i, k) at a + i · aRowBytes + k · aKBytes. */
@@ -114,6 +134,8 @@ const PACK_MIN_ROWS = 16;
  * wide B from memory again (the tied head x · wteᵀ: 51 MB per panel and chunk).
  */
 const BLOCK_STRIPS = 64;
+/** Bytes of packed B up to which the calling thread packs B alone (a 128 × 512 weight: 256 KiB, ~20-60 µs). */
+const SMALL_PACKED_B = 1 << 19;
 /** Multiply-adds from which a matmul is shared out among the kernel threads (~50 µs of work). */
 const PARALLEL_WORK = 1 << 21;
 
@@ -180,37 +202,57 @@ export function multiplyMatrices(
   // a wide B: the calls take column blocks (all of A's panels each), so that B is read from memory once
   const columnBlocks = tiles > 0 && strips > BLOCK_STRIPS ? Math.ceil(strips / BLOCK_STRIPS) : 0;
   const memory = backend.wasm._malloc(scratchAt + (Math.max(pieces, columnBlocks) + 1) * scratchBytes) >>> 0;
+  // A small packed B (a weight matrix, as in a forward pass or an input gradient) is packed here, and each call
+  // packs its own panels of A just before multiplying them: one job for the threads, not two with a wait
+  // between them. A large one (a weight gradient's dy) is packed by all threads first, with A's panels.
+  const oneJob = packB && columnBlocks === 0 && strips * packedStripBytes <= SMALL_PACKED_B;
   try {
-    // B's strips and A's panels, a few ranges of each per thread
-    const prepare: KernelCall[] = rangeCalls(threads, tiles, 1, (from, count) => [
-      "packA",
-      a.offset + 4 * TILE_ROWS * from * a.rowStride,
-      a.rowStride,
-      a.colStride,
-      TILE_ROWS * count,
-      K,
-      memory + panelsAt + from * panelBytes,
-    ]);
-    if (packB) {
-      prepare.push(
-        ...rangeCalls(threads, strips, 1, (from, count) => [
-          "pack",
-          b.offset + 4 * STRIP * from * b.colStride,
-          b.rowStride,
-          b.colStride,
+    const panelCalls = (
+      kernel: "packA" | "packRows4",
+      rest: (from: number, count: number, piece: number) => number[],
+    ) =>
+      rangeCalls(
+        threads,
+        tiles,
+        1,
+        (from, count, piece): KernelCall => [
+          kernel,
+          a.offset + 4 * TILE_ROWS * from * a.rowStride,
+          a.rowStride,
+          a.colStride,
+          TILE_ROWS * count,
           K,
-          Math.min(N - STRIP * from, STRIP * count),
-          memory + from * packedStripBytes,
-          bSums && bSums + 4 * STRIP * from,
-        ]),
+          memory + panelsAt + from * panelBytes,
+          ...rest(from, count, piece),
+        ],
       );
-    }
-    runShared(threads, kernels, prepare);
+    const packCalls = (pieces: KernelThreads | null) =>
+      rangeCalls(pieces, strips, 1, (from, count) => [
+        "pack",
+        b.offset + 4 * STRIP * from * b.colStride,
+        b.rowStride,
+        b.colStride,
+        K,
+        Math.min(N - STRIP * from, STRIP * count),
+        memory + from * packedStripBytes,
+        bSums && bSums + 4 * STRIP * from,
+      ]);
+    if (oneJob) runShared(null, kernels, packCalls(null));
+    else runShared(threads, kernels, [...panelCalls("packA", () => []), ...(packB ? packCalls(threads) : [])]);
     // rows of C: a few ranges of tiles per thread, and the last M mod 4 rows one at a time
     const bStrips = packB ? [memory, packedStripBytes, 4 * STRIP] : [b.offset, 4 * STRIP, 4 * b.rowStride];
     const [bAt, stripBytes, bKBytes] = bStrips;
-    const calls: KernelCall[] =
-      columnBlocks > 0
+    const cRows = (from: number) => c + 4 * TILE_ROWS * from * cRowStride;
+    const calls: KernelCall[] = oneJob
+      ? panelCalls("packRows4", (from, _count, piece) => [
+          ...bStrips,
+          cRows(from),
+          4 * cRowStride,
+          N,
+          memory + scratchAt + piece * scratchBytes,
+          bias,
+        ])
+      : columnBlocks > 0
         ? Array.from({ length: columnBlocks }, (_, block): KernelCall => {
             const first = block * BLOCK_STRIPS; // strip
             return [
@@ -240,7 +282,7 @@ export function multiplyMatrices(
               panelBytes,
               16,
               ...bStrips,
-              c + 4 * TILE_ROWS * from * cRowStride,
+              cRows(from),
               4 * cRowStride,
               TILE_ROWS * count,
               N,
@@ -299,13 +341,9 @@ export function relaxedSimdAvailable(): boolean {
 
 export const gemmModule = new KernelModule<GemmKernels>("matmul kernels", () => {
   const fused = relaxedSimdAvailable();
-  return [
-    packFunc(),
-    packAFunc(),
-    rowsFunc("rows4", TILE_ROWS, fused, true),
-    rowsFunc("rows1", 1, fused, false),
-    dotRowsFunc(fused),
-  ];
+  const packA = packAFunc();
+  const rows4 = rowsFunc("rows4", TILE_ROWS, fused, true);
+  return [packFunc(), packA, rows4, rowsFunc("rows1", 1, fused, false), dotRowsFunc(fused), packRowsFunc(packA, rows4)];
 });
 
 /** The matmul kernels over this backend's heap, or null where WebAssembly SIMD is unavailable. */
