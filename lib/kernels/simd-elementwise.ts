@@ -18,7 +18,7 @@ const GROUPS = 4;
 
 /** t[g] = tanh(u[g]) for v128 locals u[g], with the saturation fix; the chains of all g interleaved. */
 function emitTanh(f: Func, u: number[], t: number[]): void {
-  const [u2, p, q] = [0, 1, 2].map(() => u.map(() => f.local("v128")));
+  const [u2, p, q] = [0, 1, 2].map(() => f.locals("v128", u.length));
   const each = (body: (g: number) => void) => u.forEach((_, g) => body(g));
   // u2 = u² (no clamp of u: lanes with |u| > CLAMP, where the polynomials may overflow, are replaced below)
   each((g) => f.get(u[g]).get(u[g]).vmul().set(u2[g]));
@@ -38,11 +38,6 @@ function emitTanh(f: Func, u: number[], t: number[]): void {
   });
 }
 
-/** v128 locals for the `count` vectors of one pass, one array per name. */
-function vectors(f: Func, count: number, names: number): number[][] {
-  return Array.from({ length: names }, () => Array.from({ length: count }, () => f.local("v128")));
-}
-
 export function tanhFunc(): Func {
   const f = new Func("tanh", 3);
   const [x, y, n] = [0, 1, 2];
@@ -54,7 +49,7 @@ export function tanhFunc(): Func {
     end,
     GROUPS,
     (count) => {
-      const [u, t] = vectors(f, count, 2);
+      const [u, t] = Array.from({ length: 2 }, () => f.locals("v128", count));
       u.forEach((ug, g) =>
         f
           .get(x)
@@ -88,7 +83,7 @@ export function geluFwdFunc(): Func {
     end,
     GROUPS,
     (count) => {
-      const [v, u, t] = vectors(f, count, 3);
+      const [v, u, t] = Array.from({ length: 3 }, () => f.locals("v128", count));
       v.forEach((vg, g) => {
         f.get(x)
           .get(i)

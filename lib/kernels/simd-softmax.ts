@@ -19,7 +19,7 @@ const GROUPS = 4;
 
 /** e[g] = e^x[g] for v128 locals x[g] (the chains of all g interleaved). */
 function emitExp(f: Func, x: number[], e: number[]): void {
-  const [n, r] = [0, 1].map(() => x.map(() => f.local("v128")));
+  const [n, r] = [0, 1].map(() => f.locals("v128", x.length));
   const each = (body: (g: number) => void) => x.forEach((_, g) => body(g));
   each((g) => f.get(x[g]).f32(EXP_MIN).splat().vpmax().set(r[g])); // pmax(x, min) keeps a NaN x
   each((g) => f.get(r[g]).f32(LOG2E).splat().vmul().vnearest().set(n[g]));
@@ -35,11 +35,6 @@ function emitExp(f: Func, x: number[], e: number[]): void {
     f.get(n[g]).vtruncToInt().i32(127).vintSplat().vintAdd().i32(23).vintShl();
     f.vmul().set(e[g]);
   });
-}
-
-/** v128 locals for the `count` vectors of one pass, one array per name. */
-function vectors(f: Func, count: number, names: number): number[][] {
-  return Array.from({ length: names }, () => Array.from({ length: count }, () => f.local("v128")));
 }
 
 /** The same for one float (f32 locals x, n, r). */
@@ -73,7 +68,7 @@ export function expFunc(): Func {
     end,
     GROUPS,
     (count) => {
-      const [u, big, e] = vectors(f, count, 3);
+      const [u, big, e] = Array.from({ length: 3 }, () => f.locals("v128", count));
       u.forEach((ug, g) => {
         f.get(x)
           .get(i)
@@ -154,7 +149,7 @@ function emitExpSum(
     vectorBytes,
     GROUPS,
     (count) => {
-      const [x, e] = vectors(f, count, 2);
+      const [x, e] = Array.from({ length: 2 }, () => f.locals("v128", count));
       x.forEach((xg, g) =>
         f
           .get(row)
@@ -244,7 +239,7 @@ export function scaledSoftmaxRowsFunc(): Func {
         vectorBytes,
         GROUPS,
         (count) => {
-          const [x, e] = vectors(f, count, 2);
+          const [x, e] = Array.from({ length: 2 }, () => f.locals("v128", count));
           x.forEach((xg, g) =>
             f
               .get(row)

@@ -19,6 +19,18 @@ import { type WasmBackend, heapMemory } from "./wasm-heap.js";
  * tanh uses the same rational approximation as the JavaScript kernels (Eigen's), here in float32, with
  * |u| > 7.9 mapped to ±1 exactly (tanh(7.9) is 1 to 3e-7).
  */
+/** The softmax gradient's two routines (with and without `extra`): see SimdKernels.softmaxBwd. */
+type SoftmaxGradient = (
+  p: number,
+  g: number,
+  extra: number,
+  rows: number,
+  n: number,
+  rowFloats: number,
+  above: number,
+  scale: number,
+) => void;
+
 export interface SimdKernels {
   /** y = e^x for n (multiple of 4) elements (Cephes' expf; 0 where e^x is below float32's normal range). */
   exp(x: number, y: number, n: number): void;
@@ -67,31 +79,13 @@ export interface SimdKernels {
    * The softmax gradient, for row r < rows (rows rowFloats apart) over its visible keys j < min(n, r + above
    * + 1): g ← g + extra; g ← p ⊙ (g − Σ p ⊙ g) · scale.
    */
-  softmaxBwd(
-    p: number,
-    g: number,
-    extra: number,
-    rows: number,
-    n: number,
-    rowFloats: number,
-    above: number,
-    scale: number,
-  ): void;
+  softmaxBwd: SoftmaxGradient;
+  /** The same without `extra` (ignored): g ← p ⊙ (g − Σ p ⊙ g) · scale. */
+  softmaxBwdPlain: SoftmaxGradient;
   /** Per row of n floats at x: its max into maxOut[row] and Σ exp(x − max) into sumOut[row]. */
   rowMaxSumExp(x: number, maxOut: number, sumOut: number, rows: number, n: number): void;
   /** Per row of n floats: out = exp(x − lse[row]) · scale[row]. */
   scaledSoftmaxRows(x: number, lse: number, scale: number, out: number, rows: number, n: number): void;
-  /** The same without `extra` (ignored): g ← p ⊙ (g − Σ p ⊙ g) · scale. */
-  softmaxBwdPlain(
-    p: number,
-    g: number,
-    extra: number,
-    rows: number,
-    n: number,
-    rowFloats: number,
-    above: number,
-    scale: number,
-  ): void;
   /** One block of attention, forward (simd-attention.ts `attentionBlockFunc`). */
   attentionBlock(
     q: number,

@@ -54,6 +54,11 @@ export class Func {
     readonly paramTypes: ValueType[] = Array(paramCount).fill("i32"),
   ) {}
 
+  /** `count` new locals of the given type; returns their indices. */
+  locals(type: ValueType, count: number): number[] {
+    return Array.from({ length: count }, () => this.local(type));
+  }
+
   /** A new local of the given type; returns its index. */
   local(type: ValueType): number {
     this.localTypes.push(type);
