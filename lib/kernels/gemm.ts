@@ -226,8 +226,8 @@ export function multiplyMatrices(
           ...rest(from, count, piece),
         ],
       );
-    const packCalls = (pieces: KernelThreads | null) =>
-      rangeCalls(pieces, strips, 1, (from, count) => [
+    const packCalls = (sharedBy: KernelThreads | null) =>
+      rangeCalls(sharedBy, strips, 1, (from, count) => [
         "pack",
         b.offset + 4 * STRIP * from * b.colStride,
         b.rowStride,
