@@ -837,7 +837,6 @@ describe("freeing backward-pass memory early (lib/backend/gradient-memory.ts)", 
       expect(tf.memory().numTensors).toBe(before); // nothing leaked, nothing disposed twice
       expect(early.grads.length).toBe(reference.grads.length);
       early.grads.forEach((g, i) => expect(Array.from(g)).toEqual(Array.from(reference.grads[i])));
-      console.log("PEAK", backend, early.peakBytes, reference.peakBytes);
       expect(early.peakBytes).toBeLessThan(reference.peakBytes * 0.8);
       await tf.setBackend("cpu");
     });
