@@ -13,9 +13,6 @@ const A = [
 ];
 const B = [4.89352518554385e-3, 2.268434632439e-3, 1.18534705686654e-4, 1.19825839466702e-6];
 
-/** Vectors per pass of the tanh loops (Func.forVectors): four independent chains of ~25 operations. */
-const GROUPS = 4;
-
 /** t[g] = tanh(u[g]) for v128 locals u[g], with the saturation fix; the chains of all g interleaved. */
 function emitTanh(f: Func, u: number[], t: number[]): void {
   const [u2, p, q] = [0, 1, 2].map(() => f.locals("v128", u.length));
@@ -47,7 +44,6 @@ export function tanhFunc(): Func {
     i,
     () => f.i32(0),
     end,
-    GROUPS,
     (count) => {
       const [u, t] = Array.from({ length: 2 }, () => f.locals("v128", count));
       u.forEach((ug, g) =>
@@ -81,7 +77,6 @@ export function geluFwdFunc(): Func {
     i,
     () => f.i32(0),
     end,
-    GROUPS,
     (count) => {
       const [v, u, t] = Array.from({ length: 3 }, () => f.locals("v128", count));
       v.forEach((vg, g) => {

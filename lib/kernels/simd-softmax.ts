@@ -14,9 +14,6 @@ const EXP_POLYNOMIAL = [
 ];
 const EXP_MIN = -87.33654;
 
-/** Vectors per pass of the exp loops (Func.forVectors): four independent chains of ~20 operations. */
-const GROUPS = 4;
-
 /** e[g] = e^x[g] for v128 locals x[g] (the chains of all g interleaved). */
 function emitExp(f: Func, x: number[], e: number[]): void {
   const [n, r] = [0, 1].map(() => f.locals("v128", x.length));
@@ -66,7 +63,6 @@ export function expFunc(): Func {
     i,
     () => f.i32(0),
     end,
-    GROUPS,
     (count) => {
       const [u, big, e] = Array.from({ length: 3 }, () => f.locals("v128", count));
       u.forEach((ug, g) => {
@@ -131,7 +127,8 @@ function emitRowMax(
 
 /**
  * sum = Σ exp(x − max) over a row's bytes [0, bytes) at `row`; with `out`, each exp(x − max) is also written
- * there. The vector sums are added in the order of the row (GROUPS exps at a time, then added one by one).
+ * there. The vector sums are added in the order of the row (Func.forVectors' exps of a pass, then added one by
+ * one).
  * v128 local sumV and f32 locals xs, ns, rs, es are scratch.
  */
 function emitExpSum(
@@ -147,7 +144,6 @@ function emitExpSum(
     l.j,
     () => f.i32(0),
     vectorBytes,
-    GROUPS,
     (count) => {
       const [x, e] = Array.from({ length: 2 }, () => f.locals("v128", count));
       x.forEach((xg, g) =>
@@ -237,7 +233,6 @@ export function scaledSoftmaxRowsFunc(): Func {
         j,
         () => f.i32(0),
         vectorBytes,
-        GROUPS,
         (count) => {
           const [x, e] = Array.from({ length: 2 }, () => f.locals("v128", count));
           x.forEach((xg, g) =>

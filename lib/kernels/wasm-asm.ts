@@ -41,6 +41,9 @@ function signedLeb(value: number): number[] {
 
 export const vector = (items: number[][]) => [...unsignedLeb(items.length), ...items.flat()];
 
+/** Vectors per pass of `Func.forVectors`: four independent chains of ~20 operations (tanh, exp) overlap well. */
+export const VECTORS_PER_PASS = 4;
+
 /** One function: i32 parameters (pointers and counts), typed locals, and a body of instructions. */
 export class Func {
   readonly code: number[] = [];
@@ -161,13 +164,14 @@ export class Func {
 
   /**
    * for (i = start; i + 16 · groups ≤ end; i += 16 · groups) body(groups), then the vectors left one at a
-   * time: body(1). i and end are i32 locals in bytes (end − start a multiple of 16); the body addresses its
-   * vector g at offset 16 · g from i. Several independent vectors per pass let long chains of arithmetic
-   * (tanh, exp: ~20 dependent operations each) overlap; within one loop iteration after another, the CPU's
-   * scheduler fills up with one chain's waiting operations and barely overlaps the next (measured: tanh of 1M
-   * floats 2.2 ms one vector per pass, 1.15 ms four).
+   * time: body(1), with groups = VECTORS_PER_PASS. i and end are i32 locals in bytes (end − start a multiple
+   * of 16); the body addresses its vector g at offset 16 · g from i. Several independent vectors per pass let
+   * long chains of arithmetic (tanh, exp: ~20 dependent operations each) overlap; within one loop iteration
+   * after another, the CPU's scheduler fills up with one chain's waiting operations and barely overlaps the
+   * next (measured: tanh of 1M floats 2.2 ms one vector per pass, 1.15 ms four).
    */
-  forVectors(i: number, start: () => void, end: number, groups: number, body: (count: number) => void): this {
+  forVectors(i: number, start: () => void, end: number, body: (count: number) => void): this {
+    const groups = VECTORS_PER_PASS;
     start();
     this.set(i);
     this.block(() =>
