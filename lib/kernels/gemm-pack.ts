@@ -28,11 +28,12 @@ function emitTranspose4(f: Func, rows: number[], t: number[], out: number, offse
 export const SUM_BLOCK_ROWS = 32;
 
 /**
- * Adds up the K rows of 8 floats of the strip just packed (at `strip`, still in cache) into 8 column sums at
- * `sums`: blocks of SUM_BLOCK_ROWS rows in float32, the blocks in float64, rounded to float32 at the end.
+ * Column sums of a strip's rows of 8 floats, the way `pack` takes them (a bias gradient, Σ_k B[k, :], with the
+ * weight gradient's product): blocks of SUM_BLOCK_ROWS rows in float32, the blocks added in float64, rounded
+ * to float32 at the end. `add(v0, v1)` adds row k's two vectors (columns 0-3, 4-7), `endRow(k)` closes a
+ * block after its last row, `finish(sums)` closes the last (partial) block and stores the 8 sums.
  */
-function emitStripSums(f: Func, strip: number, K: number, sums: number): void {
-  const [k, at] = [f.local("i32"), f.local("i32")];
+function stripSums(f: Func) {
   const block = [f.local("v128"), f.local("v128")]; // float32 sums of columns 0-3 and 4-7
   const total = Array.from({ length: 4 }, () => f.local("v128")); // float64 pairs of columns 0-1, 2-3, 4-5, 6-7
   const flush = () =>
@@ -45,44 +46,37 @@ function emitStripSums(f: Func, strip: number, K: number, sums: number): void {
       }
       f.f32(0).splat().set(sum);
     });
-  for (const v of [...block, ...total]) f.f32(0).splat().set(v);
-  f.get(strip).set(at);
-  f.forRange(
-    k,
-    () => f.i32(0),
-    () => f.get(K),
-    1,
-    () => {
-      block.forEach((sum, half) =>
-        f
-          .get(sum)
-          .get(at)
-          .load(16 * half)
-          .vadd()
-          .set(sum),
-      );
-      f.get(at)
-        .i32(4 * STRIP)
-        .add()
-        .set(at);
-      f.get(k)
+  return {
+    start: () => {
+      for (const v of [...block, ...total]) f.f32(0).splat().set(v);
+    },
+    add: (rowHalves: Array<() => void>) =>
+      block.forEach((sum, half) => {
+        f.get(sum);
+        rowHalves[half]();
+        f.vadd().set(sum);
+      }),
+    endRow: (k: number) =>
+      f
+        .get(k)
         .i32(SUM_BLOCK_ROWS - 1)
         .and()
         .i32(SUM_BLOCK_ROWS - 1)
         .sub()
         .eqz()
-        .if_(flush);
+        .if_(flush),
+    finish: (sums: number) => {
+      flush(); // the last, partial block (a block of zeros when K is a multiple of SUM_BLOCK_ROWS)
+      total.forEach((pair, p) => {
+        for (const lane of [0, 1])
+          f.get(sums)
+            .get(pair)
+            .f64x2Lane(lane)
+            .f32FromF64()
+            .f32Store(4 * (2 * p + lane));
+      });
     },
-  );
-  flush(); // the last, partial block (a block of zeros when K is a multiple of SUM_BLOCK_ROWS)
-  total.forEach((pair, p) => {
-    for (const lane of [0, 1])
-      f.get(sums)
-        .get(pair)
-        .f64x2Lane(lane)
-        .f32FromF64()
-        .f32Store(4 * (2 * p + lane));
-  });
+  };
 }
 
 export function packFunc(): Func {
@@ -93,10 +87,12 @@ export function packFunc(): Func {
   );
   const rows = Array.from({ length: STRIP }, () => f.local("v128"));
   const [t0, t1, t2, t3] = Array.from({ length: 4 }, () => f.local("v128"));
+  const columnSums = stripSums(f);
   f.get(rowStride).i32(2).shl().set(rowBytes);
   f.get(colStride).i32(2).shl().set(colBytes);
   f.get(K).i32(-4).and().set(k4);
   f.get(packed).set(out);
+  const wholeStrip = () => f.get(N).get(j).sub().i32(STRIP).ltU().eqz();
   f.forRange(
     j,
     () => f.i32(0),
@@ -105,49 +101,86 @@ export function packFunc(): Func {
     () => {
       f.i32(0).set(kFirst);
       f.get(out).set(strip);
-      // A transposed B (rowStride 1, a weight matrix read as Wᵀ, e.g. the tied head x · wteᵀ): the strip's 8
-      // columns are 8 rows in memory, each contiguous in k. 4 k at a time: one vector from each row, then two
-      // 4 × 4 transposes in registers give the strip's rows k … k+3 (8 floats each). The rest, one k at a time.
-      f.get(rowStride).i32(1).sub().eqz().get(N).get(j).sub().i32(STRIP).ltU().eqz().and();
-      f.if_(() => {
-        f.forRange(
-          k,
-          () => f.i32(0),
-          () => f.get(k4),
-          4,
-          () => {
-            f.get(b).get(j).get(colBytes).mul().add().get(k).i32(2).shl().add().set(from);
-            for (const row of rows) {
-              f.get(from).load().set(row);
-              f.get(from).get(colBytes).add().set(from);
-            }
-            // rows k … k+3 of the strip: columns 0-3 from the first four rows, 4-7 from the others
-            for (let half = 0; half < 2; half++)
-              emitTranspose4(f, rows.slice(4 * half, 4 * half + 4), [t0, t1, t2, t3], out, (i) => 32 * i + 16 * half);
-            f.get(out)
-              .i32(4 * 4 * STRIP)
-              .add()
-              .set(out);
-          },
-        );
-        f.get(k4).set(kFirst);
-      });
-      f.forRange(
-        k,
-        () => f.get(kFirst),
-        () => f.get(K),
-        1,
+      columnSums.start();
+      // A row-major B of whole strips (a weight matrix; a weight gradient's dy): each k, 8 contiguous floats as
+      // two vectors, stored and (if asked) added to the column sums from the same registers.
+      f.get(colStride).i32(1).sub().eqz().get(rowStride).i32(1).ne().and();
+      wholeStrip().and();
+      f.ifElse(
         () => {
-          f.get(b).get(k).get(rowBytes).mul().add().get(j).get(colBytes).mul().add().set(from);
-          // columns j … j+7 (fewer at the end), zeros past N; contiguous full strips as two vector copies
-          f.get(N).get(j).sub().tee(count).i32(STRIP).get(count).i32(STRIP).ltU().select().set(count);
-          f.get(colStride).i32(1).sub().eqz().get(count).i32(STRIP).sub().eqz().and();
-          f.ifElse(
+          f.get(b).get(j).i32(2).shl().add().set(from);
+          const copyRows = (withSums: boolean) =>
+            f.forRange(
+              k,
+              () => f.i32(0),
+              () => f.get(K),
+              1,
+              () => {
+                f.get(from).load().set(rows[0]);
+                f.get(from).load(16).set(rows[1]);
+                f.get(out).get(rows[0]).store();
+                f.get(out).get(rows[1]).store(16);
+                if (withSums) {
+                  columnSums.add([() => f.get(rows[0]), () => f.get(rows[1])]);
+                  columnSums.endRow(k);
+                }
+                f.get(from).get(rowBytes).add().set(from);
+                f.get(out)
+                  .i32(4 * STRIP)
+                  .add()
+                  .set(out);
+              },
+            );
+          f.get(sums).ifElse(
+            () => copyRows(true),
+            () => copyRows(false),
+          );
+        },
+        () => {
+          // A transposed B (rowStride 1, a weight matrix read as Wᵀ, e.g. the tied head x · wteᵀ): the strip's 8
+          // columns are 8 rows in memory, each contiguous in k. 4 k at a time: one vector from each row, then
+          // two 4 × 4 transposes in registers give the strip's rows k … k+3 (8 floats each). The rest (and any
+          // other layout), one k at a time.
+          f.get(rowStride).i32(1).sub().eqz();
+          wholeStrip().and();
+          f.if_(() => {
+            f.forRange(
+              k,
+              () => f.i32(0),
+              () => f.get(k4),
+              4,
+              () => {
+                f.get(b).get(j).get(colBytes).mul().add().get(k).i32(2).shl().add().set(from);
+                for (const row of rows) {
+                  f.get(from).load().set(row);
+                  f.get(from).get(colBytes).add().set(from);
+                }
+                // rows k … k+3 of the strip: columns 0-3 from the first four rows, 4-7 from the others
+                for (let half = 0; half < 2; half++)
+                  emitTranspose4(
+                    f,
+                    rows.slice(4 * half, 4 * half + 4),
+                    [t0, t1, t2, t3],
+                    out,
+                    (i) => 32 * i + 16 * half,
+                  );
+                f.get(out)
+                  .i32(4 * 4 * STRIP)
+                  .add()
+                  .set(out);
+              },
+            );
+            f.get(k4).set(kFirst);
+          });
+          f.forRange(
+            k,
+            () => f.get(kFirst),
+            () => f.get(K),
+            1,
             () => {
-              f.get(out).get(from).load().store();
-              f.get(out).get(from).load(16).store(16);
-            },
-            () => {
+              f.get(b).get(k).get(rowBytes).mul().add().get(j).get(colBytes).mul().add().set(from);
+              // columns j … j+7 (fewer at the end), zeros past N
+              f.get(N).get(j).sub().tee(count).i32(STRIP).get(count).i32(STRIP).ltU().select().set(count);
               f.get(out).f32(0).splat().store();
               f.get(out).f32(0).splat().store(16);
               f.forRange(
@@ -160,17 +193,34 @@ export function packFunc(): Func {
                   f.get(from).get(colBytes).add().set(from);
                 },
               );
+              f.get(out)
+                .i32(4 * STRIP)
+                .add()
+                .set(out);
             },
           );
-          f.get(out)
-            .i32(4 * STRIP)
-            .add()
-            .set(out);
+          // the column sums, from the strip just packed (still in cache)
+          f.get(sums).if_(() => {
+            f.get(strip).set(from);
+            f.forRange(
+              k,
+              () => f.i32(0),
+              () => f.get(K),
+              1,
+              () => {
+                columnSums.add([() => f.get(from).load(), () => f.get(from).load(16)]);
+                columnSums.endRow(k);
+                f.get(from)
+                  .i32(4 * STRIP)
+                  .add()
+                  .set(from);
+              },
+            );
+          });
         },
       );
-      // the strip's column sums, if asked for (a bias gradient, Σ_k B[k, :], with the weight gradient's product)
       f.get(sums).if_(() => {
-        emitStripSums(f, strip, K, sums);
+        columnSums.finish(sums);
         f.get(sums)
           .i32(4 * STRIP)
           .add()
@@ -254,7 +304,8 @@ export function packAFunc(): Func {
                 () => f.get(K),
                 1,
                 () => {
-                  f.get(out).get(from).get(k).get(colBytes).mul().add().load().store();
+                  f.get(out).get(from).load().store();
+                  f.get(from).get(colBytes).add().set(from);
                   f.get(out).i32(16).add().set(out);
                 },
               ),
