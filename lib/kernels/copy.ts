@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, runOriginal } from "./registry.js";
 import { type SimdKernels, simdKernels } from "./simd.js";
-import { type KernelCall, kernelThreads, rangeCalls, runShared } from "./threads.js";
+import { type KernelCall, kernelThreads, pieceCount, rangeCalls, runShared } from "./threads.js";
 import { type WasmBackend, heapMemory } from "./wasm-heap.js";
 
 /**
@@ -37,36 +37,42 @@ export interface RowCopy {
 /** Bytes from which copies are shared out among the kernel threads. */
 const PARALLEL_BYTES = 1 << 18;
 
-/** Makes the copies with the SIMD kernel, each cut into one part per thread (by its blocks, or its rows). */
+/**
+ * Makes the copies with the SIMD kernel: one call each when there are at least as many as the threads' pieces
+ * (merging heads: one copy per batch row), else each cut into pieces (by its blocks, or its rows).
+ */
 export function copyRows(backend: WasmBackend, simd: SimdKernels, copies: RowCopy[]): void {
   const bytes = copies.reduce((sum, c) => sum + c.outer * c.rows * c.rowBytes, 0);
   const threads = kernelThreads(heapMemory(backend), bytes, PARALLEL_BYTES);
+  const whole = copies.length >= pieceCount(threads);
   const calls = copies.flatMap((c): KernelCall[] =>
-    c.outer > 1
-      ? rangeCalls(threads, c.outer, 1, (from, count) => [
-          "copyBlocks",
-          c.src + from * c.srcOuter,
-          c.dst + from * c.dstOuter,
-          count,
-          c.srcOuter,
-          c.dstOuter,
-          c.rows,
-          c.rowBytes,
-          c.srcRow,
-          c.dstRow,
-        ])
-      : rangeCalls(threads, c.rows, 1, (from, count) => [
-          "copyBlocks",
-          c.src + from * c.srcRow,
-          c.dst + from * c.dstRow,
-          1,
-          0,
-          0,
-          count,
-          c.rowBytes,
-          c.srcRow,
-          c.dstRow,
-        ]),
+    whole
+      ? [["copyBlocks", c.src, c.dst, c.outer, c.srcOuter, c.dstOuter, c.rows, c.rowBytes, c.srcRow, c.dstRow]]
+      : c.outer > 1
+        ? rangeCalls(threads, c.outer, 1, (from, count) => [
+            "copyBlocks",
+            c.src + from * c.srcOuter,
+            c.dst + from * c.dstOuter,
+            count,
+            c.srcOuter,
+            c.dstOuter,
+            c.rows,
+            c.rowBytes,
+            c.srcRow,
+            c.dstRow,
+          ])
+        : rangeCalls(threads, c.rows, 1, (from, count) => [
+            "copyBlocks",
+            c.src + from * c.srcRow,
+            c.dst + from * c.dstRow,
+            1,
+            0,
+            0,
+            count,
+            c.rowBytes,
+            c.srcRow,
+            c.dstRow,
+          ]),
   );
   runShared(threads, simd, calls);
 }

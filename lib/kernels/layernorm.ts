@@ -93,10 +93,11 @@ function layerNormGradWasm(args: KernelArgs): tf.TensorInfo[] {
   const simd = simdKernels(backend);
   if (simd && C % 4 === 0 && rows > 0) {
     // dγ and dβ: float32 sums per block of BLOCK_ROWS rows (one slot each, so that threads can take different
-    // blocks), then added up block by block in float64, in order: the same sums on any number of threads
+    // blocks), then the blocks' column sums in float64 (`columnSums`): the same sums on any number of threads
     const blocks = Math.ceil(rows / BLOCK_ROWS);
     const slotBytes = 4 * C;
-    const scratch = backend.wasm._malloc(2 * blocks * slotBytes) >>> 0; // unsigned: the heap may exceed 2 GB
+    // the slots, then columnSums' float64 scratch (unsigned offsets: the heap may exceed 2 GB)
+    const scratch = backend.wasm._malloc(2 * blocks * slotBytes + 8 * C) >>> 0;
     new Uint8Array(backend.wasm.HEAPU8.buffer, scratch, 2 * blocks * slotBytes).fill(0);
     const blockB = scratch + blocks * slotBytes;
     const [DY, X, GAMMA, MEAN, RSTD, DX] = [dy, x, gamma, mean, rstd, dxOut].map((t) => heapOffset(backend, t));
@@ -118,15 +119,9 @@ function layerNormGradWasm(args: KernelArgs): tf.TensorInfo[] {
       ];
     });
     runShared(threads, simd, calls);
-    const slots = new Float32Array(backend.wasm.HEAPU8.buffer, scratch, 2 * blocks * C);
-    for (const [offset, out] of [
-      [0, dgammaOut],
-      [blocks * C, dbetaOut],
-    ] as const) {
-      const sums = new Float64Array(C);
-      for (let b = 0; b < blocks; b++) for (let c = 0; c < C; c++) sums[c] += slots[offset + b * C + c];
-      f32(backend, out).set(sums);
-    }
+    const acc64 = scratch + 2 * blocks * slotBytes;
+    simd.columnSums(scratch, heapOffset(backend, dgammaOut), acc64, blocks, C, C);
+    simd.columnSums(blockB, heapOffset(backend, dbetaOut), acc64, blocks, C, C);
     backend.wasm._free(scratch);
     return [dxOut, dgammaOut, dbetaOut];
   }
