@@ -981,7 +981,8 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
     await tf.setBackend("wasm");
     const threads = kernelThreads(heapMemory(tf.backend() as never));
     expect(threads?.count).toBe(2);
-    // each big enough to be shared out: matmuls of ≥ 2M multiply-adds, 32K attention scores, 64K elements
+    // each big enough to be shared out: matmuls of ≥ 2M multiply-adds (a row or two: B of ≥ 256K floats),
+    // 32K attention scores, 64K elements
     const shapes = {
       a: [256, 96],
       b: [96, 200],
@@ -992,11 +993,13 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
       x: [128, 520],
       g: [520],
       h: [520],
+      w: [520, 1000],
     };
     const data = Object.values(shapes).map((shape) => randomData(tf.util.sizeFromShape(shape)));
     const run = () =>
       tf.tidy(() => {
-        const [a, b, dy, q, k, v, x, g, h] = Object.values(shapes).map((shape, i) => tf.tensor(data[i], shape));
+        const [a, b, dy, q, k, v, x, g, h, w] = Object.values(shapes).map((shape, i) => tf.tensor(data[i], shape));
+        const rows = (n: number) => x.slice([0, 0], [n, 520]) as tf.Tensor2D;
         const layer = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, x: tf.Tensor) =>
           tf.add(
             fusedAttention(q, k, v, { causal: true })!.output.square().sum(),
@@ -1023,6 +1026,11 @@ describe("wasm threads in Node (lib/backend/wasm-threads.ts)", () => {
           x.sum(0),
           x.reshape([4, 32, 4, 130]).transpose([0, 2, 1, 3]),
           ...tf.split(x, [100, 420], 1),
+          // one or two rows (generation): B read in place, columns shared out; with a bias; B packed (997
+          // columns: a last strip of 5)
+          tf.matMul(rows(1), w),
+          fusedLinear(rows(2), w as tf.Tensor2D, w.slice([0, 0], [1, 1000]).reshape([1000]) as tf.Tensor1D)!,
+          tf.matMul(rows(1), w.slice([0, 0], [520, 997])),
         ];
         return outputs.map((t) => Array.from(t.dataSync()));
       });

@@ -138,6 +138,11 @@ const BLOCK_STRIPS = 64;
 const SMALL_PACKED_B = 1 << 19;
 /** Multiply-adds from which a matmul is shared out among the kernel threads (~50 µs of work). */
 const PARALLEL_WORK = 1 << 21;
+/**
+ * Rows of A as which a product of fewer rows counts when deciding whether to share it out: its time is
+ * reading B from memory (a 768 × 768 weight, 2.4 MB: ~0.3 ms), which two threads do faster than one.
+ */
+const ROWS_READING_B = 8;
 
 /**
  * Column blocks for a wide B: at most BLOCK_STRIPS strips each, of equal widths, and as many as a multiple of
@@ -169,7 +174,8 @@ export function multiplyMatrices(
   bias = 0,
   bSums = 0,
 ): void {
-  const threads = kernelThreads(heapMemory(backend), M * K * N, PARALLEL_WORK);
+  // a product of a few rows (generation: one) is mostly reading B from memory: counted as 8 rows' work
+  const threads = kernelThreads(heapMemory(backend), Math.max(M, ROWS_READING_B) * K * N, PARALLEL_WORK);
   if (!bSums && M <= DOT_MAX_ROWS && K * N >= DOT_MIN_FLOATS && b.rowStride === 1 && a.colStride === 1) {
     // one or two rows against a large transposed B (generation's tied head, x · wteᵀ): C[m, n] is the dot
     // product of A's row m with B's column n, which lies contiguous in memory; a range of columns per call
@@ -304,20 +310,27 @@ export function multiplyMatrices(
           );
     const tail = TILE_ROWS * tiles;
     if (tail < M) {
-      calls.push([
+      // the last M mod 4 rows, one at a time, over strips from … from + count − 1
+      const tailCall = (from: number, count: number, piece: number): KernelCall => [
         "rows1",
         a.offset + 4 * tail * a.rowStride,
         4 * a.rowStride,
         4 * a.colStride,
-        ...bStrips,
-        c + 4 * tail * cRowStride,
+        bAt + from * stripBytes,
+        stripBytes,
+        bKBytes,
+        c + 4 * (tail * cRowStride + STRIP * from),
         4 * cRowStride,
         M - tail,
-        N,
+        Math.min(N - STRIP * from, STRIP * count),
         K,
-        memory + scratchAt + Math.max(pieces, columnBlocks) * scratchBytes,
-        bias,
-      ]);
+        memory + scratchAt + piece * scratchBytes,
+        bias && bias + 4 * STRIP * from,
+      ];
+      // with no tiles (generation: one row), the columns shared out: a product of one row is all reading B
+      // from memory, and two threads have twice the reads in flight
+      if (tiles === 0) calls.push(...rangeCalls(threads, strips, 1, tailCall));
+      else calls.push(tailCall(0, strips, Math.max(pieces, columnBlocks)));
     }
     runShared(threads, kernels, calls);
   } finally {
